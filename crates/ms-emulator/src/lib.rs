@@ -1,0 +1,1 @@
+//! Microsoft emulator (in progress).

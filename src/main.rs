@@ -1,0 +1,7 @@
+//! The `samgate` binary: parse the command line and dispatch.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    samgate::cli::main()
+}

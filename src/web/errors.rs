@@ -1,0 +1,248 @@
+//! The web layer's two error types: `ApiError` (JSON with a stable code) and `PageError` (an HTML
+//! page with a reference id). Both render without side effects; the `log_failures` middleware logs
+//! each failure once, inside the request span, with the same reference id the client sees.
+
+use askama::Template;
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use serde::Serialize;
+
+/// A short id a person can quote to an operator; the log line carries the same id.
+fn new_reference() -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    id[..12].to_owned()
+}
+
+/// What the failure-logging middleware finds in a response's extensions.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// The reference id shown to the client.
+    pub reference: String,
+    /// The stable code (API) or kind (pages).
+    pub code: &'static str,
+    /// Operator-facing detail; never shown to clients, never contains secrets.
+    pub detail: Option<String>,
+}
+
+/// Stable, documented error codes of the JSON API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiErrorCode {
+    /// The request is malformed.
+    BadRequest,
+    /// No valid credential was presented.
+    Unauthorized,
+    /// The credential does not allow this.
+    Forbidden,
+    /// Nothing exists at this path.
+    NotFound,
+    /// The body is larger than allowed.
+    PayloadTooLarge,
+    /// The request took too long.
+    Timeout,
+    /// A dependency (the database) is unavailable.
+    ServiceUnavailable,
+    /// An unexpected failure; the reference id is in the log.
+    Internal,
+}
+
+impl ApiErrorCode {
+    /// The HTTP status of this code.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::BadRequest => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Timeout => StatusCode::REQUEST_TIMEOUT,
+            Self::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::BadRequest => "bad_request",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not_found",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::Timeout => "timeout",
+            Self::ServiceUnavailable => "service_unavailable",
+            Self::Internal => "internal",
+        }
+    }
+}
+
+/// An error of the JSON API: `{"code": "...", "message": "...", "reference": "..."}`.
+#[derive(Debug)]
+pub struct ApiError {
+    code: ApiErrorCode,
+    message: String,
+    detail: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ApiErrorBody<'a> {
+    code: ApiErrorCode,
+    message: &'a str,
+    reference: &'a str,
+}
+
+impl ApiError {
+    /// An error with a client-facing message.
+    pub fn new(code: ApiErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            detail: None,
+        }
+    }
+
+    /// An unexpected failure; `detail` goes to the log only.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        Self {
+            code: ApiErrorCode::Internal,
+            message: "samgate failed to handle this request; quote the reference to an operator"
+                .into(),
+            detail: Some(detail.to_string()),
+        }
+    }
+
+    /// Adds operator-facing detail for the log.
+    pub fn with_detail(mut self, detail: impl std::fmt::Display) -> Self {
+        self.detail = Some(detail.to_string());
+        self
+    }
+
+    /// The stable code.
+    pub fn code(&self) -> ApiErrorCode {
+        self.code
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let reference = new_reference();
+        let body = ApiErrorBody {
+            code: self.code,
+            message: &self.message,
+            reference: &reference,
+        };
+        let mut response = (self.code.status(), Json(body)).into_response();
+        if self.code == ApiErrorCode::Unauthorized {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"samgate\""),
+            );
+        }
+        response.extensions_mut().insert(Failure {
+            reference,
+            code: self.code.as_str(),
+            detail: self.detail,
+        });
+        response
+    }
+}
+
+/// An error shown as an HTML page.
+#[derive(Debug)]
+pub struct PageError {
+    status: StatusCode,
+    title: String,
+    message: String,
+    detail: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    title: &'a str,
+    message: &'a str,
+    reference: &'a str,
+    status: u16,
+}
+
+impl PageError {
+    /// A page with a title and an explanation a person can act on.
+    pub fn new(status: StatusCode, title: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            title: title.into(),
+            message: message.into(),
+            detail: None,
+        }
+    }
+
+    /// The page for an unknown address.
+    pub fn not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "Page not found",
+            "There is nothing at this address. Check the link you followed.",
+        )
+    }
+
+    /// An unexpected failure; `detail` goes to the log only.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            title: "Something went wrong".into(),
+            message: "samgate could not complete this request. Try again in a moment; if it keeps \
+                      failing, send the reference below to the people who sent you here."
+                .into(),
+            detail: Some(detail.to_string()),
+        }
+    }
+
+    /// Adds operator-facing detail for the log.
+    pub fn with_detail(mut self, detail: impl std::fmt::Display) -> Self {
+        self.detail = Some(detail.to_string());
+        self
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let reference = new_reference();
+        let page = ErrorPage {
+            title: &self.title,
+            message: &self.message,
+            reference: &reference,
+            status: self.status.as_u16(),
+        };
+        let mut response = match page.render() {
+            Ok(html) => (self.status, Html(html)).into_response(),
+            // The error page itself failed: a plain text fallback, still with the reference.
+            Err(_) => (
+                self.status,
+                format!("{} (reference {reference})", self.title),
+            )
+                .into_response(),
+        };
+        response.extensions_mut().insert(Failure {
+            reference,
+            code: "page_error",
+            detail: self.detail,
+        });
+        response
+    }
+}
+
+impl From<askama::Error> for PageError {
+    fn from(err: askama::Error) -> Self {
+        Self::internal(format!("template rendering failed: {err}"))
+    }
+}
+
+/// Renders a template into a page response, turning a render failure into a `PageError`.
+pub fn render<T: Template>(template: &T) -> Result<Html<String>, PageError> {
+    Ok(Html(template.render()?))
+}

@@ -1,0 +1,144 @@
+//! The only module that knows axum: routes, their auth policy (all visible in [`router`]),
+//! middleware (request ids, spans, security headers, limits) and the server loop.
+
+pub mod assets;
+pub mod errors;
+pub mod health;
+pub mod home;
+mod middleware;
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::http::{HeaderName, HeaderValue, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use tokio::net::TcpListener;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::app::AppState;
+use errors::PageError;
+
+/// The whole HTTP surface. Each area's auth policy is stated here:
+/// - `/healthz`, `/readyz`, `/static/…`, `/`: public, no state changes.
+pub fn router(state: AppState) -> Router {
+    let config = &state.config;
+    let hsts = config.public_url_is_https();
+    let request_timeout = config.request_timeout;
+    let max_body = config.max_body_bytes;
+
+    let public = Router::new()
+        .merge(health::router())
+        .merge(home::router())
+        .merge(assets::router());
+
+    let mut app = public
+        .fallback(show_not_found)
+        .with_state(state)
+        // Innermost first: the timeout must sit inside the body limit (tower-http requirement).
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            request_timeout,
+        ))
+        .layer(RequestBodyLimitLayer::new(max_body))
+        .layer(axum::middleware::map_response(middleware::log_failures));
+    app = with_security_headers(app);
+    if hsts {
+        app = app.layer(SetResponseHeaderLayer::if_not_present(
+            HeaderName::from_static("strict-transport-security"),
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        ));
+    }
+    app.layer(
+        ServiceBuilder::new()
+            .layer(axum::middleware::from_fn(middleware::sanitize_request_id))
+            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+            .layer(PropagateRequestIdLayer::x_request_id())
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(middleware::make_request_span)
+                    .on_request(())
+                    .on_response(middleware::on_response),
+            )
+            .layer(CatchPanicLayer::custom(show_panic)),
+    )
+}
+
+/// Security headers on every response; a handler may set a stricter value first.
+fn with_security_headers(router: Router) -> Router {
+    const HEADERS: [(&str, &str); 5] = [
+        (
+            "content-security-policy",
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+        ),
+        ("x-frame-options", "DENY"),
+        ("x-content-type-options", "nosniff"),
+        // Invitation links carry a secret token: never send it to another site as a Referer.
+        ("referrer-policy", "no-referrer"),
+        ("cross-origin-opener-policy", "same-origin"),
+    ];
+    HEADERS.iter().fold(router, |router, (name, value)| {
+        router.layer(SetResponseHeaderLayer::if_not_present(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        ))
+    })
+}
+
+async fn show_not_found<B>(request: Request<B>) -> Response {
+    if request.uri().path().starts_with("/api/") {
+        errors::ApiError::new(errors::ApiErrorCode::NotFound, "no such API route").into_response()
+    } else {
+        PageError::not_found().into_response()
+    }
+}
+
+fn show_panic(_payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    // The payload may quote data; it is deliberately not logged or shown.
+    PageError::internal("a handler panicked").into_response()
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then drains in-flight requests.
+pub async fn serve(
+    router: Router,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,150 @@
+//! The binary as a user runs it: `serve` refuses bad configuration, `demo` runs a private
+//! PostgreSQL that survives restarts and refuses to run twice.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_samgate");
+
+fn base_command() -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .current_dir(env!("CARGO_TARGET_TMPDIR"));
+    command
+}
+
+#[test]
+fn serve_names_every_missing_variable_and_exits_non_zero() {
+    let output = base_command().arg("serve").output().expect("run samgate serve");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("DATABASE_URL is not set"), "{stderr}");
+    assert!(stderr.contains("SAMGATE_PUBLIC_URL is not set"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn serve_names_malformed_variables_without_echoing_secrets() {
+    let output = base_command()
+        .arg("serve")
+        .env("DATABASE_URL", "postgres://samgate:s3cret-db-password@localhost/samgate")
+        .env("SAMGATE_PUBLIC_URL", "ftp:/nowhere")
+        .env("SAMGATE_LISTEN", "not-an-address")
+        .output()
+        .expect("run samgate serve");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("SAMGATE_PUBLIC_URL"), "{stderr}");
+    assert!(stderr.contains("SAMGATE_LISTEN is malformed"), "{stderr}");
+    assert!(!stderr.contains("s3cret-db-password"), "{stderr}");
+}
+
+#[test]
+fn help_explains_each_command() {
+    let output = base_command().arg("--help").output().expect("run samgate --help");
+    assert!(output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    for command in ["serve", "demo", "migrate"] {
+        assert!(stdout.contains(command), "{stdout}");
+    }
+}
+
+struct Demo {
+    child: Child,
+    port: u16,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+fn start_demo(dir: &PathBuf) -> Demo {
+    let port = free_port();
+    let child = base_command()
+        .args(["demo", "--dir"])
+        .arg(dir)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn demo");
+    Demo { child, port }
+}
+
+fn wait_ready(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if let Ok(response) = http_probe::blocking_get(&format!("http://127.0.0.1:{port}/readyz")) {
+            if response == 200 {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("demo did not become ready on port {port}");
+}
+
+mod http_probe {
+    /// A tiny blocking GET for a test that runs without an async runtime.
+    pub fn blocking_get(url: &str) -> std::io::Result<u16> {
+        use std::io::{Read, Write};
+        let rest = url.trim_start_matches("http://");
+        let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let mut stream = std::net::TcpStream::connect(host)?;
+        write!(stream, "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response)?;
+        let status = response
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        Ok(status)
+    }
+}
+
+fn terminate(demo: &mut Demo) -> std::process::Output {
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(demo.child.id()).expect("pid"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+    let child = std::mem::replace(
+        &mut demo.child,
+        Command::new("true").spawn().expect("placeholder"),
+    );
+    child.wait_with_output().expect("demo exits")
+}
+
+#[test]
+fn demo_runs_a_private_postgres_that_keeps_its_data_and_refuses_a_second_demo() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("demo-{}", uuid::Uuid::new_v4().simple()));
+    let mut first = start_demo(&dir);
+    wait_ready(first.port);
+
+    // A second demo on the same directory says so instead of touching the cluster.
+    let second = start_demo(&dir);
+    let output = second.child.wait_with_output().expect("second demo exits");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("already running"), "{stderr}");
+    assert_eq!(http_probe::blocking_get(&format!("http://127.0.0.1:{}/readyz", first.port)).ok(), Some(200));
+
+    // Ctrl-C/SIGTERM stops samgate and its PostgreSQL cleanly.
+    let output = terminate(&mut first);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(!dir.join("pg/data/postmaster.pid").exists(), "PostgreSQL still running");
+
+    // A restart finds the same cluster, already migrated.
+    let mut again = start_demo(&dir);
+    wait_ready(again.port);
+    let output = terminate(&mut again);
+    assert!(output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!stdout.contains("created a private PostgreSQL cluster"), "{stdout}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
