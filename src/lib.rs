@@ -18,3 +18,7 @@ pub mod local_pg;
 pub mod telemetry;
 /// Time as a parameter.
 pub mod clock;
+/// Envelope encryption of secrets at rest; key ring; rotation.
+pub mod vault;
+/// Microsoft identity platform client: authorize URL, code redemption, refresh, ID tokens, errors.
+pub mod identity;

@@ -1,0 +1,1 @@
+//! Classification of Microsoft identity platform errors (being written).

@@ -1,0 +1,2 @@
+//! Microsoft identity platform client (being written).
+pub mod errors;
