@@ -13,7 +13,7 @@ use crate::app::{App, AppState};
 use crate::clock::SystemClock;
 use crate::config::{Config, LogFormat};
 use crate::local_pg::{LocalCluster, LocalPgError, ServerBinaries};
-use crate::{db, telemetry, web};
+use crate::{db, onboarding, telemetry, web};
 use secrecy::{ExposeSecret, SecretString};
 
 /// samgate keeps CSP partners' Secure Application Model consents and proxies Partner Center and
@@ -46,6 +46,53 @@ enum Command {
     },
     /// Apply pending database migrations to DATABASE_URL and exit.
     Migrate,
+    /// Invitation links for partner admins (until the admin UI does this).
+    #[command(subcommand)]
+    Invitations(InvitationsCommand),
+    /// Key-encryption keys: generate, rotate, status.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum InvitationsCommand {
+    /// Create an invitation and print its link (shown once).
+    Create {
+        /// The partner's name as you know it (shown on the consent page).
+        #[arg(long)]
+        partner_name: String,
+        /// The partner's tenant id or verified domain, if known: the consenting admin must belong
+        /// to it.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// The admin's sign-in name, pre-filled at Microsoft.
+        #[arg(long)]
+        login_hint: Option<String>,
+        /// Lifetime, e.g. 7d, 48h, 30m (default SAMGATE_INVITATION_TTL_HOURS).
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// List recent invitations.
+    List,
+    /// Revoke a pending invitation by id.
+    Revoke {
+        /// The invitation id (from `list`).
+        id: uuid::Uuid,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Print a new random key-encryption key (base64 of 32 bytes) for SAMGATE_KEKS.
+    Generate,
+    /// Re-wrap every sealed secret under the active KEK, in batches, without decrypting it.
+    Rotate {
+        /// Rows per transaction.
+        #[arg(long, default_value_t = 200)]
+        batch: i64,
+    },
+    /// Show how many sealed secrets each KEK wraps.
+    Status,
 }
 
 /// Parses the command line, runs the command, and turns failures into a message and exit code.
@@ -74,7 +121,155 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { skip_migrations } => serve(skip_migrations).await,
         Command::Demo { dir, listen } => demo(dir, listen).await,
         Command::Migrate => migrate().await,
+        Command::Invitations(command) => invitations(command).await,
+        Command::Keys(KeysCommand::Generate) => {
+            println!("{}", crate::vault::generate_key());
+            Ok(())
+        }
+        Command::Keys(command) => keys(command).await,
     }
+}
+
+/// The configured app for one-shot commands (same environment as `serve`).
+async fn command_app() -> anyhow::Result<App> {
+    let config = Config::from_env()?;
+    telemetry::init(config.log_format);
+    let pool = db::connect(database_options(&config.database_url)?, 4)
+        .await
+        .context("cannot connect to DATABASE_URL")?;
+    App::build(config, pool, Arc::new(SystemClock))
+}
+
+/// Parses `7d`, `48h`, `30m` into a duration.
+fn parse_lifetime(text: &str) -> anyhow::Result<std::time::Duration> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let number: u64 = number
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--expires must look like 7d, 48h or 30m"))?;
+    let seconds = match unit {
+        "d" => number * 86_400,
+        "h" => number * 3_600,
+        "m" => number * 60,
+        _ => anyhow::bail!("--expires must look like 7d, 48h or 30m"),
+    };
+    anyhow::ensure!(
+        (60..=90 * 86_400).contains(&seconds),
+        "--expires must be between 1 minute and 90 days"
+    );
+    Ok(std::time::Duration::from_secs(seconds))
+}
+
+async fn invitations(command: InvitationsCommand) -> anyhow::Result<()> {
+    let app = command_app().await?;
+    let now = app.clock.now();
+    match command {
+        InvitationsCommand::Create {
+            partner_name,
+            tenant,
+            login_hint,
+            expires,
+        } => {
+            let expected_tenant = match tenant.as_deref() {
+                Some(t) => Some(onboarding::parse_expected_tenant(t).ok_or_else(|| {
+                    anyhow::anyhow!("--tenant must be a tenant id (GUID) or a domain name")
+                })?),
+                None => None,
+            };
+            let ttl = match expires.as_deref() {
+                Some(text) => parse_lifetime(text)?,
+                None => app.config.invitation_ttl,
+            };
+            let (invitation, token) = onboarding::create_invitation(
+                &app.pool,
+                &onboarding::NewInvitationRequest {
+                    partner_name: partner_name.trim(),
+                    expected_tenant: expected_tenant.as_deref(),
+                    login_hint: login_hint.as_deref(),
+                    partner_id: None,
+                    ttl,
+                    created_by: "cli",
+                },
+                now,
+            )
+            .await?;
+            println!(
+                "invitation {} for {}",
+                invitation.id, invitation.partner_name
+            );
+            println!("expires   {}", invitation.expires_at);
+            println!("link      {}", consent_link(&app.config, &token));
+            println!("(the link is shown only now; samgate stores only its hash)");
+        }
+        InvitationsCommand::List => {
+            for invitation in db::invitations::list(&app.pool, 100).await? {
+                let state = match onboarding::InvitationState::of(Some(invitation.clone()), now) {
+                    onboarding::InvitationState::Usable(_) => "pending",
+                    onboarding::InvitationState::Expired => "expired",
+                    onboarding::InvitationState::Used => "used",
+                    onboarding::InvitationState::Revoked => "revoked",
+                    onboarding::InvitationState::Unknown => "unknown",
+                };
+                println!(
+                    "{}  {:8}  {}  expires {}",
+                    invitation.id, state, invitation.partner_name, invitation.expires_at
+                );
+            }
+        }
+        InvitationsCommand::Revoke { id } => {
+            let mut tx = app.pool.begin().await?;
+            anyhow::ensure!(
+                db::invitations::revoke(&mut *tx, id, now).await?,
+                "invitation {id} is not pending (unknown, used, or already revoked)"
+            );
+            db::audit::record(
+                &mut *tx,
+                "cli",
+                "invitation.revoked",
+                None,
+                serde_json::json!({ "invitation_id": id }),
+                now,
+            )
+            .await?;
+            tx.commit().await?;
+            println!("invitation {id} revoked");
+        }
+    }
+    Ok(())
+}
+
+/// The link a partner admin opens.
+pub fn consent_link(config: &Config, token: &onboarding::InvitationToken) -> String {
+    format!(
+        "{}/consent/{}",
+        config.public_url.as_str().trim_end_matches('/'),
+        token.expose()
+    )
+}
+
+async fn keys(command: KeysCommand) -> anyhow::Result<()> {
+    let app = command_app().await?;
+    match command {
+        KeysCommand::Generate => println!("{}", crate::vault::generate_key()),
+        KeysCommand::Status => {
+            println!("active KEK: {}", app.vault.active_kek_id());
+            for (kek, count) in db::grants::count_by_kek(&app.pool).await? {
+                println!("KEK {kek}: {count} sealed refresh tokens");
+            }
+        }
+        KeysCommand::Rotate { batch } => {
+            let report = crate::jobs::key_rotation::run(&app, batch, |done| {
+                println!("re-wrapped {done} so far");
+            })
+            .await?;
+            println!(
+                "re-wrapped {} sealed refresh tokens under KEK {}",
+                report,
+                app.vault.active_kek_id()
+            );
+        }
+    }
+    Ok(())
 }
 
 fn database_options(url: &SecretString) -> anyhow::Result<PgConnectOptions> {
@@ -108,19 +303,20 @@ async fn migrate() -> anyhow::Result<()> {
 }
 
 async fn run_server(config: Config, pool: sqlx::PgPool) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(config.listen)
+    let app = App::build(config, pool.clone(), Arc::new(SystemClock))?;
+    serve_app(app, pool).await
+}
+
+async fn serve_app(app: App, pool: sqlx::PgPool) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(app.config.listen)
         .await
         .with_context(|| {
             format!(
                 "cannot listen on {} (set SAMGATE_LISTEN to another address)",
-                config.listen
+                app.config.listen
             )
         })?;
-    let app = App {
-        config,
-        pool: pool.clone(),
-        clock: Arc::new(SystemClock),
-    };
+    app.check_key_ring().await?;
     let router = web::router(AppState(Arc::new(app)));
     tracing::info!(listen = %listener.local_addr()?, "samgate is serving");
     web::serve(router, listener, web::shutdown_signal()).await?;
@@ -140,7 +336,8 @@ impl DemoDatabase {
         let binaries = ServerBinaries::discover().map_err(explain_local_pg)?;
         let cluster = LocalCluster::new(dir.join("pg"), binaries).map_err(explain_local_pg)?;
         let Some(mut lock) = cluster.try_lock("demo.lock").map_err(explain_local_pg)? else {
-            let owner = std::fs::read_to_string(cluster.root().join("demo.lock")).unwrap_or_default();
+            let owner =
+                std::fs::read_to_string(cluster.root().join("demo.lock")).unwrap_or_default();
             anyhow::bail!(
                 "another `samgate demo` (pid {}) is already running on {}; stop it first (Ctrl-C), \
                  or point this one elsewhere with --dir",
@@ -150,7 +347,10 @@ impl DemoDatabase {
         };
         cluster.write_owner(&mut lock).map_err(explain_local_pg)?;
         if cluster.ensure_initialized().map_err(explain_local_pg)? {
-            println!("samgate: created a private PostgreSQL cluster in {}", cluster.root().display());
+            println!(
+                "samgate: created a private PostgreSQL cluster in {}",
+                cluster.root().display()
+            );
         }
         if !cluster.is_running() {
             cluster.start(true).map_err(explain_local_pg)?;
@@ -168,17 +368,23 @@ fn explain_local_pg(err: LocalPgError) -> anyhow::Error {
 
 async fn demo(dir: PathBuf, listen: std::net::SocketAddr) -> anyhow::Result<()> {
     telemetry::init(LogFormat::Text);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let keks = demo_key_ring(&dir)?;
     let (database_url, local) = match std::env::var("DATABASE_URL") {
         Ok(url) => (SecretString::from(url), None),
         Err(_) => {
-            let local = tokio::task::spawn_blocking(move || DemoDatabase::start(&dir)).await??;
+            let pg_dir = dir.clone();
+            let local = tokio::task::spawn_blocking(move || DemoDatabase::start(&pg_dir)).await??;
             let admin = db::connect(local.cluster.connect_options("postgres"), 1).await?;
             db::ensure_database(&admin, "samgate").await?;
             admin.close().await;
-            (SecretString::from(local.cluster.database_url("samgate")), Some(local))
+            (
+                SecretString::from(local.cluster.database_url("samgate")),
+                Some(local),
+            )
         }
     };
-    let result = run_demo(database_url, listen).await;
+    let result = run_demo(database_url, listen, keks).await;
     if let Some(local) = local {
         println!("samgate: stopping the private PostgreSQL");
         tokio::task::spawn_blocking(move || local.cluster.stop(true)).await??;
@@ -186,25 +392,93 @@ async fn demo(dir: PathBuf, listen: std::net::SocketAddr) -> anyhow::Result<()> 
     result
 }
 
-async fn run_demo(database_url: SecretString, listen: std::net::SocketAddr) -> anyhow::Result<()> {
+/// The demo's key-encryption key, kept next to its database so grants open after a restart.
+fn demo_key_ring(dir: &std::path::Path) -> anyhow::Result<SecretString> {
+    let path = dir.join("demo-keks");
+    if !path.exists() {
+        let line = format!("1:{}\n", crate::vault::generate_key());
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        std::io::Write::write_all(&mut options.open(&path)?, line.as_bytes())?;
+    }
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(SecretString::from(text.trim().to_owned()))
+}
+
+async fn run_demo(
+    database_url: SecretString,
+    listen: std::net::SocketAddr,
+    keks: SecretString,
+) -> anyhow::Result<()> {
     let pool = db::connect(database_options(&database_url)?, 10)
         .await
         .context("cannot connect to the demo database")?;
     db::migrate(&pool).await.context("migrations failed")?;
     let public_url = url::Url::parse(&format!("http://{listen}/"))?;
+    let redirect_uri = format!("{public_url}oauth/callback");
+    let emulator = ms_emulator::Emulator::start(ms_emulator::Seed::demo(&redirect_uri))
+        .await
+        .context("cannot start the Microsoft emulator")?;
+    let emulator_url = emulator.base_url();
+    let graph_url = emulator.graph_url();
     let lookup = |name: &str| match name {
         "DATABASE_URL" => Some(database_url.expose_secret().to_owned()),
         "SAMGATE_PUBLIC_URL" => Some(public_url.to_string()),
         "SAMGATE_LISTEN" => Some(listen.to_string()),
+        "SAMGATE_AUTHORITY_URL" | "SAMGATE_PARTNER_CENTER_URL" => Some(emulator_url.clone()),
+        "SAMGATE_GRAPH_URL" => Some(graph_url.clone()),
+        "SAMGATE_CLIENT_ID" => Some(ms_emulator::DEMO_CLIENT_ID.to_string()),
+        "SAMGATE_CLIENT_SECRET" => Some(ms_emulator::DEMO_CLIENT_SECRET.to_owned()),
+        "SAMGATE_KEKS" => Some(keks.expose_secret().to_owned()),
+        "SAMGATE_KEKS_FILE" => None,
+        "SAMGATE_CPV_NAME" => Some(
+            std::env::var("SAMGATE_CPV_NAME").unwrap_or_else(|_| "Northwind Control Panel".into()),
+        ),
         other => std::env::var(other).ok(),
     };
     let config = Config::from_lookup(&lookup)?;
+    let app = App::build(config.clone(), pool.clone(), Arc::new(SystemClock))?;
+    let (_, token) = onboarding::create_invitation(
+        &app.pool,
+        &onboarding::NewInvitationRequest {
+            partner_name: "Contoso Partners",
+            expected_tenant: None,
+            login_hint: Some(ms_emulator::DEMO_CONTOSO_ADMIN),
+            partner_id: None,
+            ttl: config.invitation_ttl,
+            created_by: "demo",
+        },
+        app.clock.now(),
+    )
+    .await?;
     println!();
     println!("  samgate demo is starting on {public_url}");
-    println!("    home page   {public_url}");
-    println!("    liveness    {public_url}healthz");
-    println!("    readiness   {public_url}readyz");
+    println!("    home page        {public_url}");
+    println!("    readiness        {public_url}readyz");
+    println!(
+        "    Microsoft        {emulator_url} (emulator: identity platform, Partner Center, Graph)"
+    );
+    println!();
+    println!("  Consent as a partner admin: open this invitation link in a browser");
+    println!("    {}", consent_link(&config, &token));
+    println!(
+        "    sign in as {} or {}, password {}",
+        ms_emulator::DEMO_CONTOSO_ADMIN,
+        ms_emulator::DEMO_FABRIKAM_ADMIN,
+        ms_emulator::DEMO_PASSWORD
+    );
+    println!("    (the MFA page shows the one-time code to type)");
+    println!();
+    println!(
+        "  The emulator keeps its state in memory: consents from an earlier demo run were made"
+    );
+    println!("  with a previous emulator and will show as needing consent again.");
     println!("  Press Ctrl-C to stop (the private PostgreSQL stops too; its data is kept).");
     println!();
-    run_server(config, pool).await
+    let result = serve_app(app, pool).await;
+    emulator.shutdown().await;
+    result
 }

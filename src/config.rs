@@ -4,11 +4,15 @@
 //! with a message naming the variable; all problems are reported at once. Secrets are secret types.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
 use secrecy::SecretString;
 use url::Url;
+use uuid::Uuid;
+
+use crate::vault::KeyRing;
 
 /// Everything samgate needs to run, validated.
 #[derive(Debug, Clone)]
@@ -25,6 +29,55 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// `SAMGATE_REQUEST_TIMEOUT_SECS`: deadline for page and management requests.
     pub request_timeout: Duration,
+    /// `SAMGATE_CPV_NAME`: the control panel's name, shown to partner admins.
+    pub cpv_name: String,
+    /// `SAMGATE_INVITATION_TTL_HOURS`: default lifetime of an invitation link (default 168 = 7 days).
+    pub invitation_ttl: Duration,
+    /// The CPV's Microsoft app and the Microsoft endpoints it talks to.
+    pub microsoft: MicrosoftConfig,
+    /// `SAMGATE_KEKS` or `SAMGATE_KEKS_FILE`, and `SAMGATE_ACTIVE_KEK`: the key-encryption keys.
+    pub key_ring: KeyRing,
+}
+
+/// The CPV's multitenant Entra app and the Microsoft endpoints of its cloud.
+#[derive(Debug, Clone)]
+pub struct MicrosoftConfig {
+    /// `SAMGATE_AUTHORITY_URL`: the identity platform (default `https://login.microsoftonline.com`).
+    pub authority_url: Url,
+    /// `SAMGATE_PARTNER_CENTER_URL`: Partner Center REST (default `https://api.partnercenter.microsoft.com`).
+    pub partner_center_url: Url,
+    /// `SAMGATE_GRAPH_URL`: Microsoft Graph (default `https://graph.microsoft.com`).
+    pub graph_url: Url,
+    /// `SAMGATE_PARTNER_CENTER_RESOURCE`: the resource id in Partner Center scopes.
+    pub partner_center_resource: String,
+    /// `SAMGATE_GRAPH_RESOURCE`: the resource id in Graph scopes.
+    pub graph_resource: String,
+    /// `SAMGATE_CLIENT_ID`: the app (client) id of the CPV's multitenant app.
+    pub client_id: Uuid,
+    /// `SAMGATE_CLIENT_SECRET`, or `SAMGATE_CLIENT_CERTIFICATE_FILE` + `SAMGATE_CLIENT_KEY_FILE`.
+    pub credential: ClientCredentialConfig,
+    /// `SAMGATE_CONSENT_GRAPH_SCOPES`: delegated Graph permissions requested at consent (space
+    /// separated, e.g. `Directory.Read.All`); empty by default.
+    pub graph_scopes: Vec<String>,
+    /// `SAMGATE_EXTRA_CA_FILE`: a PEM certificate to trust in addition to the system roots (the
+    /// emulator's self-signed certificate, a corporate TLS proxy).
+    pub extra_ca_file: Option<PathBuf>,
+    /// `SAMGATE_CLOUD`: a label stored with each grant (`global`, `usgov`, `china`).
+    pub cloud: String,
+}
+
+/// How samgate proves the app's identity to the token endpoint.
+#[derive(Debug, Clone)]
+pub enum ClientCredentialConfig {
+    /// A client secret (simple; Microsoft recommends certificates for production).
+    Secret(SecretString),
+    /// A certificate registered on the app; samgate signs client assertions with its key.
+    Certificate {
+        /// PEM file of the certificate (its SHA-256 thumbprint goes into `x5t#S256`).
+        certificate_file: PathBuf,
+        /// PEM file of the PKCS#8 private key.
+        key_file: PathBuf,
+    },
 }
 
 /// How log lines are written.
@@ -68,6 +121,19 @@ impl<'a> EnvReader<'a> {
         Self {
             lookup,
             problems: Vec::new(),
+        }
+    }
+
+    /// An absolute http(s) URL with a default.
+    pub fn optional_url(&mut self, name: &str, default: &str) -> Url {
+        let fallback = Url::parse(default).expect("built-in default URLs are valid");
+        let url = self.optional(name, fallback.clone(), "an absolute http(s) URL");
+        if matches!(url.scheme(), "http" | "https") {
+            url
+        } else {
+            self.problems
+                .push(format!("{name} must be an http or https URL"));
+            fallback
         }
     }
 
@@ -195,21 +261,43 @@ impl Config {
             30,
             "whole seconds such as 30",
         ));
+        let cpv_name = env.optional("SAMGATE_CPV_NAME", "samgate".to_owned(), "a display name");
+        let invitation_ttl = Duration::from_secs(
+            3600 * env.optional::<u64>(
+                "SAMGATE_INVITATION_TTL_HOURS",
+                168,
+                "whole hours such as 168",
+            ),
+        );
+        let microsoft = read_microsoft(&mut env);
+        let key_ring = read_key_ring(&mut env);
         env.finish()?;
         // finish() returned Ok, so every required value is present.
-        match (database_url, public_url) {
-            (Some(database_url), Some(public_url)) => Ok(Self {
+        match (database_url, public_url, microsoft, key_ring) {
+            (Some(database_url), Some(public_url), Some(microsoft), Some(key_ring)) => Ok(Self {
                 database_url,
                 listen,
                 public_url,
                 log_format,
                 max_body_bytes,
                 request_timeout,
+                cpv_name,
+                invitation_ttl,
+                microsoft,
+                key_ring,
             }),
             _ => Err(ConfigError {
                 problems: vec!["internal: a required value was lost".into()],
             }),
         }
+    }
+
+    /// The redirect URI registered on the app: `{public_url}/oauth/callback`.
+    pub fn redirect_uri(&self) -> String {
+        format!(
+            "{}/oauth/callback",
+            self.public_url.as_str().trim_end_matches('/')
+        )
     }
 
     /// Whether cookies must carry `Secure` (the public URL is https).
@@ -218,14 +306,127 @@ impl Config {
     }
 }
 
+fn read_microsoft(env: &mut EnvReader<'_>) -> Option<MicrosoftConfig> {
+    let authority_url =
+        env.optional_url("SAMGATE_AUTHORITY_URL", "https://login.microsoftonline.com");
+    let partner_center_url = env.optional_url(
+        "SAMGATE_PARTNER_CENTER_URL",
+        "https://api.partnercenter.microsoft.com",
+    );
+    let graph_url = env.optional_url("SAMGATE_GRAPH_URL", "https://graph.microsoft.com");
+    let partner_center_resource = env.optional(
+        "SAMGATE_PARTNER_CENTER_RESOURCE",
+        "https://api.partnercenter.microsoft.com".to_owned(),
+        "a resource URI",
+    );
+    let graph_resource = env.optional(
+        "SAMGATE_GRAPH_RESOURCE",
+        "https://graph.microsoft.com".to_owned(),
+        "a resource URI",
+    );
+    let client_id: Option<Uuid> = env.required(
+        "SAMGATE_CLIENT_ID",
+        "the application (client) id of the CPV's multitenant app, a GUID",
+    );
+    let secret = env.optional_secret("SAMGATE_CLIENT_SECRET");
+    let certificate_file: Option<PathBuf> = env.maybe("SAMGATE_CLIENT_CERTIFICATE_FILE", "a path");
+    let key_file: Option<PathBuf> = env.maybe("SAMGATE_CLIENT_KEY_FILE", "a path");
+    let credential = match (secret, certificate_file, key_file) {
+        (_, Some(certificate_file), Some(key_file)) => Some(ClientCredentialConfig::Certificate {
+            certificate_file,
+            key_file,
+        }),
+        (Some(secret), None, None) => Some(ClientCredentialConfig::Secret(secret)),
+        (_, Some(_), None) | (_, None, Some(_)) => {
+            env.problem(
+                "SAMGATE_CLIENT_CERTIFICATE_FILE and SAMGATE_CLIENT_KEY_FILE must be set together"
+                    .into(),
+            );
+            None
+        }
+        (None, None, None) => {
+            env.problem(
+                "SAMGATE_CLIENT_SECRET is not set (or set SAMGATE_CLIENT_CERTIFICATE_FILE and \
+                 SAMGATE_CLIENT_KEY_FILE for a certificate credential, which Microsoft recommends)"
+                    .into(),
+            );
+            None
+        }
+    };
+    let graph_scopes = env
+        .optional(
+            "SAMGATE_CONSENT_GRAPH_SCOPES",
+            String::new(),
+            "space separated",
+        )
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    let extra_ca_file = env.maybe("SAMGATE_EXTRA_CA_FILE", "a path to a PEM certificate");
+    let cloud = env.optional(
+        "SAMGATE_CLOUD",
+        "global".to_owned(),
+        "global, usgov or china",
+    );
+    Some(MicrosoftConfig {
+        authority_url,
+        partner_center_url,
+        graph_url,
+        partner_center_resource,
+        graph_resource,
+        client_id: client_id?,
+        credential: credential?,
+        graph_scopes,
+        extra_ca_file,
+        cloud,
+    })
+}
+
+fn read_key_ring(env: &mut EnvReader<'_>) -> Option<KeyRing> {
+    let active = env.raw("SAMGATE_ACTIVE_KEK");
+    let inline = env.raw("SAMGATE_KEKS");
+    let file = env.raw("SAMGATE_KEKS_FILE");
+    let parsed = match (inline, file) {
+        (Some(keks), None) => KeyRing::parse(&keks, active.as_deref()).map_err(|e| e.to_string()),
+        (None, Some(path)) => {
+            KeyRing::from_file(std::path::Path::new(&path), active.as_deref()).map_err(|e| e.to_string())
+        }
+        (Some(_), Some(_)) => Err("set SAMGATE_KEKS or SAMGATE_KEKS_FILE, not both".to_owned()),
+        (None, None) => Err(
+            "SAMGATE_KEKS is not set (key-encryption keys as `1:<base64 of 32 bytes>`; generate one \
+             with `samgate keys generate`), or set SAMGATE_KEKS_FILE"
+                .to_owned(),
+        ),
+    };
+    match parsed {
+        Ok(ring) => Some(ring),
+        Err(problem) => {
+            env.problem(problem);
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::HashMap;
 
+    const VALID: &[(&str, &str)] = &[
+        ("DATABASE_URL", "postgres://samgate@db/samgate"),
+        ("SAMGATE_PUBLIC_URL", "https://samgate.example.com"),
+        ("SAMGATE_CLIENT_ID", "6f1c2b0e-3b7e-4a51-9a0e-2f4c8d9b1a77"),
+        ("SAMGATE_CLIENT_SECRET", "app-secret-value-never-printed"),
+        (
+            "SAMGATE_KEKS",
+            "1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        ),
+    ];
+
     fn config_from(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = pairs
+        let map: HashMap<String, String> = VALID
             .iter()
+            .chain(pairs.iter())
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         Config::from_lookup(&move |name| map.get(name).cloned())
@@ -233,10 +434,45 @@ mod tests {
 
     #[test]
     fn every_missing_required_variable_is_named() {
-        let err = config_from(&[]).expect_err("empty environment must be refused");
+        let err = Config::from_lookup(&|_| None).expect_err("empty environment must be refused");
         let text = err.to_string();
-        assert!(text.contains("DATABASE_URL is not set"), "{text}");
-        assert!(text.contains("SAMGATE_PUBLIC_URL is not set"), "{text}");
+        for variable in [
+            "DATABASE_URL is not set",
+            "SAMGATE_PUBLIC_URL is not set",
+            "SAMGATE_CLIENT_ID is not set",
+            "SAMGATE_CLIENT_SECRET is not set",
+            "SAMGATE_KEKS is not set",
+        ] {
+            assert!(text.contains(variable), "{variable}: {text}");
+        }
+    }
+
+    #[test]
+    fn a_complete_environment_is_accepted() {
+        let config = config_from(&[]).expect("valid");
+        assert_eq!(
+            config.redirect_uri(),
+            "https://samgate.example.com/oauth/callback"
+        );
+        assert_eq!(
+            config.microsoft.authority_url.as_str(),
+            "https://login.microsoftonline.com/"
+        );
+    }
+
+    #[test]
+    fn a_half_configured_certificate_credential_is_refused() {
+        let err = config_from(&[("SAMGATE_CLIENT_CERTIFICATE_FILE", "/etc/samgate/app.pem")])
+            .expect_err("certificate without key");
+        assert!(err.to_string().contains("must be set together"), "{err}");
+    }
+
+    #[test]
+    fn a_short_key_encryption_key_is_refused_without_echoing_it() {
+        let err = config_from(&[("SAMGATE_KEKS", "1:c2hvcnQta2V5")]).expect_err("short key");
+        let text = err.to_string();
+        assert!(text.contains("SAMGATE_KEKS"), "{text}");
+        assert!(!text.contains("c2hvcnQta2V5"), "{text}");
     }
 
     #[test]
@@ -256,13 +492,18 @@ mod tests {
 
     #[test]
     fn secrets_are_redacted_in_debug_output() {
-        let config = config_from(&[
-            ("DATABASE_URL", "postgres://samgate:hunter2-very-secret@db/samgate"),
-            ("SAMGATE_PUBLIC_URL", "https://samgate.example.com"),
-        ])
+        let config = config_from(&[(
+            "DATABASE_URL",
+            "postgres://samgate:hunter2-very-secret@db/samgate",
+        )])
         .expect("valid configuration");
         let debug = format!("{config:?}");
         assert!(!debug.contains("hunter2-very-secret"), "{debug}");
+        assert!(!debug.contains("app-secret-value-never-printed"), "{debug}");
+        assert!(
+            !debug.contains("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="),
+            "{debug}"
+        );
         assert!(config.public_url_is_https());
     }
 }

@@ -2,23 +2,29 @@
 //!
 //! The modules, from the edges inwards (dependencies point down this list):
 
-/// Command line: `serve`, `demo`, `migrate`.
-pub mod cli;
 /// The application object shared by requests and jobs.
 pub mod app;
-/// The only module that knows axum: pages, API, health, middleware, server loop.
-pub mod web;
+/// Command line: `serve`, `demo`, `migrate`.
+pub mod cli;
+/// Time as a parameter.
+pub mod clock;
 /// Typed configuration from the environment, validated at start.
 pub mod config;
 /// The only place with SQL; migrations.
 pub mod db;
-/// A private PostgreSQL cluster from the machine's own binaries (demo and tests).
-pub mod local_pg;
-/// Logging set-up.
-pub mod telemetry;
-/// Time as a parameter.
-pub mod clock;
-/// Envelope encryption of secrets at rest; key ring; rotation.
-pub mod vault;
 /// Microsoft identity platform client: authorize URL, code redemption, refresh, ID tokens, errors.
 pub mod identity;
+/// Background and on-demand jobs: key rotation, keep-alive, clean-up.
+pub mod jobs;
+/// A private PostgreSQL cluster from the machine's own binaries (demo and tests).
+pub mod local_pg;
+/// Partner consent onboarding: invitations and consent completion.
+pub mod onboarding;
+/// Typed Partner Center calls samgate makes itself; Partner Center's error model.
+pub mod partner_center;
+/// Logging set-up.
+pub mod telemetry;
+/// Envelope encryption of secrets at rest; key ring; rotation.
+pub mod vault;
+/// The only module that knows axum: pages, API, health, middleware, server loop.
+pub mod web;

@@ -7,11 +7,19 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
 
+pub mod audit;
+pub mod grants;
+pub mod invitations;
+pub mod partners;
+
 /// The embedded migrations (`migrations/`), never edited once merged.
 pub static MIGRATOR: Migrator = sqlx::migrate!();
 
 /// Opens a pool that fails fast when the database is away (readiness must answer quickly).
-pub async fn connect(options: PgConnectOptions, max_connections: u32) -> Result<PgPool, sqlx::Error> {
+pub async fn connect(
+    options: PgConnectOptions,
+    max_connections: u32,
+) -> Result<PgPool, sqlx::Error> {
     pool_options(max_connections).connect_with(options).await
 }
 
@@ -42,12 +50,11 @@ where
     E: sqlx::Executor<'e, Database = Postgres>,
 {
     let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
-    let applied: Option<i64> = sqlx::query_scalar(
-        "SELECT max(version) FROM _sqlx_migrations WHERE success",
-    )
-    .fetch_optional(executor)
-    .await?
-    .flatten();
+    let applied: Option<i64> =
+        sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
+            .fetch_optional(executor)
+            .await?
+            .flatten();
     Ok(applied.unwrap_or(0) >= latest)
 }
 

@@ -18,7 +18,7 @@ pub async fn sanitize_request_id(mut request: Request, next: Next) -> Response {
     let acceptable = request
         .headers()
         .get(REQUEST_ID)
-        .is_some_and(|value| is_plain_request_id(value));
+        .is_some_and(is_plain_request_id);
     if !acceptable {
         request.headers_mut().remove(REQUEST_ID);
     }

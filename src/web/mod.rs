@@ -2,10 +2,12 @@
 //! middleware (request ids, spans, security headers, limits) and the server loop.
 
 pub mod assets;
+pub mod consent;
 pub mod errors;
 pub mod health;
 pub mod home;
 mod middleware;
+pub mod sessions;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -27,16 +29,29 @@ use errors::PageError;
 
 /// The whole HTTP surface. Each area's auth policy is stated here:
 /// - `/healthz`, `/readyz`, `/static/…`, `/`: public, no state changes.
+/// - `/consent/{token}…`, `/oauth/callback`: partner admins; the invitation token, then the
+///   server-side session (state, nonce, PKCE verifier) created at `/consent/{token}/start`.
 pub fn router(state: AppState) -> Router {
     let config = &state.config;
     let hsts = config.public_url_is_https();
     let request_timeout = config.request_timeout;
     let max_body = config.max_body_bytes;
+    let authority_origin = config
+        .microsoft
+        .authority_url
+        .origin()
+        .ascii_serialization();
 
+    let consent = consent::router().layer(sessions::layer(
+        state.pool.clone(),
+        hsts,
+        time::Duration::minutes(30),
+    ));
     let public = Router::new()
         .merge(health::router())
         .merge(home::router())
-        .merge(assets::router());
+        .merge(assets::router())
+        .merge(consent);
 
     let mut app = public
         .fallback(show_not_found)
@@ -48,7 +63,7 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(RequestBodyLimitLayer::new(max_body))
         .layer(axum::middleware::map_response(middleware::log_failures));
-    app = with_security_headers(app);
+    app = with_security_headers(app, &authority_origin);
     if hsts {
         app = app.layer(SetResponseHeaderLayer::if_not_present(
             HeaderName::from_static("strict-transport-security"),
@@ -71,13 +86,24 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Security headers on every response; a handler may set a stricter value first.
-fn with_security_headers(router: Router) -> Router {
+/// `form-action` includes the identity platform because browsers apply it to the redirect that
+/// follows the "Sign in with Microsoft" form.
+fn with_security_headers(router: Router, authority_origin: &str) -> Router {
+    let csp = format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         object-src 'none'; base-uri 'none'; form-action 'self' {authority_origin}; \
+         frame-ancestors 'none'"
+    );
+    let router = router.layer(SetResponseHeaderLayer::if_not_present(
+        HeaderName::from_static("content-security-policy"),
+        HeaderValue::from_str(&csp).unwrap_or_else(|_| {
+            HeaderValue::from_static(
+                "default-src 'self'; form-action 'self'; frame-ancestors 'none'",
+            )
+        }),
+    ));
     const HEADERS: [(&str, &str); 5] = [
-        (
-            "content-security-policy",
-            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-             object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
-        ),
+        ("cache-control", "no-store"),
         ("x-frame-options", "DENY"),
         ("x-content-type-options", "nosniff"),
         // Invitation links carry a secret token: never send it to another site as a Referer.

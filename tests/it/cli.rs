@@ -18,7 +18,10 @@ fn base_command() -> Command {
 
 #[test]
 fn serve_names_every_missing_variable_and_exits_non_zero() {
-    let output = base_command().arg("serve").output().expect("run samgate serve");
+    let output = base_command()
+        .arg("serve")
+        .output()
+        .expect("run samgate serve");
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("DATABASE_URL is not set"), "{stderr}");
@@ -30,7 +33,10 @@ fn serve_names_every_missing_variable_and_exits_non_zero() {
 fn serve_names_malformed_variables_without_echoing_secrets() {
     let output = base_command()
         .arg("serve")
-        .env("DATABASE_URL", "postgres://samgate:s3cret-db-password@localhost/samgate")
+        .env(
+            "DATABASE_URL",
+            "postgres://samgate:s3cret-db-password@localhost/samgate",
+        )
         .env("SAMGATE_PUBLIC_URL", "ftp:/nowhere")
         .env("SAMGATE_LISTEN", "not-an-address")
         .output()
@@ -44,7 +50,10 @@ fn serve_names_malformed_variables_without_echoing_secrets() {
 
 #[test]
 fn help_explains_each_command() {
-    let output = base_command().arg("--help").output().expect("run samgate --help");
+    let output = base_command()
+        .arg("--help")
+        .output()
+        .expect("run samgate --help");
     assert!(output.status.success());
     let stdout = String::from_utf8_lossy(&output.stdout);
     for command in ["serve", "demo", "migrate"] {
@@ -80,10 +89,8 @@ fn start_demo(dir: &PathBuf) -> Demo {
 fn wait_ready(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
-        if let Ok(response) = http_probe::blocking_get(&format!("http://127.0.0.1:{port}/readyz")) {
-            if response == 200 {
-                return;
-            }
+        if http_probe::blocking_get(&format!("http://127.0.0.1:{port}/readyz")).ok() == Some(200) {
+            return;
         }
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -97,7 +104,10 @@ mod http_probe {
         let rest = url.trim_start_matches("http://");
         let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
         let mut stream = std::net::TcpStream::connect(host)?;
-        write!(stream, "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")?;
+        write!(
+            stream,
+            "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        )?;
         let mut response = String::new();
         stream.read_to_string(&mut response)?;
         let status = response
@@ -132,12 +142,22 @@ fn demo_runs_a_private_postgres_that_keeps_its_data_and_refuses_a_second_demo() 
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("already running"), "{stderr}");
-    assert_eq!(http_probe::blocking_get(&format!("http://127.0.0.1:{}/readyz", first.port)).ok(), Some(200));
+    assert_eq!(
+        http_probe::blocking_get(&format!("http://127.0.0.1:{}/readyz", first.port)).ok(),
+        Some(200)
+    );
 
     // Ctrl-C/SIGTERM stops samgate and its PostgreSQL cleanly.
     let output = terminate(&mut first);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    assert!(!dir.join("pg/data/postmaster.pid").exists(), "PostgreSQL still running");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        !dir.join("pg/data/postmaster.pid").exists(),
+        "PostgreSQL still running"
+    );
 
     // A restart finds the same cluster, already migrated.
     let mut again = start_demo(&dir);
@@ -145,6 +165,9 @@ fn demo_runs_a_private_postgres_that_keeps_its_data_and_refuses_a_second_demo() 
     let output = terminate(&mut again);
     assert!(output.status.success());
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(!stdout.contains("created a private PostgreSQL cluster"), "{stdout}");
+    assert!(
+        !stdout.contains("created a private PostgreSQL cluster"),
+        "{stdout}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -40,10 +40,12 @@ async fn readiness_goes_red_while_the_database_is_down_and_recovers() {
 #[tokio::test]
 async fn readiness_is_red_when_migrations_are_missing() {
     let app = TestApp::spawn().await;
-    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = (SELECT max(version) FROM _sqlx_migrations)")
-        .execute(&app.pool)
-        .await
-        .expect("forget a migration");
+    sqlx::query(
+        "DELETE FROM _sqlx_migrations WHERE version = (SELECT max(version) FROM _sqlx_migrations)",
+    )
+    .execute(&app.pool)
+    .await
+    .expect("forget a migration");
     let response = app.get("/readyz").await;
     assert_eq!(response.status(), 503);
     let body: serde_json::Value = response.json().await.expect("json");
@@ -53,7 +55,13 @@ async fn readiness_is_red_when_migrations_are_missing() {
 #[tokio::test]
 async fn every_response_carries_the_security_headers() {
     let app = TestApp::spawn().await;
-    for path in ["/", "/healthz", "/static/samgate.css", "/no-such-page", "/api/v1/nothing"] {
+    for path in [
+        "/",
+        "/healthz",
+        "/static/samgate.css",
+        "/no-such-page",
+        "/api/v1/nothing",
+    ] {
         let response = app.get(path).await;
         let headers = response.headers();
         let csp = headers
@@ -73,12 +81,25 @@ async fn every_response_carries_the_security_headers() {
 #[tokio::test]
 async fn hsts_is_sent_only_when_the_public_url_is_https() {
     let plain = TestApp::spawn().await;
-    assert!(plain.get("/").await.headers().get("strict-transport-security").is_none());
+    assert!(
+        plain
+            .get("/")
+            .await
+            .headers()
+            .get("strict-transport-security")
+            .is_none()
+    );
     let tls = TestApp::builder()
         .with_env("SAMGATE_PUBLIC_URL", "https://samgate.example.com/")
         .spawn()
         .await;
-    assert!(tls.get("/").await.headers().get("strict-transport-security").is_some());
+    assert!(
+        tls.get("/")
+            .await
+            .headers()
+            .get("strict-transport-security")
+            .is_some()
+    );
 }
 
 #[tokio::test]
@@ -98,7 +119,10 @@ async fn a_callers_request_id_is_kept_and_returned() {
 async fn a_request_id_is_generated_when_missing_or_unsafe() {
     let app = TestApp::spawn().await;
     let generated = app.get("/healthz").await;
-    let id = generated.headers()["x-request-id"].to_str().expect("ascii").to_owned();
+    let id = generated.headers()["x-request-id"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
     assert_eq!(uuid::Uuid::parse_str(&id).map(|_| ()), Ok(()), "{id}");
 
     let forged = app
@@ -152,8 +176,12 @@ async fn the_audit_log_refuses_updates_and_deletes() {
         .execute(&app.pool)
         .await;
     assert!(update.is_err(), "update must be refused");
-    let delete = sqlx::query("DELETE FROM audit_events").execute(&app.pool).await;
+    let delete = sqlx::query("DELETE FROM audit_events")
+        .execute(&app.pool)
+        .await;
     assert!(delete.is_err(), "delete must be refused");
-    let truncate = sqlx::query("TRUNCATE audit_events").execute(&app.pool).await;
+    let truncate = sqlx::query("TRUNCATE audit_events")
+        .execute(&app.pool)
+        .await;
     assert!(truncate.is_err(), "truncate must be refused");
 }

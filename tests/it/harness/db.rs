@@ -38,8 +38,11 @@ fn template_name() -> String {
 async fn boot() -> Server {
     let template = template_name();
     if let Ok(url) = std::env::var("DATABASE_URL") {
-        let admin = PgConnectOptions::from_str(&url).expect("DATABASE_URL must be a PostgreSQL URL");
-        let pool = db::connect(admin.clone(), 1).await.expect("connect to DATABASE_URL");
+        let admin =
+            PgConnectOptions::from_str(&url).expect("DATABASE_URL must be a PostgreSQL URL");
+        let pool = db::connect(admin.clone(), 1)
+            .await
+            .expect("connect to DATABASE_URL");
         // Concurrent test processes on a shared server build the template once.
         sqlx::query("SELECT pg_advisory_lock(7342001)")
             .execute(&pool)
@@ -59,7 +62,9 @@ async fn boot() -> Server {
         let binaries = ServerBinaries::discover().unwrap_or_else(|e| panic!("{e}"));
         let cluster = LocalCluster::new(root, binaries).unwrap_or_else(|e| panic!("{e}"));
         let boot_lock = cluster.lock("boot.lock", true).expect("boot lock");
-        cluster.ensure_initialized().unwrap_or_else(|e| panic!("{e}"));
+        cluster
+            .ensure_initialized()
+            .unwrap_or_else(|e| panic!("{e}"));
         if !cluster.is_running() {
             cluster.start(false).unwrap_or_else(|e| panic!("{e}"));
             spawn_watchdog(&cluster);
@@ -71,7 +76,9 @@ async fn boot() -> Server {
     .expect("cluster start");
     let (cluster, boot_lock, users_lock) = cluster;
     let admin = cluster.connect_options("postgres");
-    let pool = db::connect(admin.clone(), 1).await.expect("connect to the test cluster");
+    let pool = db::connect(admin.clone(), 1)
+        .await
+        .expect("connect to the test cluster");
     build_template(&admin, &pool, &template).await;
     pool.close().await;
     drop(boot_lock);
@@ -120,14 +127,20 @@ async fn build_template(admin: &PgConnectOptions, pool: &PgPool, template: &str)
         return;
     }
     let building = format!("{template}_building");
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {}", db::quote_identifier(&building)))
-        .execute(pool)
-        .await
-        .expect("drop half-built template");
-    sqlx::query(&format!("CREATE DATABASE {}", db::quote_identifier(&building)))
-        .execute(pool)
-        .await
-        .expect("create template");
+    sqlx::query(&format!(
+        "DROP DATABASE IF EXISTS {}",
+        db::quote_identifier(&building)
+    ))
+    .execute(pool)
+    .await
+    .expect("drop half-built template");
+    sqlx::query(&format!(
+        "CREATE DATABASE {}",
+        db::quote_identifier(&building)
+    ))
+    .execute(pool)
+    .await
+    .expect("create template");
     let template_pool = db::connect(admin.clone().database(&building), 1)
         .await
         .expect("connect to template");
@@ -155,7 +168,9 @@ impl TestDb {
     pub async fn create() -> Self {
         let server = SERVER.get_or_init(boot).await;
         let name = format!("samgate_test_{}", uuid::Uuid::new_v4().simple());
-        let admin = db::connect(server.admin.clone(), 1).await.expect("admin connection");
+        let admin = db::connect(server.admin.clone(), 1)
+            .await
+            .expect("admin connection");
         sqlx::query(&format!(
             "CREATE DATABASE {} TEMPLATE {}",
             db::quote_identifier(&name),
@@ -219,7 +234,9 @@ impl TestDb {
     }
 
     async fn admin_exec(&self, sql: &str) {
-        let admin = db::connect(self.admin.clone(), 1).await.expect("admin connection");
+        let admin = db::connect(self.admin.clone(), 1)
+            .await
+            .expect("admin connection");
         sqlx::query(sql).execute(&admin).await.expect(sql);
         admin.close().await;
     }
@@ -231,7 +248,10 @@ impl Drop for TestDb {
         let name = self.name.clone();
         // Drop runs inside the test's runtime; a thread with its own runtime avoids nesting.
         let _ = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
                 return;
             };
             runtime.block_on(async move {

@@ -2,10 +2,12 @@
 
 pub mod db;
 pub mod logs;
+pub mod microsoft;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use ms_emulator::{Control, Emulator, Seed};
 use samgate::app::{App, AppState};
 use samgate::clock::ManualClock;
 use samgate::config::Config;
@@ -25,18 +27,28 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// The app's pool (for assertions on stored rows).
     pub pool: sqlx::PgPool,
+    /// The Microsoft emulator this app talks to.
+    pub emulator: Emulator,
+    /// The app itself (vault, identity client…), for tests that call library code directly.
+    pub app: Arc<App>,
+    /// The key-encryption key ring given to the app (`SAMGATE_KEKS`).
+    pub keks: String,
     shutdown: Option<oneshot::Sender<()>>,
 }
 
 /// Configuration of a test app before it starts.
 pub struct TestAppBuilder {
     env: Vec<(String, String)>,
+    seed: Option<Box<dyn FnOnce(Seed) -> Seed + Send>>,
 }
 
 impl TestApp {
     /// A builder for a test app.
     pub fn builder() -> TestAppBuilder {
-        TestAppBuilder { env: Vec::new() }
+        TestAppBuilder {
+            env: Vec::new(),
+            seed: None,
+        }
     }
 
     /// A test app with default settings.
@@ -51,7 +63,46 @@ impl TestApp {
 
     /// GET `path`.
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(self.url(path)).send().await.expect("request")
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// The emulator's control handle.
+    pub fn microsoft(&self) -> Control {
+        self.emulator.control()
+    }
+
+    /// Creates an invitation through the library (what `samgate invitations create` does) and
+    /// returns the path of its link.
+    pub async fn invite(&self, partner_name: &str, expected_tenant: Option<&str>) -> String {
+        self.invite_with(partner_name, expected_tenant, None).await
+    }
+
+    /// Like [`invite`](Self::invite), for a re-consent of `partner_id`.
+    pub async fn invite_with(
+        &self,
+        partner_name: &str,
+        expected_tenant: Option<&str>,
+        partner_id: Option<uuid::Uuid>,
+    ) -> String {
+        let (_, token) = samgate::onboarding::create_invitation(
+            &self.pool,
+            &samgate::onboarding::NewInvitationRequest {
+                partner_name,
+                expected_tenant,
+                login_hint: None,
+                partner_id,
+                ttl: std::time::Duration::from_secs(7 * 86_400),
+                created_by: "test",
+            },
+            self.app.clock.now(),
+        )
+        .await
+        .expect("create invitation");
+        format!("/consent/{}", token.expose())
     }
 }
 
@@ -62,7 +113,13 @@ impl TestAppBuilder {
         self
     }
 
-    /// Starts samgate on `127.0.0.1:0`.
+    /// Changes the emulator's world before it starts.
+    pub fn with_seed(mut self, change: impl FnOnce(Seed) -> Seed + Send + 'static) -> Self {
+        self.seed = Some(Box::new(change));
+        self
+    }
+
+    /// Starts the emulator and samgate on `127.0.0.1:0`.
     pub async fn spawn(self) -> TestApp {
         logs::install();
         let db = TestDb::create().await;
@@ -70,9 +127,36 @@ impl TestAppBuilder {
             .await
             .expect("bind");
         let address = format!("http://{}", listener.local_addr().expect("local addr"));
+        let mut seed = Seed::demo(&format!("{address}/oauth/callback"));
+        if let Some(change) = self.seed {
+            seed = change(seed);
+        }
+        let emulator = Emulator::start(seed)
+            .await
+            .expect("start the Microsoft emulator");
+        let keks = format!("1:{}", samgate::vault::generate_key());
         let mut env = vec![
-            ("DATABASE_URL".to_owned(), "postgres://unused-see-pool".to_owned()),
+            (
+                "DATABASE_URL".to_owned(),
+                "postgres://unused-see-pool".to_owned(),
+            ),
             ("SAMGATE_PUBLIC_URL".to_owned(), format!("{address}/")),
+            ("SAMGATE_AUTHORITY_URL".to_owned(), emulator.base_url()),
+            ("SAMGATE_PARTNER_CENTER_URL".to_owned(), emulator.base_url()),
+            ("SAMGATE_GRAPH_URL".to_owned(), emulator.graph_url()),
+            (
+                "SAMGATE_CLIENT_ID".to_owned(),
+                ms_emulator::DEMO_CLIENT_ID.to_string(),
+            ),
+            (
+                "SAMGATE_CLIENT_SECRET".to_owned(),
+                ms_emulator::DEMO_CLIENT_SECRET.to_owned(),
+            ),
+            ("SAMGATE_KEKS".to_owned(), keks.clone()),
+            (
+                "SAMGATE_CPV_NAME".to_owned(),
+                "Northwind Control Panel".to_owned(),
+            ),
         ];
         env.extend(self.env);
         let lookup = move |name: &str| {
@@ -84,12 +168,8 @@ impl TestAppBuilder {
         let config = Config::from_lookup(&lookup).expect("test configuration");
         let pool = samgate::db::connect_lazy(db.options(), 10);
         let clock = Arc::new(ManualClock::new());
-        let app = App {
-            config,
-            pool: pool.clone(),
-            clock: clock.clone(),
-        };
-        let router = samgate::web::router(AppState(Arc::new(app)));
+        let app = Arc::new(App::build(config, pool.clone(), clock.clone()).expect("build app"));
+        let router = samgate::web::router(AppState(app.clone()));
         let (tx, rx) = oneshot::channel::<()>();
         tokio::spawn(samgate::web::serve(router, listener, async move {
             let _ = rx.await;
@@ -105,6 +185,9 @@ impl TestAppBuilder {
             clock,
             client,
             pool,
+            emulator,
+            app,
+            keks,
             shutdown: Some(tx),
         }
     }

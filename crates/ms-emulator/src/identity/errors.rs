@@ -1,0 +1,132 @@
+//! Token-endpoint errors in Microsoft's exact JSON shape (protocol page §2.4):
+//! `error`, `error_description` ("AADSTSn: msg\r\nTrace ID…\r\nCorrelation ID…\r\nTimestamp…"),
+//! `error_codes`, `timestamp`, `trace_id`, `correlation_id`, `error_uri`, optional `suberror`.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use time::OffsetDateTime;
+use time::macros::format_description;
+use uuid::Uuid;
+
+use crate::state::Shared;
+
+/// One AADSTS error.
+#[derive(Debug, Clone)]
+pub struct AadError {
+    pub error: &'static str,
+    pub code: u32,
+    pub message: String,
+    pub suberror: Option<&'static str>,
+    pub status: Option<u16>,
+}
+
+impl AadError {
+    pub fn new(error: &'static str, code: u32, message: impl Into<String>) -> AadError {
+        AadError {
+            error,
+            code,
+            message: message.into(),
+            suberror: None,
+            status: None,
+        }
+    }
+
+    pub fn invalid_grant(code: u32, message: impl Into<String>) -> AadError {
+        AadError::new("invalid_grant", code, message)
+    }
+
+    pub fn invalid_request(code: u32, message: impl Into<String>) -> AadError {
+        AadError::new("invalid_request", code, message)
+    }
+
+    pub fn invalid_client(code: u32, message: impl Into<String>) -> AadError {
+        AadError::new("invalid_client", code, message)
+    }
+
+    pub fn missing_parameter(name: &str) -> AadError {
+        AadError::invalid_request(
+            900144,
+            format!("The request body must contain the following parameter: '{name}'."),
+        )
+    }
+
+    pub fn with_suberror(mut self, suberror: &'static str) -> AadError {
+        self.suberror = Some(suberror);
+        self
+    }
+
+    pub fn with_status(mut self, status: u16) -> AadError {
+        self.status = Some(status);
+        self
+    }
+
+    /// "AADSTSn: message" (the first line of `error_description`).
+    pub fn headline(&self) -> String {
+        format!("AADSTS{}: {}", self.code, self.message)
+    }
+
+    /// The JSON body, with fresh trace and correlation ids.
+    pub fn body(
+        &self,
+        base_url: &str,
+        now: OffsetDateTime,
+        correlation_id: Option<&str>,
+    ) -> serde_json::Value {
+        let ts = timestamp(now);
+        let trace_id = Uuid::new_v4().to_string();
+        let correlation_id = correlation_id
+            .and_then(|c| Uuid::parse_str(c).ok())
+            .unwrap_or_else(Uuid::new_v4)
+            .to_string();
+        let mut body = serde_json::json!({
+            "error": self.error,
+            "error_description": format!(
+                "{}\r\nTrace ID: {trace_id}\r\nCorrelation ID: {correlation_id}\r\nTimestamp: {ts}",
+                self.headline()
+            ),
+            "error_codes": [self.code],
+            "timestamp": ts,
+            "trace_id": trace_id,
+            "correlation_id": correlation_id,
+            "error_uri": format!("{base_url}/error?code={}", self.code),
+        });
+        if let Some(s) = self.suberror {
+            body["suberror"] = serde_json::Value::from(s);
+        }
+        body
+    }
+
+    /// The HTTP response: 400, or the configured status for `invalid_client` (UNCONFIRMED: 401).
+    pub fn response(&self, shared: &Shared, correlation_id: Option<&str>) -> Response {
+        let status = self.status.unwrap_or_else(|| {
+            if self.error == "invalid_client" {
+                shared.settings().invalid_client_status
+            } else {
+                400
+            }
+        });
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+        let body = self.body(&shared.base_url, shared.now(), correlation_id);
+        let mut resp = (status, axum::Json(body)).into_response();
+        no_store(&mut resp);
+        resp
+    }
+}
+
+/// `Cache-Control: no-store` and `Pragma: no-cache`, as the token endpoint sends.
+pub fn no_store(resp: &mut Response) {
+    let h = resp.headers_mut();
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store, no-cache"),
+    );
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+}
+
+/// Microsoft's "2019-11-13 22:33:10Z".
+pub fn timestamp(t: OffsetDateTime) -> String {
+    let fmt = format_description!("[year]-[month]-[day] [hour]:[minute]:[second]Z");
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&fmt)
+        .unwrap_or_default()
+}

@@ -1,0 +1,522 @@
+//! The in-memory world (tenants, users, apps, consents, GDAP, codes, refresh tokens, sign-in
+//! transactions) and the shared emulator state around it. One mutex guards the world; it is never
+//! held across an `.await`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard, RwLock};
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::clock::Clock;
+use crate::control::Fault;
+use crate::keys::KeySet;
+use crate::seed::{
+    AppSeed, MfaState, RelationshipSeed, Seed, SubscriptionSeed, TenantSeed, UserSeed,
+};
+
+/// Locks a mutex, ignoring poisoning (a panicked handler must not wedge the emulator).
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Random URL-safe string of `n` random bytes.
+pub fn random_token(n: usize) -> String {
+    let mut buf = vec![0u8; n];
+    rand::fill(&mut buf[..]);
+    URL_SAFE_NO_PAD.encode(buf)
+}
+
+#[derive(Clone, Debug)]
+pub struct Tenant {
+    pub id: Uuid,
+    pub display_name: String,
+    pub default_domain: String,
+    pub customers: Vec<Uuid>,
+    pub mpn_id: Option<String>,
+    pub is_partner: bool,
+    pub subscriptions: Vec<SubscriptionSeed>,
+    pub created: OffsetDateTime,
+}
+
+#[derive(Clone, Debug)]
+pub struct User {
+    pub oid: Uuid,
+    pub tenant: Uuid,
+    pub upn: String,
+    pub display_name: String,
+    pub password: String,
+    pub mfa: MfaState,
+    pub disabled: bool,
+    pub partner_center_role: Option<String>,
+    /// Grants from sign-ins before this instant are revoked (AADSTS50173).
+    pub revoked_before: Option<OffsetDateTime>,
+    /// Grants whose MFA is older than this instant need a new MFA (AADSTS50076).
+    pub mfa_required_after: Option<OffsetDateTime>,
+    pub mfa_code: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Secret {
+    pub value: String,
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+#[derive(Clone, Debug)]
+pub struct App {
+    pub client_id: Uuid,
+    pub display_name: String,
+    pub home_tenant: Uuid,
+    pub redirect_uris: Vec<String>,
+    pub secrets: Vec<Secret>,
+    pub certificates: Vec<String>,
+    pub multitenant: bool,
+    pub app_roles: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Relationship {
+    pub id: String,
+    pub partner: Uuid,
+    pub customer: Uuid,
+    pub display_name: String,
+    pub status: String,
+    pub roles: Vec<Uuid>,
+    pub duration: String,
+    pub created: OffsetDateTime,
+}
+
+/// A consent grant of an app in a tenant, with the grants PC's applicationconsents recorded.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ConsentRecord {
+    pub display_name: Option<String>,
+    pub grants: Vec<serde_json::Value>,
+}
+
+/// How the user authenticated, carried from sign-in through every refresh.
+#[derive(Clone, Debug)]
+pub struct AuthContext {
+    pub user: Uuid,
+    pub amr: Vec<String>,
+    pub auth_time: OffsetDateTime,
+}
+
+impl AuthContext {
+    pub fn has_mfa(&self) -> bool {
+        self.amr.iter().any(|a| a == "mfa")
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct AuthCode {
+    pub client_id: Uuid,
+    pub redirect_uri: String,
+    pub scopes: Vec<String>,
+    pub code_challenge: Option<(String, String)>,
+    pub nonce: Option<String>,
+    /// Path segment the /authorize request used (GUID, domain, `organizations`, `common`).
+    pub authority: String,
+    /// The user's home tenant; the code is bound to it.
+    pub tenant: Uuid,
+    pub auth: AuthContext,
+    pub issued_at: OffsetDateTime,
+    pub redeemed: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct RefreshGrant {
+    pub client_id: Uuid,
+    pub scopes: Vec<String>,
+    pub auth: AuthContext,
+    pub issued_at: OffsetDateTime,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    SignIn,
+    Mfa,
+    MfaRegistration,
+    Consent,
+}
+
+/// An in-flight /authorize transaction, keyed by the random `ctx` carried in hidden form fields.
+#[derive(Clone, Debug)]
+pub struct LoginTxn {
+    pub authority: String,
+    pub client_id: Uuid,
+    pub redirect_uri: String,
+    pub response_mode: String,
+    pub scopes: Vec<String>,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<(String, String)>,
+    pub login_hint: Option<String>,
+    pub prompt: Option<String>,
+    pub stage: Stage,
+    pub user: Option<Uuid>,
+    pub amr: Vec<String>,
+    pub created: OffsetDateTime,
+}
+
+#[derive(Clone, Debug)]
+pub struct SsoSession {
+    pub auth: AuthContext,
+}
+
+/// Everything mutable about the emulated directory.
+#[derive(Default)]
+pub struct World {
+    pub tenants: BTreeMap<Uuid, Tenant>,
+    pub users: BTreeMap<Uuid, User>,
+    pub apps: BTreeMap<Uuid, App>,
+    pub relationships: Vec<Relationship>,
+    pub consents: BTreeMap<(Uuid, Uuid), ConsentRecord>,
+    pub codes: HashMap<String, AuthCode>,
+    pub refresh_tokens: HashMap<String, RefreshGrant>,
+    pub issued_refresh_tokens: Vec<String>,
+    pub transactions: HashMap<String, LoginTxn>,
+    pub sessions: HashMap<String, SsoSession>,
+}
+
+/// Where a path segment such as `{tenant}` points.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Authority {
+    Tenant(Uuid),
+    Organizations,
+    Common,
+}
+
+impl World {
+    pub fn from_seed(seed: &Seed, now: OffsetDateTime) -> anyhow::Result<World> {
+        let mut world = World::default();
+        for t in &seed.tenants {
+            world.add_tenant(t, now)?;
+        }
+        for t in &seed.tenants {
+            for c in &t.customers {
+                anyhow::ensure!(
+                    world.tenants.contains_key(c),
+                    "tenant {} lists customer {c}, which is not a tenant of the seed",
+                    t.id
+                );
+            }
+        }
+        for a in &seed.apps {
+            world.add_app(a)?;
+        }
+        for r in &seed.relationships {
+            world.add_relationship(r, now)?;
+        }
+        for c in &seed.consents {
+            anyhow::ensure!(
+                world.tenants.contains_key(&c.tenant),
+                "consent for unknown tenant {}",
+                c.tenant
+            );
+            anyhow::ensure!(
+                world.apps.contains_key(&c.client_id),
+                "consent for unknown app {}",
+                c.client_id
+            );
+            world.consents.insert(
+                (c.tenant, c.client_id),
+                ConsentRecord {
+                    display_name: None,
+                    grants: Vec::new(),
+                },
+            );
+        }
+        Ok(world)
+    }
+
+    pub fn add_tenant(&mut self, t: &TenantSeed, now: OffsetDateTime) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            !self.tenants.contains_key(&t.id),
+            "duplicate tenant {}",
+            t.id
+        );
+        anyhow::ensure!(
+            self.tenant_by_domain(&t.default_domain).is_none(),
+            "duplicate domain {}",
+            t.default_domain
+        );
+        self.tenants.insert(
+            t.id,
+            Tenant {
+                id: t.id,
+                display_name: t.display_name.clone(),
+                default_domain: t.default_domain.to_lowercase(),
+                customers: t.customers.clone(),
+                mpn_id: t.mpn_id.clone(),
+                is_partner: t.is_partner,
+                subscriptions: t.subscriptions.clone(),
+                created: now,
+            },
+        );
+        for u in &t.users {
+            self.add_user(t.id, u)?;
+        }
+        Ok(())
+    }
+
+    pub fn add_user(&mut self, tenant: Uuid, u: &UserSeed) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.tenants.contains_key(&tenant),
+            "unknown tenant {tenant}"
+        );
+        anyhow::ensure!(
+            self.user_by_upn(&u.upn).is_none(),
+            "duplicate user {}",
+            u.upn
+        );
+        anyhow::ensure!(
+            !self.users.contains_key(&u.oid),
+            "duplicate user oid {}",
+            u.oid
+        );
+        let code: u32 = rand::random_range(100_000..1_000_000);
+        self.users.insert(
+            u.oid,
+            User {
+                oid: u.oid,
+                tenant,
+                upn: u.upn.clone(),
+                display_name: u.display_name.clone(),
+                password: u.password.clone(),
+                mfa: u.mfa,
+                disabled: u.disabled,
+                partner_center_role: u.partner_center_role.clone(),
+                revoked_before: None,
+                mfa_required_after: None,
+                mfa_code: code.to_string(),
+            },
+        );
+        Ok(())
+    }
+
+    pub fn add_app(&mut self, a: &AppSeed) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            !self.apps.contains_key(&a.client_id),
+            "duplicate app {}",
+            a.client_id
+        );
+        anyhow::ensure!(
+            self.tenants.contains_key(&a.home_tenant),
+            "app home tenant {} unknown",
+            a.home_tenant
+        );
+        self.apps.insert(
+            a.client_id,
+            App {
+                client_id: a.client_id,
+                display_name: a.display_name.clone(),
+                home_tenant: a.home_tenant,
+                redirect_uris: a.redirect_uris.clone(),
+                secrets: a
+                    .secrets
+                    .iter()
+                    .map(|s| Secret {
+                        value: s.value.clone(),
+                        expires_at: s.expires_at,
+                    })
+                    .collect(),
+                certificates: a.certificates.clone(),
+                multitenant: a.multitenant,
+                app_roles: a.app_roles.clone(),
+            },
+        );
+        Ok(())
+    }
+
+    pub fn add_relationship(
+        &mut self,
+        r: &RelationshipSeed,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<String> {
+        anyhow::ensure!(
+            self.tenants.contains_key(&r.partner),
+            "relationship partner {} unknown",
+            r.partner
+        );
+        anyhow::ensure!(
+            self.tenants.contains_key(&r.customer),
+            "relationship customer {} unknown",
+            r.customer
+        );
+        let id =
+            r.id.clone()
+                .unwrap_or_else(|| format!("{}-{}", Uuid::new_v4(), Uuid::new_v4()));
+        self.relationships.push(Relationship {
+            id: id.clone(),
+            partner: r.partner,
+            customer: r.customer,
+            display_name: r.display_name.clone(),
+            status: r.status.clone(),
+            roles: r.roles.clone(),
+            duration: r.duration.clone(),
+            created: now,
+        });
+        if let Some(p) = self.tenants.get_mut(&r.partner)
+            && !p.customers.contains(&r.customer)
+        {
+            p.customers.push(r.customer);
+        }
+        Ok(id)
+    }
+
+    pub fn tenant_by_domain(&self, domain: &str) -> Option<&Tenant> {
+        self.tenants
+            .values()
+            .find(|t| t.default_domain.eq_ignore_ascii_case(domain))
+    }
+
+    pub fn user_by_upn(&self, upn: &str) -> Option<&User> {
+        self.users
+            .values()
+            .find(|u| u.upn.eq_ignore_ascii_case(upn))
+    }
+
+    pub fn user_by_upn_mut(&mut self, upn: &str) -> Option<&mut User> {
+        self.users
+            .values_mut()
+            .find(|u| u.upn.eq_ignore_ascii_case(upn))
+    }
+
+    /// Resolves a `{tenant}` path segment; `None` = no such tenant.
+    pub fn authority(&self, segment: &str) -> Option<Authority> {
+        match segment.to_ascii_lowercase().as_str() {
+            "organizations" => Some(Authority::Organizations),
+            "common" => Some(Authority::Common),
+            s => {
+                if let Ok(id) = Uuid::parse_str(s) {
+                    self.tenants
+                        .contains_key(&id)
+                        .then_some(Authority::Tenant(id))
+                } else {
+                    self.tenant_by_domain(s).map(|t| Authority::Tenant(t.id))
+                }
+            }
+        }
+    }
+
+    pub fn consented(&self, tenant: Uuid, client_id: Uuid) -> bool {
+        self.consents.contains_key(&(tenant, client_id))
+    }
+
+    /// True when an active GDAP relationship partner → customer exists.
+    pub fn gdap_active(&self, partner: Uuid, customer: Uuid) -> bool {
+        self.relationships
+            .iter()
+            .any(|r| r.partner == partner && r.customer == customer && r.status == "active")
+    }
+}
+
+/// A request to a Partner Center or Graph route, as received.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RecordedRequest {
+    /// HTTP method.
+    pub method: String,
+    /// Path without the query.
+    pub path: String,
+    /// Raw query string, if any.
+    pub query: Option<String>,
+    /// All headers, in order, as received (non-UTF-8 values lossily converted).
+    pub headers: Vec<(String, String)>,
+    /// Emulator time of arrival.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
+impl RecordedRequest {
+    /// First header value by case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Call counters.
+#[derive(Default)]
+pub struct Counters {
+    /// (tenant segment as sent, lowercased; grant_type) → count.
+    pub token: BTreeMap<(String, String), u64>,
+    /// Request path → count.
+    pub routes: BTreeMap<String, u64>,
+}
+
+/// Switches for behaviours Microsoft documents inconsistently or tests want fixed.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Settings {
+    pub id_token_amr: bool,
+    pub access_token_lifetime: Option<Duration>,
+    pub invalid_client_status: u16,
+    pub pc_mfa_enforced: bool,
+    pub strict_code_tenant: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            id_token_amr: true,
+            access_token_lifetime: None,
+            invalid_client_status: 401,
+            pc_mfa_enforced: true,
+            strict_code_tenant: false,
+        }
+    }
+}
+
+/// State shared by every handler and by [`crate::Control`].
+pub struct Shared {
+    pub base_url: String,
+    pub clock: Clock,
+    pub keys: RwLock<KeySet>,
+    pub world: Mutex<World>,
+    pub faults: Mutex<Vec<Fault>>,
+    pub counters: Mutex<Counters>,
+    pub recorded: Mutex<Vec<RecordedRequest>>,
+    pub settings: Mutex<Settings>,
+}
+
+impl Shared {
+    pub fn now(&self) -> OffsetDateTime {
+        self.clock.now()
+    }
+
+    pub fn world(&self) -> MutexGuard<'_, World> {
+        lock(&self.world)
+    }
+
+    pub fn settings(&self) -> Settings {
+        lock(&self.settings).clone()
+    }
+
+    pub fn keys(&self) -> std::sync::RwLockReadGuard<'_, KeySet> {
+        self.keys.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Signs claims with the current key.
+    pub fn sign<T: Serialize>(&self, claims: &T) -> anyhow::Result<String> {
+        self.keys().current().sign(claims)
+    }
+
+    pub fn count_route(&self, path: &str) {
+        *lock(&self.counters)
+            .routes
+            .entry(path.to_owned())
+            .or_default() += 1;
+    }
+
+    pub fn count_token(&self, tenant: &str, grant_type: &str) {
+        *lock(&self.counters)
+            .token
+            .entry((tenant.to_ascii_lowercase(), grant_type.to_owned()))
+            .or_default() += 1;
+    }
+}

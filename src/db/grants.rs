@@ -1,0 +1,211 @@
+//! The `grants` table: one live grant per partner, its refresh token sealed by the vault.
+
+use sqlx::{FromRow, PgExecutor};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// A stored grant (the sealed bytes stay sealed here).
+#[derive(Clone, FromRow)]
+pub struct Grant {
+    /// The partner.
+    pub partner_id: Uuid,
+    /// The vault's sealed refresh token.
+    pub sealed_refresh_token: Vec<u8>,
+    /// KEK that wraps it.
+    pub kek_id: i32,
+    /// Rotation counter.
+    pub version: i64,
+    /// The CPV app the token belongs to.
+    pub app_id: Uuid,
+    /// Cloud label.
+    pub cloud: String,
+    /// Consenting user.
+    pub consented_by_oid: Uuid,
+    /// Their name.
+    pub consented_by_name: Option<String>,
+    /// Their UPN.
+    pub consented_by_upn: Option<String>,
+    /// When.
+    pub consented_at: OffsetDateTime,
+    /// Where MFA was seen (`id_token.amr` or `access_token.amr`).
+    pub mfa_evidence: String,
+    /// Last successful refresh.
+    pub refreshed_at: OffsetDateTime,
+}
+
+impl std::fmt::Debug for Grant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Grant")
+            .field("partner_id", &self.partner_id)
+            .field("kek_id", &self.kek_id)
+            .field("version", &self.version)
+            .field("sealed_refresh_token", &"[sealed]")
+            .finish_non_exhaustive()
+    }
+}
+
+const COLUMNS: &str = "partner_id, sealed_refresh_token, kek_id, version, app_id, cloud, consented_by_oid, \
+                       consented_by_name, consented_by_upn, consented_at, mfa_evidence, refreshed_at";
+
+/// A grant written at consent.
+#[derive(Debug)]
+pub struct NewGrant<'a> {
+    /// The partner.
+    pub partner_id: Uuid,
+    /// Sealed refresh token.
+    pub sealed_refresh_token: &'a [u8],
+    /// KEK id inside the sealed value.
+    pub kek_id: i32,
+    /// App id.
+    pub app_id: Uuid,
+    /// Cloud.
+    pub cloud: &'a str,
+    /// Consenting user.
+    pub consented_by_oid: Uuid,
+    /// Name.
+    pub consented_by_name: Option<&'a str>,
+    /// UPN.
+    pub consented_by_upn: Option<&'a str>,
+    /// MFA evidence.
+    pub mfa_evidence: &'a str,
+}
+
+/// Stores the grant of a consent, replacing the partner's previous grant in place.
+pub async fn replace(
+    executor: impl PgExecutor<'_>,
+    grant: &NewGrant<'_>,
+    now: OffsetDateTime,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO grants (partner_id, sealed_refresh_token, kek_id, version, app_id, cloud, consented_by_oid,
+                             consented_by_name, consented_by_upn, consented_at, mfa_evidence, refreshed_at)
+         VALUES ($1, $2, $3, 1, $4, $5, $6, $7, $8, $9, $10, $9)
+         ON CONFLICT (partner_id) DO UPDATE SET
+            sealed_refresh_token = EXCLUDED.sealed_refresh_token, kek_id = EXCLUDED.kek_id,
+            version = grants.version + 1, app_id = EXCLUDED.app_id, cloud = EXCLUDED.cloud,
+            consented_by_oid = EXCLUDED.consented_by_oid, consented_by_name = EXCLUDED.consented_by_name,
+            consented_by_upn = EXCLUDED.consented_by_upn, consented_at = EXCLUDED.consented_at,
+            mfa_evidence = EXCLUDED.mfa_evidence, refreshed_at = EXCLUDED.refreshed_at,
+            last_error_code = NULL, last_error_at = NULL",
+    )
+    .bind(grant.partner_id)
+    .bind(grant.sealed_refresh_token)
+    .bind(grant.kek_id)
+    .bind(grant.app_id)
+    .bind(grant.cloud)
+    .bind(grant.consented_by_oid)
+    .bind(grant.consented_by_name)
+    .bind(grant.consented_by_upn)
+    .bind(now)
+    .bind(grant.mfa_evidence)
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+/// The partner's grant.
+pub async fn find(
+    executor: impl PgExecutor<'_>,
+    partner_id: Uuid,
+) -> Result<Option<Grant>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM grants WHERE partner_id = $1"
+    ))
+    .bind(partner_id)
+    .fetch_optional(executor)
+    .await
+}
+
+/// The partner's grant, locked for update (one refresher at a time across instances).
+pub async fn lock(
+    executor: impl PgExecutor<'_>,
+    partner_id: Uuid,
+) -> Result<Option<Grant>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM grants WHERE partner_id = $1 FOR UPDATE"
+    ))
+    .bind(partner_id)
+    .fetch_optional(executor)
+    .await
+}
+
+/// Replaces the sealed token only if the row is still at `version`; true when it was.
+pub async fn rotate(
+    executor: impl PgExecutor<'_>,
+    partner_id: Uuid,
+    version: i64,
+    sealed_refresh_token: &[u8],
+    kek_id: i32,
+    now: OffsetDateTime,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE grants SET sealed_refresh_token = $3, kek_id = $4, version = version + 1,
+                refreshed_at = $5, last_error_code = NULL, last_error_at = NULL
+         WHERE partner_id = $1 AND version = $2",
+    )
+    .bind(partner_id)
+    .bind(version)
+    .bind(sealed_refresh_token)
+    .bind(kek_id)
+    .bind(now)
+    .execute(executor)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Re-wrapped bytes under another KEK, same token, same version (key rotation).
+pub async fn rewrap(
+    executor: impl PgExecutor<'_>,
+    partner_id: Uuid,
+    version: i64,
+    sealed_refresh_token: &[u8],
+    kek_id: i32,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE grants SET sealed_refresh_token = $3, kek_id = $4 WHERE partner_id = $1 AND version = $2",
+    )
+    .bind(partner_id)
+    .bind(version)
+    .bind(sealed_refresh_token)
+    .bind(kek_id)
+    .execute(executor)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// A sealed token with what its associated data needs.
+#[derive(FromRow)]
+pub struct SealedRow {
+    /// The partner.
+    pub partner_id: Uuid,
+    /// The partner's tenant (the vault row binding).
+    pub tenant_id: Uuid,
+    /// Rotation counter.
+    pub version: i64,
+    /// The sealed bytes.
+    pub sealed_refresh_token: Vec<u8>,
+}
+
+/// Up to `limit` grants not under `kek_id`, locked and skipping rows others hold.
+pub async fn claim_for_rewrap(
+    executor: impl PgExecutor<'_>,
+    kek_id: i32,
+    limit: i64,
+) -> Result<Vec<SealedRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT g.partner_id, p.tenant_id, g.version, g.sealed_refresh_token
+         FROM grants g JOIN partners p ON p.id = g.partner_id
+         WHERE g.kek_id <> $1 ORDER BY g.partner_id LIMIT $2 FOR UPDATE OF g SKIP LOCKED",
+    )
+    .bind(kek_id)
+    .bind(limit)
+    .fetch_all(executor)
+    .await
+}
+
+/// How many grants each KEK wraps.
+pub async fn count_by_kek(executor: impl PgExecutor<'_>) -> Result<Vec<(i32, i64)>, sqlx::Error> {
+    sqlx::query_as("SELECT kek_id, count(*) FROM grants GROUP BY kek_id ORDER BY kek_id")
+        .fetch_all(executor)
+        .await
+}

@@ -1,0 +1,36 @@
+//! Re-wraps every sealed refresh token under the active KEK, in batches, without ever decrypting
+//! the token: only the data key is unwrapped and wrapped again. Safe to run on several instances
+//! (rows are claimed with `FOR UPDATE SKIP LOCKED`) and to interrupt (each batch commits).
+
+use crate::app::App;
+use crate::db;
+use crate::onboarding::REFRESH_TOKEN_PURPOSE;
+use crate::vault::SealContext;
+
+/// Re-wraps until no grant is left under another KEK; returns how many rows changed.
+pub async fn run(app: &App, batch: i64, mut progress: impl FnMut(u64)) -> anyhow::Result<u64> {
+    let active = i32::try_from(app.vault.active_kek_id())?;
+    let mut done = 0u64;
+    loop {
+        let mut tx = app.pool.begin().await?;
+        let rows = db::grants::claim_for_rewrap(&mut *tx, active, batch).await?;
+        if rows.is_empty() {
+            tx.commit().await?;
+            return Ok(done);
+        }
+        for row in &rows {
+            let tenant = row.tenant_id.to_string();
+            let rewrapped = app.vault.rewrap(
+                &row.sealed_refresh_token,
+                &SealContext {
+                    purpose: REFRESH_TOKEN_PURPOSE,
+                    row: &tenant,
+                },
+            )?;
+            db::grants::rewrap(&mut *tx, row.partner_id, row.version, &rewrapped, active).await?;
+            done += 1;
+        }
+        tx.commit().await?;
+        progress(done);
+    }
+}

@@ -1,0 +1,3 @@
+//! Background and on-demand jobs. Each job is one file with an idempotent entry point.
+
+pub mod key_rotation;

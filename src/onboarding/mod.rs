@@ -1,0 +1,17 @@
+//! Partner consent onboarding: invitations (single use, expiring, revocable, optionally bound to a
+//! tenant) and the completion of a consent (code redemption, ID token and MFA checks, tenant
+//! binding, Partner Center profile, sealed grant, audit), all or nothing.
+
+mod complete;
+mod invitation;
+
+pub use complete::{
+    ConsentError, ConsentFlow, ConsentOutcome, choose_prompt, complete_consent, start_consent,
+};
+pub use invitation::{
+    InvitationState, InvitationToken, NewInvitationRequest, create_invitation, find_invitation,
+    parse_expected_tenant,
+};
+
+/// The vault purpose of a partner's refresh token; the row is the partner tenant id.
+pub const REFRESH_TOKEN_PURPOSE: &str = "grant.refresh_token";
