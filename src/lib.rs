@@ -28,3 +28,5 @@ pub mod telemetry;
 pub mod vault;
 /// The only module that knows axum: pages, API, health, middleware, server loop.
 pub mod web;
+/// API clients and their keys: issuing, hashing, verifying (cached), scoping.
+pub mod api_keys;

@@ -1,6 +1,7 @@
 //! The only module that knows axum: routes, their auth policy (all visible in [`router`]),
 //! middleware (request ids, spans, security headers, limits) and the server loop.
 
+pub mod admin;
 pub mod assets;
 pub mod consent;
 pub mod errors;

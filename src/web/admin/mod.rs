@@ -1,0 +1,1 @@
+//! Admin UI for CPV staff (being written).
