@@ -6,11 +6,13 @@ use std::time::Duration;
 use anyhow::Context;
 use sqlx::PgPool;
 
+use crate::broker::Broker;
 use crate::clock::Clock;
 use crate::config::{ClientCredentialConfig, Config};
 use crate::db;
 use crate::identity::{ClientCredential, IdentityClient};
 use crate::partner_center::PartnerCenterClient;
+use crate::proxy::{CallRecordQueue, CallRecorder, Proxy, ProxySettings};
 use crate::vault::Vault;
 
 /// Shared services of one samgate process.
@@ -25,11 +27,19 @@ pub struct App {
     /// Seals and opens secrets at rest.
     pub vault: Vault,
     /// The identity platform client of the CPV app.
-    pub identity: IdentityClient,
+    pub identity: Arc<IdentityClient>,
+    /// Access tokens for partners, cached and refreshed once.
+    pub broker: Broker,
     /// samgate's own Partner Center calls.
     pub partner_center: PartnerCenterClient,
     /// The outbound HTTP client (no redirects followed; extra CA if configured).
     pub http: reqwest::Client,
+    /// Forwards API calls to Partner Center and Graph.
+    pub proxy: Proxy,
+    /// Verifies API keys (cached; see `spawn_background` for its listener and flush).
+    pub api_keys: crate::api_keys::ApiKeyVerifier,
+    /// The call-record queue until the background writer takes it.
+    call_records: std::sync::Mutex<Option<CallRecordQueue>>,
 }
 
 impl App {
@@ -45,24 +55,61 @@ impl App {
                 .map_err(anyhow::Error::msg)
                 .context("SAMGATE_CLIENT_CERTIFICATE_FILE / SAMGATE_CLIENT_KEY_FILE")?,
         };
-        let identity = IdentityClient::new(
+        let identity = Arc::new(IdentityClient::new(
             http.clone(),
             config.microsoft.authority_url.clone(),
             config.microsoft.client_id,
             credential,
-        );
+        ));
         let partner_center =
             PartnerCenterClient::new(http.clone(), config.microsoft.partner_center_url.clone());
         let vault = Vault::new(config.key_ring.clone());
+        let broker = Broker::new(
+            pool.clone(),
+            vault.clone(),
+            identity.clone(),
+            clock.clone(),
+            &config.microsoft.partner_center_resource,
+            &config.microsoft.graph_resource,
+        );
+        let (recorder, queue) = CallRecorder::new(config.proxy.call_record_queue);
+        let proxy = Proxy::new(
+            http.clone(),
+            broker.clone(),
+            ProxySettings {
+                partner_center_url: config.microsoft.partner_center_url.clone(),
+                graph_url: config.microsoft.graph_url.clone(),
+                max_body_bytes: config.proxy.max_body_bytes,
+                replayable_body_bytes: 256 * 1024,
+                first_byte_timeout: config.proxy.first_byte_timeout,
+                total_timeout: config.proxy.total_timeout,
+                default_budget: config.proxy.default_budget,
+                client_concurrency: config.proxy.client_concurrency,
+                partner_concurrency: config.proxy.partner_concurrency,
+            },
+            recorder,
+        );
         Ok(Self {
+            proxy,
+            call_records: std::sync::Mutex::new(Some(queue)),
+            api_keys: crate::api_keys::ApiKeyVerifier::new(pool.clone()),
             config,
             pool,
             clock,
             vault,
             identity,
+            broker,
             partner_center,
             http,
         })
+    }
+
+    /// Takes the call-record queue (once) for the background writer.
+    pub fn take_call_records(&self) -> Option<CallRecordQueue> {
+        self.call_records
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
     }
 
     /// Refuses to run when a stored secret names a KEK the ring lacks (it could never be opened).

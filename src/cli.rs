@@ -52,6 +52,12 @@ enum Command {
     /// Key-encryption keys: generate, rotate, status.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// API clients (backend services) and their keys (until the admin UI does this).
+    #[command(subcommand)]
+    Clients(ClientsCommand),
+    /// CPV staff accounts for the admin UI: add, list, disable, set-role.
+    #[command(subcommand)]
+    Staff(StaffCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -127,6 +133,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys(command) => keys(command).await,
+        Command::Clients(command) => clients(command).await,
+        Command::Staff(command) => staff(command).await,
     }
 }
 
@@ -317,9 +325,14 @@ async fn serve_app(app: App, pool: sqlx::PgPool) -> anyhow::Result<()> {
             )
         })?;
     app.check_key_ring().await?;
-    let router = web::router(AppState(Arc::new(app)));
+    let app = Arc::new(app);
+    let background = crate::jobs::background::Background::start(app.clone());
+    let router = web::router(AppState(app));
     tracing::info!(listen = %listener.local_addr()?, "samgate is serving");
-    web::serve(router, listener, web::shutdown_signal()).await?;
+    let served = web::serve(router, listener, web::shutdown_signal()).await;
+    // In-flight requests are done: flush call records before the pool closes.
+    background.stop().await;
+    served?;
     pool.close().await;
     tracing::info!("samgate stopped");
     Ok(())
@@ -481,4 +494,287 @@ async fn run_demo(
     let result = serve_app(app, pool).await;
     emulator.shutdown().await;
     result
+}
+
+#[derive(Debug, Subcommand)]
+enum ClientsCommand {
+    /// Create an API client scoped to some partners (--partner, repeatable) or to all of them.
+    #[command(group(clap::ArgGroup::new("scope").required(true).args(["partner", "all_partners"])))]
+    Create {
+        /// A unique name, e.g. billing-sync.
+        #[arg(long)]
+        name: String,
+        /// A partner tenant id the client may act for (repeat for several).
+        #[arg(long, value_name = "TENANT_ID")]
+        partner: Vec<uuid::Uuid>,
+        /// Let the client act for every partner, present and future.
+        #[arg(long)]
+        all_partners: bool,
+        /// Allow only GET, HEAD and OPTIONS.
+        #[arg(long)]
+        read_only: bool,
+        /// What the client is.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List clients and their scopes.
+    List,
+    /// Disable a client: all its keys stop working.
+    Disable {
+        /// The client's name or id.
+        client: String,
+    },
+    /// Keys of a client: create (shown once), list, revoke.
+    #[command(subcommand)]
+    Keys(ClientKeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ClientKeysCommand {
+    /// Issue a key and print it (shown once; samgate keeps only its hash).
+    Create {
+        /// The client's name or id.
+        #[arg(long)]
+        client: String,
+        /// Lifetime, e.g. 90d, 48h (default: no expiry).
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// List a client's keys (prefix, dates; never the key).
+    List {
+        /// The client's name or id.
+        #[arg(long)]
+        client: String,
+    },
+    /// Revoke a key by id: every samgate instance refuses it within seconds.
+    Revoke {
+        /// The key id (from `list`).
+        key_id: uuid::Uuid,
+    },
+}
+
+async fn clients(command: ClientsCommand) -> anyhow::Result<()> {
+    use crate::api_keys::{self, PartnerScope};
+    let app = command_app().await?;
+    let now = app.clock.now();
+    let find = async |reference: &str| -> anyhow::Result<api_keys::Client> {
+        api_keys::find_client(&app.pool, reference)
+            .await?
+            .ok_or_else(|| {
+                anyhow::anyhow!("no API client named {reference:?} (see `samgate clients list`)")
+            })
+    };
+    let when =
+        |at: Option<time::OffsetDateTime>| at.map_or_else(|| "-".to_owned(), |at| at.to_string());
+    match command {
+        ClientsCommand::Create {
+            name,
+            partner,
+            all_partners,
+            read_only,
+            description,
+        } => {
+            let client = api_keys::create_client(
+                &app.pool,
+                api_keys::NewClient {
+                    name: &name,
+                    description: description.as_deref(),
+                    partners: (!all_partners).then_some(partner),
+                    read_only,
+                    created_by: "cli",
+                },
+                now,
+            )
+            .await?;
+            println!("API client {} ({}) created", client.name, client.id);
+            println!("next: samgate clients keys create --client {}", client.name);
+        }
+        ClientsCommand::List => {
+            for client in api_keys::list_clients(&app.pool).await? {
+                let scope = match &client.scope {
+                    PartnerScope::All => "all partners".to_owned(),
+                    PartnerScope::Only(tenants) => format!("{} partner(s)", tenants.len()),
+                };
+                let state = if client.disabled_at.is_some() {
+                    "disabled"
+                } else {
+                    "enabled"
+                };
+                let access = if client.read_only {
+                    "read-only"
+                } else {
+                    "read-write"
+                };
+                println!(
+                    "{}  {:8}  {}  {scope}, {access}",
+                    client.id, state, client.name
+                );
+                if let PartnerScope::Only(tenants) = &client.scope {
+                    for tenant in tenants {
+                        println!("    partner {tenant}");
+                    }
+                }
+            }
+        }
+        ClientsCommand::Disable { client } => {
+            let client = find(&client).await?;
+            app.api_keys.disable_client(client.id, "cli", now).await?;
+            println!(
+                "API client {} disabled: its keys no longer work",
+                client.name
+            );
+        }
+        ClientsCommand::Keys(ClientKeysCommand::Create { client, expires }) => {
+            let client = find(&client).await?;
+            let expires_at = match expires.as_deref() {
+                Some(text) => Some(now + parse_lifetime(text)?),
+                None => None,
+            };
+            let (record, key) =
+                api_keys::issue_key(&app.pool, client.id, expires_at, "cli", now).await?;
+            // The key alone on stdout (KEY=$(samgate clients keys create …)); the rest on stderr.
+            eprintln!(
+                "key {} ({}) for API client {}, expires {}",
+                record.id,
+                record.prefix,
+                client.name,
+                when(record.expires_at)
+            );
+            println!("{}", key.expose_secret());
+            eprintln!(
+                "This key is shown only now and cannot be shown again: samgate stores only its hash."
+            );
+            eprintln!("Send it as `Authorization: Bearer <key>`.");
+        }
+        ClientsCommand::Keys(ClientKeysCommand::List { client }) => {
+            let client = find(&client).await?;
+            for key in api_keys::list_keys(&app.pool, client.id).await? {
+                let state = match (key.revoked_at, key.expires_at) {
+                    (Some(_), _) => "revoked",
+                    (None, Some(at)) if at <= now => "expired",
+                    _ => "active",
+                };
+                println!(
+                    "{}  {}…  {:7}  created {}  expires {}  last used {}",
+                    key.id,
+                    key.prefix,
+                    state,
+                    key.created_at,
+                    when(key.expires_at),
+                    when(key.last_used_at)
+                );
+            }
+        }
+        ClientsCommand::Keys(ClientKeysCommand::Revoke { key_id }) => {
+            let record = app.api_keys.revoke_key(key_id, "cli", now).await?;
+            println!("key {} ({}…) revoked", record.id, record.prefix);
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Subcommand)]
+enum StaffCommand {
+    /// Add a staff member and print a generated password once (or use SAMGATE_STAFF_PASSWORD).
+    Add {
+        /// Sign-in email.
+        #[arg(long)]
+        email: String,
+        /// admin, operator or viewer.
+        #[arg(long, value_parser = parse_role)]
+        role: crate::staff::Role,
+        /// Name shown in the admin UI (default: the part of the email before @).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List staff members.
+    List,
+    /// Disable a staff member by email: their sessions end at once.
+    Disable {
+        /// Sign-in email.
+        email: String,
+    },
+    /// Change a staff member's role (their sessions end).
+    SetRole {
+        /// Sign-in email.
+        email: String,
+        /// admin, operator or viewer.
+        #[arg(value_parser = parse_role)]
+        role: crate::staff::Role,
+    },
+}
+
+fn parse_role(text: &str) -> Result<crate::staff::Role, String> {
+    crate::staff::Role::parse(text).ok_or_else(|| "expected admin, operator or viewer".to_owned())
+}
+
+async fn staff(command: StaffCommand) -> anyhow::Result<()> {
+    let app = command_app().await?;
+    let now = app.clock.now();
+    let find = async |email: &str| -> anyhow::Result<db::staff::StaffMember> {
+        let email = crate::staff::StaffEmail::parse(email)
+            .ok_or_else(|| anyhow::anyhow!("{email:?} is not a valid email address"))?;
+        db::staff::find_by_email(&app.pool, email.as_str())
+            .await?
+            .ok_or_else(|| {
+                anyhow::anyhow!("no staff member with this email (see `samgate staff list`)")
+            })
+    };
+    match command {
+        StaffCommand::Add { email, role, name } => {
+            let chosen = std::env::var("SAMGATE_STAFF_PASSWORD")
+                .ok()
+                .map(SecretString::from);
+            let generated = chosen.is_none();
+            let (member, password) = crate::staff::add_staff(
+                &app.pool,
+                crate::staff::NewStaffRequest {
+                    email: &email,
+                    display_name: name.as_deref(),
+                    role,
+                    password: chosen,
+                    actor: "cli",
+                },
+                now,
+            )
+            .await?;
+            println!(
+                "staff member {} ({}) added as {}",
+                member.email, member.id, member.role
+            );
+            if generated {
+                println!("password  {}", password.expose_secret());
+                println!("(shown only now; samgate stores only an Argon2id hash)");
+            } else {
+                println!("password  taken from SAMGATE_STAFF_PASSWORD");
+            }
+        }
+        StaffCommand::List => {
+            for member in db::staff::list(&app.pool).await? {
+                let state = if member.disabled_at.is_some() {
+                    "disabled"
+                } else {
+                    "active"
+                };
+                let last = member
+                    .last_login_at
+                    .map_or_else(|| "never".to_owned(), |at| at.to_string());
+                println!(
+                    "{}  {:8}  {:8}  {}  {}  last sign-in {last}",
+                    member.id, member.role, state, member.email, member.display_name
+                );
+            }
+        }
+        StaffCommand::Disable { email } => {
+            let member = find(&email).await?;
+            crate::staff::disable_staff(&app.pool, member.id, "cli", now).await?;
+            println!("staff member {} disabled", member.email);
+        }
+        StaffCommand::SetRole { email, role } => {
+            let member = find(&email).await?;
+            crate::staff::set_role(&app.pool, member.id, role, "cli", now).await?;
+            println!("staff member {} is now {role}", member.email);
+        }
+    }
+    Ok(())
 }

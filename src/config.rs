@@ -37,6 +37,28 @@ pub struct Config {
     pub microsoft: MicrosoftConfig,
     /// `SAMGATE_KEKS` or `SAMGATE_KEKS_FILE`, and `SAMGATE_ACTIVE_KEK`: the key-encryption keys.
     pub key_ring: KeyRing,
+    /// Proxy limits and timeouts.
+    pub proxy: ProxyConfig,
+}
+
+/// Limits and timeouts of the proxy API.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    /// `SAMGATE_PROXY_MAX_BODY_BYTES`: largest request body forwarded (default 32 MiB).
+    pub max_body_bytes: usize,
+    /// `SAMGATE_PROXY_FIRST_BYTE_TIMEOUT_SECS`: deadline for Microsoft's response headers (default 60).
+    pub first_byte_timeout: Duration,
+    /// `SAMGATE_PROXY_TIMEOUT_SECS`: deadline for a whole call, body included (default 300).
+    pub total_timeout: Duration,
+    /// `SAMGATE_PROXY_DEFAULT_BUDGET_SECS`: how long samgate may wait on Microsoft's
+    /// `Retry-After` when the caller sends no `X-Samgate-Deadline` (default 10).
+    pub default_budget: Duration,
+    /// `SAMGATE_PROXY_CLIENT_CONCURRENCY`: concurrent calls per API client (default 256).
+    pub client_concurrency: usize,
+    /// `SAMGATE_PROXY_PARTNER_CONCURRENCY`: concurrent calls per partner (default 64).
+    pub partner_concurrency: usize,
+    /// `SAMGATE_CALL_RECORD_QUEUE`: call records held in memory before they are dropped (default 10000).
+    pub call_record_queue: usize,
 }
 
 /// The CPV's multitenant Entra app and the Microsoft endpoints of its cloud.
@@ -271,6 +293,7 @@ impl Config {
         );
         let microsoft = read_microsoft(&mut env);
         let key_ring = read_key_ring(&mut env);
+        let proxy = read_proxy(&mut env);
         env.finish()?;
         // finish() returned Ok, so every required value is present.
         match (database_url, public_url, microsoft, key_ring) {
@@ -285,6 +308,7 @@ impl Config {
                 invitation_ttl,
                 microsoft,
                 key_ring,
+                proxy,
             }),
             _ => Err(ConfigError {
                 problems: vec!["internal: a required value was lost".into()],
@@ -380,6 +404,21 @@ fn read_microsoft(env: &mut EnvReader<'_>) -> Option<MicrosoftConfig> {
         extra_ca_file,
         cloud,
     })
+}
+
+fn read_proxy(env: &mut EnvReader<'_>) -> ProxyConfig {
+    let secs = |env: &mut EnvReader<'_>, name: &str, default: u64| {
+        Duration::from_secs(env.optional(name, default, "whole seconds"))
+    };
+    ProxyConfig {
+        max_body_bytes: env.optional("SAMGATE_PROXY_MAX_BODY_BYTES", 32 * 1024 * 1024, "bytes"),
+        first_byte_timeout: secs(env, "SAMGATE_PROXY_FIRST_BYTE_TIMEOUT_SECS", 60),
+        total_timeout: secs(env, "SAMGATE_PROXY_TIMEOUT_SECS", 300),
+        default_budget: secs(env, "SAMGATE_PROXY_DEFAULT_BUDGET_SECS", 10),
+        client_concurrency: env.optional("SAMGATE_PROXY_CLIENT_CONCURRENCY", 256, "a count"),
+        partner_concurrency: env.optional("SAMGATE_PROXY_PARTNER_CONCURRENCY", 64, "a count"),
+        call_record_queue: env.optional("SAMGATE_CALL_RECORD_QUEUE", 10_000, "a count"),
+    }
 }
 
 fn read_key_ring(env: &mut EnvReader<'_>) -> Option<KeyRing> {

@@ -2,8 +2,12 @@
 //!
 //! The modules, from the edges inwards (dependencies point down this list):
 
+/// API clients and their keys: issuing, hashing, verifying (cached), scoping.
+pub mod api_keys;
 /// The application object shared by requests and jobs.
 pub mod app;
+/// Access-token cache, single-flight refresh, rotation persistence.
+pub mod broker;
 /// Command line: `serve`, `demo`, `migrate`.
 pub mod cli;
 /// Time as a parameter.
@@ -22,11 +26,13 @@ pub mod local_pg;
 pub mod onboarding;
 /// Typed Partner Center calls samgate makes itself; Partner Center's error model.
 pub mod partner_center;
+/// Forwarding rules, header policy, retries and `Retry-After`, call records.
+pub mod proxy;
+/// CPV staff accounts: roles, Argon2id passwords, throttled sign-in, account changes.
+pub mod staff;
 /// Logging set-up.
 pub mod telemetry;
 /// Envelope encryption of secrets at rest; key ring; rotation.
 pub mod vault;
 /// The only module that knows axum: pages, API, health, middleware, server loop.
 pub mod web;
-/// API clients and their keys: issuing, hashing, verifying (cached), scoping.
-pub mod api_keys;

@@ -209,3 +209,33 @@ pub async fn count_by_kek(executor: impl PgExecutor<'_>) -> Result<Vec<(i32, i64
         .fetch_all(executor)
         .await
 }
+
+/// Records the Microsoft code of a failed refresh.
+pub async fn record_error(
+    executor: impl PgExecutor<'_>,
+    partner_id: Uuid,
+    code: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE grants SET last_error_code = $2, last_error_at = $3 WHERE partner_id = $1")
+        .bind(partner_id)
+        .bind(code)
+        .bind(now)
+        .execute(executor)
+        .await?;
+    Ok(())
+}
+
+/// Notes that the grant was used by a proxied call (batched by the caller).
+pub async fn touch_last_used(
+    executor: impl PgExecutor<'_>,
+    partner_ids: &[Uuid],
+    now: OffsetDateTime,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE grants SET last_used_at = $2 WHERE partner_id = ANY($1)")
+        .bind(partner_ids)
+        .bind(now)
+        .execute(executor)
+        .await?;
+    Ok(())
+}

@@ -7,10 +7,14 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
 
+pub mod access_tokens;
+pub mod api_clients;
 pub mod audit;
 pub mod grants;
 pub mod invitations;
 pub mod partners;
+pub mod proxy_calls;
+pub mod staff;
 
 /// The embedded migrations (`migrations/`), never edited once merged.
 pub static MIGRATOR: Migrator = sqlx::migrate!();

@@ -137,3 +137,84 @@ pub async fn list(executor: impl PgExecutor<'_>, limit: i64) -> Result<Vec<Partn
     .fetch_all(executor)
     .await
 }
+
+/// Moves a partner from `from` to `to`; true when it was in `from`.
+pub async fn set_status_if(
+    executor: impl PgExecutor<'_>,
+    id: Uuid,
+    from: &str,
+    to: &str,
+    now: OffsetDateTime,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE partners SET status = $3, status_reason = NULL, status_code = NULL, status_changed_at = $4
+         WHERE id = $1 AND status = $2",
+    )
+    .bind(id)
+    .bind(from)
+    .bind(to)
+    .bind(now)
+    .execute(executor)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// A partner with its grant's facts (never the sealed token).
+#[derive(Debug, Clone, FromRow)]
+pub struct PartnerWithGrant {
+    /// Tenant.
+    pub tenant_id: Uuid,
+    /// Name.
+    pub display_name: String,
+    /// Domain.
+    pub domain: Option<String>,
+    /// MPN id.
+    pub mpn_id: Option<String>,
+    /// Status.
+    pub status: String,
+    /// Code.
+    pub status_code: Option<String>,
+    /// Advice.
+    pub status_reason: Option<String>,
+    /// Since.
+    pub status_changed_at: OffsetDateTime,
+    /// Consent time.
+    pub consented_at: Option<OffsetDateTime>,
+    /// Consenting UPN.
+    pub consented_by_upn: Option<String>,
+    /// MFA evidence.
+    pub mfa_evidence: Option<String>,
+    /// App id.
+    pub app_id: Option<Uuid>,
+    /// Cloud.
+    pub cloud: Option<String>,
+    /// Last refresh.
+    pub refreshed_at: Option<OffsetDateTime>,
+    /// Last use.
+    pub last_used_at: Option<OffsetDateTime>,
+    /// Last error code.
+    pub last_error_code: Option<String>,
+}
+
+/// Partners (optionally only these tenants) after `after` by tenant id, with their grants.
+pub async fn list_with_grants(
+    executor: impl PgExecutor<'_>,
+    only: Option<&[Uuid]>,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<PartnerWithGrant>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT p.tenant_id, p.display_name, p.domain, p.mpn_id, p.status, p.status_code, p.status_reason,
+                p.status_changed_at, g.consented_at, g.consented_by_upn, g.mfa_evidence, g.app_id, g.cloud,
+                g.refreshed_at, g.last_used_at, g.last_error_code
+         FROM partners p LEFT JOIN grants g ON g.partner_id = p.id
+         WHERE ($1::uuid[] IS NULL OR p.tenant_id = ANY($1))
+           AND ($2::uuid IS NULL OR p.tenant_id > $2)
+         ORDER BY p.tenant_id LIMIT $3",
+    )
+    .bind(only)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(executor)
+    .await
+}

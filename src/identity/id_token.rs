@@ -92,6 +92,7 @@ struct SigningKey {
 struct Cache {
     keys: HashMap<String, SigningKey>,
     fetched_at: Option<Instant>,
+    refetched_for_unknown_kid_at: Option<Instant>,
 }
 
 /// The identity platform's signing keys, cached.
@@ -145,6 +146,7 @@ impl KeySet {
             cache: RwLock::new(Cache {
                 keys: HashMap::new(),
                 fetched_at: None,
+                refetched_for_unknown_kid_at: None,
             }),
         }
     }
@@ -208,12 +210,23 @@ impl KeySet {
             }
         }
         let mut cache = self.cache.write().await;
-        let may_refetch = cache
+        let fresh = cache
             .fetched_at
-            .is_none_or(|at| at.elapsed() >= REFETCH_INTERVAL);
-        if may_refetch {
+            .is_some_and(|at| at.elapsed() < KEYS_MAX_AGE);
+        // Missing or stale keys are always fetched; an unknown `kid` in fresh keys (a rotation,
+        // or a forgery) re-fetches at most once per interval, whenever the last fetch happened.
+        let may_refetch = !fresh
+            || cache
+                .refetched_for_unknown_kid_at
+                .is_none_or(|at| at.elapsed() >= REFETCH_INTERVAL);
+        // A request that waited for the lock may find the key another one just fetched.
+        if may_refetch && !(fresh && cache.keys.contains_key(kid)) {
             cache.keys = self.fetch().await?;
-            cache.fetched_at = Some(Instant::now());
+            let now = Instant::now();
+            if fresh {
+                cache.refetched_for_unknown_kid_at = Some(now);
+            }
+            cache.fetched_at = Some(now);
         }
         cache
             .keys

@@ -9,11 +9,23 @@ use axum::routing::get;
 use crate::app::AppState;
 use crate::web::errors::PageError;
 
-const ASSETS: &[(&str, &str, &[u8])] = &[(
-    "samgate.css",
-    "text/css; charset=utf-8",
-    include_bytes!("../../static/samgate.css"),
-)];
+const ASSETS: &[(&str, &str, &[u8])] = &[
+    (
+        "samgate.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../static/samgate.css"),
+    ),
+    (
+        "admin.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../static/admin.css"),
+    ),
+    (
+        "admin.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../static/admin.js"),
+    ),
+];
 
 /// `/static/{file}`.
 pub fn router() -> Router<AppState> {

@@ -45,6 +45,32 @@ pub enum ApiErrorCode {
     ServiceUnavailable,
     /// An unexpected failure; the reference id is in the log.
     Internal,
+    /// The API key is missing, malformed, unknown, expired or revoked.
+    InvalidApiKey,
+    /// The key's client may not act for this partner.
+    ForbiddenPartner,
+    /// The key's client is read-only.
+    ForbiddenMethod,
+    /// The partner has no access to this customer tenant (no GDAP relationship).
+    ForbiddenCustomer,
+    /// No partner with this tenant id.
+    PartnerNotFound,
+    /// The partner must consent again; an operator sends a re-consent invitation.
+    ConsentRequired,
+    /// The partner's admin must sign in again with MFA.
+    MfaRequired,
+    /// The CPV app is not consented in the customer tenant (grant it through app consents).
+    CustomerConsentMissing,
+    /// The proxied path tries to leave its prefix.
+    InvalidPath,
+    /// Microsoft throttles this partner; retry after `Retry-After` seconds.
+    UpstreamThrottled,
+    /// Microsoft is unreachable or failing.
+    UpstreamUnavailable,
+    /// Too many concurrent calls for this client or partner.
+    RateLimited,
+    /// The CPV app's credential or registration was refused by Microsoft.
+    AppMisconfigured,
 }
 
 impl ApiErrorCode {
@@ -59,10 +85,22 @@ impl ApiErrorCode {
             Self::Timeout => StatusCode::REQUEST_TIMEOUT,
             Self::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::InvalidApiKey => StatusCode::UNAUTHORIZED,
+            Self::ForbiddenPartner | Self::ForbiddenMethod | Self::ForbiddenCustomer => {
+                StatusCode::FORBIDDEN
+            }
+            Self::PartnerNotFound => StatusCode::NOT_FOUND,
+            Self::ConsentRequired | Self::MfaRequired | Self::CustomerConsentMissing => {
+                StatusCode::CONFLICT
+            }
+            Self::InvalidPath => StatusCode::BAD_REQUEST,
+            Self::UpstreamThrottled | Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::UpstreamUnavailable | Self::AppMisconfigured => StatusCode::BAD_GATEWAY,
         }
     }
 
-    fn as_str(self) -> &'static str {
+    /// The stable snake_case code.
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::BadRequest => "bad_request",
             Self::Unauthorized => "unauthorized",
@@ -72,6 +110,19 @@ impl ApiErrorCode {
             Self::Timeout => "timeout",
             Self::ServiceUnavailable => "service_unavailable",
             Self::Internal => "internal",
+            Self::InvalidApiKey => "invalid_api_key",
+            Self::ForbiddenPartner => "forbidden_partner",
+            Self::ForbiddenMethod => "forbidden_method",
+            Self::ForbiddenCustomer => "forbidden_customer",
+            Self::PartnerNotFound => "partner_not_found",
+            Self::ConsentRequired => "consent_required",
+            Self::MfaRequired => "mfa_required",
+            Self::CustomerConsentMissing => "customer_consent_missing",
+            Self::InvalidPath => "invalid_path",
+            Self::UpstreamThrottled => "upstream_throttled",
+            Self::UpstreamUnavailable => "upstream_unavailable",
+            Self::RateLimited => "rate_limited",
+            Self::AppMisconfigured => "app_misconfigured",
         }
     }
 }
@@ -82,6 +133,7 @@ pub struct ApiError {
     code: ApiErrorCode,
     message: String,
     detail: Option<String>,
+    retry_after: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -98,6 +150,7 @@ impl ApiError {
             code,
             message: message.into(),
             detail: None,
+            retry_after: None,
         }
     }
 
@@ -108,7 +161,14 @@ impl ApiError {
             message: "samgate failed to handle this request; quote the reference to an operator"
                 .into(),
             detail: Some(detail.to_string()),
+            retry_after: None,
         }
+    }
+
+    /// Sets `Retry-After` (seconds).
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     /// Adds operator-facing detail for the log.
@@ -132,11 +192,25 @@ impl IntoResponse for ApiError {
             reference: &reference,
         };
         let mut response = (self.code.status(), Json(body)).into_response();
-        if self.code == ApiErrorCode::Unauthorized {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"samgate\""),
-            );
+        match self.code {
+            ApiErrorCode::Unauthorized => {
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"samgate\""),
+                );
+            }
+            ApiErrorCode::InvalidApiKey => {
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"samgate\", error=\"invalid_token\""),
+                );
+            }
+            _ => {}
+        }
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response.extensions_mut().insert(Failure {
             reference,

@@ -2,6 +2,7 @@
 //! middleware (request ids, spans, security headers, limits) and the server loop.
 
 pub mod admin;
+pub mod api;
 pub mod assets;
 pub mod consent;
 pub mod errors;
@@ -32,11 +33,16 @@ use errors::PageError;
 /// - `/healthz`, `/readyz`, `/static/…`, `/`: public, no state changes.
 /// - `/consent/{token}…`, `/oauth/callback`: partner admins; the invitation token, then the
 ///   server-side session (state, nonce, PKCE verifier) created at `/consent/{token}/start`.
+/// - `/admin…`: CPV staff; own session (8 h absolute, 30 min idle), CSRF token + origin check on
+///   every POST, minimum role per route in the table of `admin::router` (`/admin/login` public).
+/// - `/api/v1/…`: backend services; an API key (`Authorization: Bearer sgk_…`) checked by the
+///   `ApiCaller` extractor of every handler, then partner scope and read-only rules.
 pub fn router(state: AppState) -> Router {
     let config = &state.config;
     let hsts = config.public_url_is_https();
     let request_timeout = config.request_timeout;
     let max_body = config.max_body_bytes;
+    let proxy_max_body = config.proxy.max_body_bytes;
     let authority_origin = config
         .microsoft
         .authority_url
@@ -48,21 +54,25 @@ pub fn router(state: AppState) -> Router {
         hsts,
         time::Duration::minutes(30),
     ));
-    let public = Router::new()
+    let pages = Router::new()
         .merge(health::router())
         .merge(home::router())
         .merge(assets::router())
-        .merge(consent);
-
-    let mut app = public
+        .merge(consent)
+        .merge(admin::router(state.clone()))
         .fallback(show_not_found)
-        .with_state(state)
         // Innermost first: the timeout must sit inside the body limit (tower-http requirement).
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             request_timeout,
         ))
-        .layer(RequestBodyLimitLayer::new(max_body))
+        .layer(RequestBodyLimitLayer::new(max_body));
+    // The proxy streams large bodies for minutes: its own limit, its own timeouts (in `proxy`).
+    let api = api::router().layer(RequestBodyLimitLayer::new(proxy_max_body));
+
+    let mut app = pages
+        .merge(api)
+        .with_state(state)
         .layer(axum::middleware::map_response(middleware::log_failures));
     app = with_security_headers(app, &authority_origin);
     if hsts {

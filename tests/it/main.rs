@@ -3,6 +3,11 @@
 #[allow(dead_code, reason = "the harness offers more than every test uses")]
 mod harness;
 
+mod api_keys;
+mod browser;
 mod cli;
 mod consent;
 mod foundation;
+mod id_token;
+mod proxy;
+mod vault_at_rest;

@@ -1,1 +1,128 @@
-//! Admin UI for CPV staff (being written).
+//! Admin UI for CPV staff. Every route and its minimum role is in the table of [`routes`];
+//! [`router`] enforces it per route (`require`), checks the CSRF token and origin of every POST,
+//! and runs its own session (own cookie, 30 min idle, 8 h absolute, epoch-checked per request).
+
+mod audit;
+mod auth;
+mod invitations;
+mod partners;
+mod staff;
+mod view;
+
+use axum::Router;
+use axum::handler::Handler;
+use axum::http::{HeaderName, HeaderValue, Method};
+use axum::routing::{MethodFilter, MethodRouter, on};
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::app::AppState;
+pub use crate::staff::Role;
+pub use auth::{CurrentStaff, ReturnPath};
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone (the sign-in form; CSRF and the throttle still apply to its POST).
+    Public,
+    /// A signed-in staff member with at least this role.
+    Staff(Role),
+}
+
+struct RouteRow {
+    method: Method,
+    path: &'static str,
+    access: Access,
+    handler: MethodRouter<AppState>,
+}
+
+fn row<H, T>(method: Method, path: &'static str, access: Access, handler: H) -> RouteRow
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    let filter = MethodFilter::try_from(method.clone()).unwrap_or(MethodFilter::GET);
+    RouteRow {
+        method,
+        path,
+        access,
+        handler: on(filter, handler),
+    }
+}
+
+/// The policy table: every admin route, its method and its minimum role.
+fn routes() -> Vec<RouteRow> {
+    use Access::{Public, Staff};
+    use Method as M;
+    use Role::{Admin, Operator, Viewer};
+    #[rustfmt::skip]
+    let table = vec![
+        //  method   path                                    access           handler
+        row(M::GET,  "/admin/login",                         Public,          auth::show_login_page),
+        row(M::POST, "/admin/login",                         Public,          auth::log_in),
+        row(M::POST, "/admin/logout",                        Staff(Viewer),   auth::log_out),
+        row(M::POST, "/admin/logout-everywhere",             Staff(Viewer),   auth::log_out_everywhere),
+        row(M::GET,  "/admin",                               Staff(Viewer),   partners::show_dashboard),
+        row(M::GET,  "/admin/partners",                      Staff(Viewer),   partners::list_partners),
+        row(M::GET,  "/admin/partners/{id}",                 Staff(Viewer),   partners::show_partner),
+        row(M::POST, "/admin/partners/{id}/invitations",     Staff(Operator), partners::invite_partner_again),
+        row(M::GET,  "/admin/invitations",                   Staff(Viewer),   invitations::list_invitations),
+        row(M::POST, "/admin/invitations",                   Staff(Operator), invitations::create_invitation),
+        row(M::POST, "/admin/invitations/{id}/revoke",       Staff(Operator), invitations::revoke_invitation),
+        row(M::GET,  "/admin/audit",                         Staff(Viewer),   audit::list_audit_events),
+        row(M::GET,  "/admin/staff",                         Staff(Admin),    staff::list_staff),
+        row(M::POST, "/admin/staff",                         Staff(Admin),    staff::add_staff),
+        row(M::POST, "/admin/staff/{id}/role",               Staff(Admin),    staff::change_staff_role),
+        row(M::POST, "/admin/staff/{id}/disable",            Staff(Admin),    staff::disable_staff),
+        row(M::POST, "/admin/staff/{id}/sessions/revoke",    Staff(Admin),    staff::end_staff_sessions),
+    ];
+    table
+}
+
+/// Every admin route as (method, path template, access), for audits and the role-matrix test.
+pub fn policy() -> Vec<(Method, &'static str, Access)> {
+    routes()
+        .into_iter()
+        .map(|r| (r.method, r.path, r.access))
+        .collect()
+}
+
+/// `/admin…`: the routes of the table, each behind its role check, all behind the CSRF check and
+/// the admin session.
+pub fn router(state: AppState) -> Router<AppState> {
+    let mut router = Router::new();
+    for RouteRow {
+        path,
+        access,
+        handler,
+        ..
+    } in routes()
+    {
+        let handler = match access {
+            Access::Public => handler,
+            Access::Staff(role) => handler.route_layer(axum::middleware::from_fn_with_state(
+                (state.clone(), role),
+                auth::require,
+            )),
+        };
+        router = router.route(path, handler);
+    }
+    let https = state.config.public_url_is_https();
+    let session = crate::web::sessions::layer(state.pool.clone(), https, auth::IDLE_TIMEOUT)
+        .with_name(if https {
+            "__Host-samgate_admin"
+        } else {
+            "samgate_admin"
+        });
+    router
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::check_csrf,
+        ))
+        .layer(session)
+        // Browsers send `Origin: null` on form posts from pages with `no-referrer`; admin pages hold
+        // no secrets in their URLs, so they send their origin to themselves only.
+        .layer(SetResponseHeaderLayer::overriding(
+            HeaderName::from_static("referrer-policy"),
+            HeaderValue::from_static("same-origin"),
+        ))
+}

@@ -1,5 +1,6 @@
 //! The integration-test harness: a real samgate on a real socket against its own database.
 
+pub mod browser;
 pub mod db;
 pub mod logs;
 pub mod microsoft;
@@ -169,11 +170,16 @@ impl TestAppBuilder {
         let pool = samgate::db::connect_lazy(db.options(), 10);
         let clock = Arc::new(ManualClock::new());
         let app = Arc::new(App::build(config, pool.clone(), clock.clone()).expect("build app"));
+        let background = samgate::jobs::background::Background::start(app.clone());
         let router = samgate::web::router(AppState(app.clone()));
         let (tx, rx) = oneshot::channel::<()>();
-        tokio::spawn(samgate::web::serve(router, listener, async move {
-            let _ = rx.await;
-        }));
+        tokio::spawn(async move {
+            let _ = samgate::web::serve(router, listener, async move {
+                let _ = rx.await;
+            })
+            .await;
+            background.stop().await;
+        });
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .cookie_store(true)
@@ -199,4 +205,10 @@ impl Drop for TestApp {
             let _ = tx.send(());
         }
     }
+}
+
+/// A second samgate instance (same configuration, own pool and caches) on the test's database.
+pub async fn second_instance(app: &TestApp) -> Arc<App> {
+    let pool = samgate::db::connect_lazy(app.db.options(), 10);
+    Arc::new(App::build(app.app.config.clone(), pool, app.clock.clone()).expect("second instance"))
 }

@@ -1,0 +1,479 @@
+//! The `staff` and `staff_login_failures` tables, and the read models of the admin UI (partners
+//! listing, dashboard counts, audit search): keyset-paged, never `OFFSET`, never a `count(*)` over
+//! everything per page.
+
+use sqlx::{FromRow, PgExecutor, Postgres, QueryBuilder};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// A staff member (the password hash stays in [`find_credentials`]).
+#[derive(Debug, Clone, FromRow)]
+pub struct StaffMember {
+    /// Id.
+    pub id: Uuid,
+    /// Lower-cased email (sign-in name).
+    pub email: String,
+    /// Name shown in the UI.
+    pub display_name: String,
+    /// `admin`, `operator` or `viewer`.
+    pub role: String,
+    /// Set when disabled.
+    pub disabled_at: Option<OffsetDateTime>,
+    /// Sessions carrying another epoch are void.
+    pub session_epoch: i32,
+    /// Creation time.
+    pub created_at: OffsetDateTime,
+    /// Last successful sign-in.
+    pub last_login_at: Option<OffsetDateTime>,
+}
+
+const COLUMNS: &str =
+    "id, email, display_name, role, disabled_at, session_epoch, created_at, last_login_at";
+
+/// A new staff member's row.
+#[derive(Debug)]
+pub struct NewStaff<'a> {
+    /// Lower-cased email.
+    pub email: &'a str,
+    /// Display name.
+    pub display_name: &'a str,
+    /// Role name.
+    pub role: &'a str,
+    /// Argon2id PHC string.
+    pub password_hash: &'a str,
+}
+
+/// Inserts a staff member; a taken email fails on constraint `staff_email_key`.
+pub async fn insert(
+    executor: impl PgExecutor<'_>,
+    new: &NewStaff<'_>,
+    now: OffsetDateTime,
+) -> Result<StaffMember, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "INSERT INTO staff (id, email, display_name, role, password_hash, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
+    ))
+    .bind(Uuid::now_v7())
+    .bind(new.email)
+    .bind(new.display_name)
+    .bind(new.role)
+    .bind(new.password_hash)
+    .bind(now)
+    .fetch_one(executor)
+    .await
+}
+
+/// The staff member with this id.
+pub async fn find(
+    executor: impl PgExecutor<'_>,
+    id: Uuid,
+) -> Result<Option<StaffMember>, sqlx::Error> {
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM staff WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(executor)
+        .await
+}
+
+/// The staff member with this (lower-cased) email.
+pub async fn find_by_email(
+    executor: impl PgExecutor<'_>,
+    email: &str,
+) -> Result<Option<StaffMember>, sqlx::Error> {
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM staff WHERE email = $1"))
+        .bind(email)
+        .fetch_optional(executor)
+        .await
+}
+
+/// A staff member with the password hash, for sign-in only.
+#[derive(FromRow)]
+pub struct Credentials {
+    /// The member.
+    #[sqlx(flatten)]
+    pub member: StaffMember,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("member", &self.member)
+            .field("password_hash", &"[redacted]")
+            .finish()
+    }
+}
+
+/// The member with this email and their password hash.
+pub async fn find_credentials(
+    executor: impl PgExecutor<'_>,
+    email: &str,
+) -> Result<Option<Credentials>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS}, password_hash FROM staff WHERE email = $1"
+    ))
+    .bind(email)
+    .fetch_optional(executor)
+    .await
+}
+
+/// All staff, by email.
+pub async fn list(executor: impl PgExecutor<'_>) -> Result<Vec<StaffMember>, sqlx::Error> {
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM staff ORDER BY email"))
+        .fetch_all(executor)
+        .await
+}
+
+/// Records a successful sign-in.
+pub async fn touch_login(
+    executor: impl PgExecutor<'_>,
+    id: Uuid,
+    now: OffsetDateTime,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE staff SET last_login_at = $2 WHERE id = $1")
+        .bind(id)
+        .bind(now)
+        .execute(executor)
+        .await?;
+    Ok(())
+}
+
+/// Ends every session of the member (bumps the epoch); false when there is no such member.
+pub async fn bump_epoch(executor: impl PgExecutor<'_>, id: Uuid) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("UPDATE staff SET session_epoch = session_epoch + 1 WHERE id = $1")
+        .bind(id)
+        .execute(executor)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Sets the role and ends the member's sessions; false when there is no such member.
+pub async fn set_role(
+    executor: impl PgExecutor<'_>,
+    id: Uuid,
+    role: &str,
+) -> Result<bool, sqlx::Error> {
+    let done =
+        sqlx::query("UPDATE staff SET role = $2, session_epoch = session_epoch + 1 WHERE id = $1")
+            .bind(id)
+            .bind(role)
+            .execute(executor)
+            .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Disables the member and ends their sessions; false when absent or already disabled.
+pub async fn disable(
+    executor: impl PgExecutor<'_>,
+    id: Uuid,
+    now: OffsetDateTime,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE staff SET disabled_at = $2, session_epoch = session_epoch + 1
+         WHERE id = $1 AND disabled_at IS NULL",
+    )
+    .bind(id)
+    .bind(now)
+    .execute(executor)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Locks the active admins' rows and returns their ids (call inside the transaction that may
+/// demote or disable one, so two concurrent changes cannot remove the last admin).
+pub async fn lock_active_admins(executor: impl PgExecutor<'_>) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT id FROM staff WHERE role = 'admin' AND disabled_at IS NULL ORDER BY id FOR UPDATE",
+    )
+    .fetch_all(executor)
+    .await
+}
+
+/// Failed sign-ins for `subject` at or after `since`.
+pub async fn count_login_failures(
+    executor: impl PgExecutor<'_>,
+    subject: &[u8],
+    since: OffsetDateTime,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM staff_login_failures WHERE subject = $1 AND failed_at >= $2",
+    )
+    .bind(subject)
+    .bind(since)
+    .fetch_one(executor)
+    .await
+}
+
+/// Records a failed sign-in for `subject`, dropping its rows older than `forget_before`.
+pub async fn record_login_failure(
+    executor: impl PgExecutor<'_>,
+    subject: &[u8],
+    now: OffsetDateTime,
+    forget_before: OffsetDateTime,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "WITH forgotten AS (
+            DELETE FROM staff_login_failures WHERE subject = $1 AND failed_at < $3
+         )
+         INSERT INTO staff_login_failures (subject, failed_at) VALUES ($1, $2)",
+    )
+    .bind(subject)
+    .bind(now)
+    .bind(forget_before)
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+/// Forgets the failures of `subject` (after a successful sign-in).
+pub async fn clear_login_failures(
+    executor: impl PgExecutor<'_>,
+    subject: &[u8],
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM staff_login_failures WHERE subject = $1")
+        .bind(subject)
+        .execute(executor)
+        .await?;
+    Ok(())
+}
+
+// ---- Read models of the admin UI -------------------------------------------------------------
+
+/// Partners per status.
+pub async fn count_partners_by_status(
+    executor: impl PgExecutor<'_>,
+) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    sqlx::query_as("SELECT status, count(*) FROM partners GROUP BY status")
+        .fetch_all(executor)
+        .await
+}
+
+/// Invitations that can still be used at `now`.
+pub async fn count_pending_invitations(
+    executor: impl PgExecutor<'_>,
+    now: OffsetDateTime,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM invitations
+         WHERE used_at IS NULL AND revoked_at IS NULL AND expires_at > $1",
+    )
+    .bind(now)
+    .fetch_one(executor)
+    .await
+}
+
+/// One row of the partners list.
+#[derive(Debug, Clone, FromRow)]
+pub struct PartnerRow {
+    /// samgate's id (also the page cursor).
+    pub id: Uuid,
+    /// Microsoft tenant.
+    pub tenant_id: Uuid,
+    /// Organisation.
+    pub display_name: String,
+    /// Default domain.
+    pub domain: Option<String>,
+    /// Health.
+    pub status: String,
+    /// Why.
+    pub status_reason: Option<String>,
+    /// Microsoft code.
+    pub status_code: Option<String>,
+    /// When the status changed.
+    pub status_changed_at: OffsetDateTime,
+    /// Last successful refresh of the grant.
+    pub refreshed_at: Option<OffsetDateTime>,
+    /// Last use of the grant.
+    pub last_used_at: Option<OffsetDateTime>,
+}
+
+const PARTNER_ROW: &str = "SELECT p.id, p.tenant_id, p.display_name, p.domain, p.status, \
+     p.status_reason, p.status_code, p.status_changed_at, g.refreshed_at, g.last_used_at \
+     FROM partners p LEFT JOIN grants g ON g.partner_id = p.id";
+
+/// Partners whose grant is in trouble, most recent change first.
+pub async fn failing_partners(
+    executor: impl PgExecutor<'_>,
+    limit: i64,
+) -> Result<Vec<PartnerRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "{PARTNER_ROW} WHERE p.status IN ('needs_consent', 'mfa_required', 'degraded')
+         ORDER BY p.status_changed_at DESC LIMIT $1"
+    ))
+    .bind(limit)
+    .fetch_all(executor)
+    .await
+}
+
+/// What the partners list is filtered by.
+#[derive(Debug, Default)]
+pub struct PartnerFilter<'a> {
+    /// Substring of the name or domain.
+    pub text: Option<&'a str>,
+    /// Exact tenant id.
+    pub tenant_id: Option<Uuid>,
+    /// Exact status.
+    pub status: Option<&'a str>,
+    /// Rows after this partner in (display_name, id) order.
+    pub after: Option<Uuid>,
+}
+
+/// One page of partners ordered by (display_name, id), starting after the cursor.
+pub async fn list_partners(
+    executor: impl PgExecutor<'_>,
+    filter: &PartnerFilter<'_>,
+    limit: i64,
+) -> Result<Vec<PartnerRow>, sqlx::Error> {
+    let mut query: QueryBuilder<'_, Postgres> = QueryBuilder::new(PARTNER_ROW);
+    query.push(" WHERE TRUE");
+    if let Some(status) = filter.status {
+        query.push(" AND p.status = ").push_bind(status);
+    }
+    if let Some(tenant_id) = filter.tenant_id {
+        query.push(" AND p.tenant_id = ").push_bind(tenant_id);
+    }
+    if let Some(text) = filter.text {
+        let pattern = format!("%{}%", escape_like(text));
+        query
+            .push(" AND (p.display_name ILIKE ")
+            .push_bind(pattern.clone())
+            .push(" OR p.domain ILIKE ")
+            .push_bind(pattern)
+            .push(")");
+    }
+    if let Some(after) = filter.after {
+        query
+            .push(
+                " AND (p.display_name, p.id) > (SELECT display_name, id FROM partners WHERE id = ",
+            )
+            .push_bind(after)
+            .push(")");
+    }
+    query
+        .push(" ORDER BY p.display_name, p.id LIMIT ")
+        .push_bind(limit);
+    query.build_query_as().fetch_all(executor).await
+}
+
+fn escape_like(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+/// A partner's grant facts as staff see them (never the sealed bytes).
+#[derive(Debug, Clone, FromRow)]
+pub struct GrantFacts {
+    /// The CPV app.
+    pub app_id: Uuid,
+    /// Cloud label.
+    pub cloud: String,
+    /// Consenting user's object id.
+    pub consented_by_oid: Uuid,
+    /// Their name.
+    pub consented_by_name: Option<String>,
+    /// Their UPN.
+    pub consented_by_upn: Option<String>,
+    /// When.
+    pub consented_at: OffsetDateTime,
+    /// Where MFA was seen.
+    pub mfa_evidence: String,
+    /// Last refresh.
+    pub refreshed_at: OffsetDateTime,
+    /// Last use.
+    pub last_used_at: Option<OffsetDateTime>,
+    /// Last refresh error code.
+    pub last_error_code: Option<String>,
+    /// When it happened.
+    pub last_error_at: Option<OffsetDateTime>,
+}
+
+/// The grant facts of a partner.
+pub async fn grant_facts(
+    executor: impl PgExecutor<'_>,
+    partner_id: Uuid,
+) -> Result<Option<GrantFacts>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT app_id, cloud, consented_by_oid, consented_by_name, consented_by_upn, consented_at,
+                mfa_evidence, refreshed_at, last_used_at, last_error_code, last_error_at
+         FROM grants WHERE partner_id = $1",
+    )
+    .bind(partner_id)
+    .fetch_optional(executor)
+    .await
+}
+
+/// One audit row, with the staff member's name when the actor is `staff:<id>`.
+#[derive(Debug, Clone, FromRow)]
+pub struct AuditRow {
+    /// Sequence (the page cursor).
+    pub id: i64,
+    /// When.
+    pub occurred_at: OffsetDateTime,
+    /// Who.
+    pub actor: String,
+    /// The staff member's name, if the actor is staff.
+    pub actor_name: Option<String>,
+    /// What.
+    pub action: String,
+    /// Which partner.
+    pub partner_tenant_id: Option<Uuid>,
+    /// Details (never secrets).
+    pub details: serde_json::Value,
+}
+
+/// What the audit log is filtered by.
+#[derive(Debug, Default)]
+pub struct AuditFilter<'a> {
+    /// Partner tenant.
+    pub partner_tenant_id: Option<Uuid>,
+    /// Exact actor.
+    pub actor: Option<&'a str>,
+    /// Exact action.
+    pub action: Option<&'a str>,
+    /// At or after.
+    pub from: Option<OffsetDateTime>,
+    /// Before.
+    pub until: Option<OffsetDateTime>,
+    /// Rows older than this id.
+    pub before: Option<i64>,
+}
+
+/// One page of audit events, newest first.
+pub async fn search_audit(
+    executor: impl PgExecutor<'_>,
+    filter: &AuditFilter<'_>,
+    limit: i64,
+) -> Result<Vec<AuditRow>, sqlx::Error> {
+    let mut query: QueryBuilder<'_, Postgres> = QueryBuilder::new(
+        "SELECT a.id, a.occurred_at, a.actor, s.display_name AS actor_name, a.action, \
+         a.partner_tenant_id, a.details FROM audit_events a \
+         LEFT JOIN staff s ON a.actor LIKE 'staff:%' AND s.id::text = substr(a.actor, 7) \
+         WHERE TRUE",
+    );
+    if let Some(tenant) = filter.partner_tenant_id {
+        query.push(" AND a.partner_tenant_id = ").push_bind(tenant);
+    }
+    if let Some(actor) = filter.actor {
+        query.push(" AND a.actor = ").push_bind(actor);
+    }
+    if let Some(action) = filter.action {
+        query.push(" AND a.action = ").push_bind(action);
+    }
+    if let Some(from) = filter.from {
+        query.push(" AND a.occurred_at >= ").push_bind(from);
+    }
+    if let Some(until) = filter.until {
+        query.push(" AND a.occurred_at < ").push_bind(until);
+    }
+    if let Some(before) = filter.before {
+        query.push(" AND a.id < ").push_bind(before);
+    }
+    query.push(" ORDER BY a.id DESC LIMIT ").push_bind(limit);
+    query.build_query_as().fetch_all(executor).await
+}

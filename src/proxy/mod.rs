@@ -1,0 +1,390 @@
+//! Forwarding rules: which upstream a proxied call goes to (fixed by configuration), which token it
+//! carries (from the broker), retries (`Retry-After` within the caller's budget, 5xx for
+//! idempotent calls, one retry after `401 invalid_token`), throttling state per
+//! (partner, customer, upstream), and the record of each call.
+
+pub mod headers;
+pub mod path;
+mod records;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::http::{HeaderMap, HeaderValue, Method};
+use bytes::Bytes;
+use moka::future::Cache;
+use secrecy::ExposeSecret;
+use tokio::sync::Semaphore;
+use uuid::Uuid;
+
+pub use records::{CallRecord, CallRecordQueue, CallRecorder};
+
+use crate::broker::{Broker, BrokerError, PartnerInfo, Resource, TokenKey, jittered_backoff};
+
+/// The Microsoft service a call goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Upstream {
+    /// Partner Center REST, with a partner-tenant token.
+    PartnerCenter,
+    /// Graph, with a token for the partner's tenant or a customer's.
+    Graph,
+}
+
+impl Upstream {
+    /// Stable name (records, headers, metrics).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PartnerCenter => "partner-center",
+            Self::Graph => "graph",
+        }
+    }
+
+    /// The first path segments this upstream's API lives under.
+    pub fn api_versions(self) -> &'static [&'static str] {
+        match self {
+            Self::PartnerCenter => &["v1"],
+            Self::Graph => &["v1.0", "beta"],
+        }
+    }
+
+    fn resource(self) -> Resource {
+        match self {
+            Self::PartnerCenter => Resource::PartnerCenter,
+            Self::Graph => Resource::Graph,
+        }
+    }
+}
+
+/// Tunables of the proxy (from configuration).
+#[derive(Debug, Clone)]
+pub struct ProxySettings {
+    /// Partner Center base URL.
+    pub partner_center_url: url::Url,
+    /// Graph base URL.
+    pub graph_url: url::Url,
+    /// Largest request body forwarded.
+    pub max_body_bytes: usize,
+    /// Request bodies up to this size are buffered so the call can be retried.
+    pub replayable_body_bytes: usize,
+    /// Deadline for the upstream's response headers.
+    pub first_byte_timeout: Duration,
+    /// Deadline for the whole upstream call, body included.
+    pub total_timeout: Duration,
+    /// How long samgate may wait for a `Retry-After` when the caller states no deadline.
+    pub default_budget: Duration,
+    /// Concurrent calls per API client.
+    pub client_concurrency: usize,
+    /// Concurrent calls per partner.
+    pub partner_concurrency: usize,
+}
+
+/// A request body: empty, buffered (replayable), or streamed through once.
+pub enum ProxyBody {
+    /// No body.
+    Empty,
+    /// Small enough to keep, so the call can be retried.
+    Buffered(Bytes),
+    /// Streamed to the upstream as it arrives; the call cannot be retried.
+    Streaming(reqwest::Body),
+}
+
+impl ProxyBody {
+    fn replayable(&self) -> Option<reqwest::Body> {
+        match self {
+            Self::Empty => Some(reqwest::Body::from(Bytes::new())),
+            Self::Buffered(bytes) => Some(reqwest::Body::from(bytes.clone())),
+            Self::Streaming(_) => None,
+        }
+    }
+}
+
+/// One call to forward.
+pub struct ProxyRequest {
+    /// The partner.
+    pub partner: Arc<PartnerInfo>,
+    /// The customer tenant for customer Graph calls.
+    pub customer: Option<Uuid>,
+    /// Which upstream.
+    pub upstream: Upstream,
+    /// HTTP method.
+    pub method: Method,
+    /// Normalised path after the upstream base.
+    pub path: String,
+    /// Raw query string.
+    pub query: Option<String>,
+    /// Caller headers (filtered here).
+    pub headers: HeaderMap,
+    /// The body.
+    pub body: ProxyBody,
+    /// How long the caller is willing to wait in all.
+    pub budget: Duration,
+}
+
+/// Why a call was not forwarded (or failed before a response).
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// No token: the broker's reason.
+    #[error(transparent)]
+    Token(#[from] BrokerError),
+    /// Throttled by Microsoft, and waiting does not fit the budget.
+    #[error("upstream throttled")]
+    Throttled {
+        /// Seconds to wait before retrying.
+        retry_after: u64,
+    },
+    /// Too many concurrent calls for this client or partner.
+    #[error("too many concurrent calls")]
+    Busy,
+    /// Microsoft did not answer in time or could not be reached.
+    #[error("upstream unavailable: {0}")]
+    Unavailable(String),
+    /// The path would escape the upstream prefix.
+    #[error(transparent)]
+    Path(#[from] path::PathError),
+}
+
+/// The proxy of one samgate process.
+#[derive(Clone)]
+pub struct Proxy {
+    http: reqwest::Client,
+    broker: Broker,
+    settings: ProxySettings,
+    throttled_until: Cache<(Uuid, Option<Uuid>, Upstream), Instant>,
+    client_slots: Cache<Uuid, Arc<Semaphore>>,
+    partner_slots: Cache<Uuid, Arc<Semaphore>>,
+    recorder: CallRecorder,
+}
+
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proxy")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The permits a call holds while it runs (its body included).
+pub struct CallPermits {
+    _client: tokio::sync::OwnedSemaphorePermit,
+    _partner: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Proxy {
+    /// A proxy using `http` (no redirects followed) and `broker`.
+    pub fn new(
+        http: reqwest::Client,
+        broker: Broker,
+        settings: ProxySettings,
+        recorder: CallRecorder,
+    ) -> Self {
+        let idle = Duration::from_secs(600);
+        Self {
+            http,
+            broker,
+            throttled_until: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(3600))
+                .build(),
+            client_slots: Cache::builder()
+                .max_capacity(10_000)
+                .time_to_idle(idle)
+                .build(),
+            partner_slots: Cache::builder()
+                .max_capacity(200_000)
+                .time_to_idle(idle)
+                .build(),
+            settings,
+            recorder,
+        }
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &ProxySettings {
+        &self.settings
+    }
+
+    /// The call recorder.
+    pub fn recorder(&self) -> &CallRecorder {
+        &self.recorder
+    }
+
+    /// Takes a concurrency slot for the client and the partner, or fails at once.
+    pub async fn admit(&self, client: Uuid, partner: Uuid) -> Result<CallPermits, ProxyError> {
+        let per_client = self.settings.client_concurrency;
+        let per_partner = self.settings.partner_concurrency;
+        let client_slots = self
+            .client_slots
+            .get_with(client, async move { Arc::new(Semaphore::new(per_client)) })
+            .await;
+        let partner_slots = self
+            .partner_slots
+            .get_with(
+                partner,
+                async move { Arc::new(Semaphore::new(per_partner)) },
+            )
+            .await;
+        let client = client_slots
+            .try_acquire_owned()
+            .map_err(|_| ProxyError::Busy)?;
+        let partner = partner_slots
+            .try_acquire_owned()
+            .map_err(|_| ProxyError::Busy)?;
+        Ok(CallPermits {
+            _client: client,
+            _partner: partner,
+        })
+    }
+
+    fn base(&self, upstream: Upstream) -> &url::Url {
+        match upstream {
+            Upstream::PartnerCenter => &self.settings.partner_center_url,
+            Upstream::Graph => &self.settings.graph_url,
+        }
+    }
+
+    /// Forwards `request` and returns Microsoft's response (any status) for streaming back.
+    pub async fn forward(&self, request: ProxyRequest) -> Result<reqwest::Response, ProxyError> {
+        let started = Instant::now();
+        let url = path::join(
+            self.base(request.upstream),
+            &request.path,
+            request.query.as_deref(),
+        )?;
+        let throttle_key = (
+            request.partner.tenant_id,
+            request.customer,
+            request.upstream,
+        );
+        if let Some(until) = self.throttled_until.get(&throttle_key).await {
+            let wait = until.saturating_duration_since(Instant::now());
+            if !wait.is_zero() {
+                if wait > request.budget {
+                    return Err(ProxyError::Throttled {
+                        retry_after: wait.as_secs().max(1),
+                    });
+                }
+                tokio::time::sleep(wait).await;
+            }
+        }
+        let key = TokenKey {
+            partner_id: request.partner.id,
+            partner_tenant: request.partner.tenant_id,
+            authority_tenant: request.customer.unwrap_or(request.partner.tenant_id),
+            resource: request.upstream.resource(),
+        };
+        let mut headers = headers::request_headers(&request.headers);
+        // The same MS-RequestId on every attempt lets Partner Center de-duplicate retries.
+        for name in [headers::MS_REQUEST_ID, headers::MS_CORRELATION_ID] {
+            if !headers.contains_key(&name)
+                && let Ok(value) = HeaderValue::from_str(&Uuid::new_v4().to_string())
+            {
+                headers.insert(name, value);
+            }
+        }
+        let idempotent = matches!(
+            request.method,
+            Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
+        ) || request.headers.contains_key(headers::MS_REQUEST_ID);
+        let (mut streaming, kept) = match request.body {
+            ProxyBody::Streaming(body) => (Some(body), ProxyBody::Empty),
+            other => (None, other),
+        };
+        let replayable = streaming.is_none();
+        let mut refreshed_after_401 = false;
+        let mut server_error_retries = 0;
+        loop {
+            let token = self.broker.access_token(key).await?;
+            let body = match streaming.take() {
+                Some(body) => body,
+                None => kept
+                    .replayable()
+                    .unwrap_or_else(|| reqwest::Body::from(Bytes::new())),
+            };
+            let call = self
+                .http
+                .request(request.method.clone(), url.clone())
+                .headers(headers.clone())
+                .bearer_auth(token.secret.expose_secret())
+                .body(body)
+                .timeout(self.settings.total_timeout)
+                .send();
+            let response = match tokio::time::timeout(self.settings.first_byte_timeout, call).await
+            {
+                Err(_) => {
+                    return Err(ProxyError::Unavailable(
+                        "no answer before the first-byte deadline".into(),
+                    ));
+                }
+                Ok(Err(err)) => {
+                    let retry = replayable
+                        && idempotent
+                        && server_error_retries < 2
+                        && (err.is_connect() || err.is_timeout());
+                    if retry {
+                        server_error_retries += 1;
+                        tokio::time::sleep(jittered_backoff(server_error_retries)).await;
+                        continue;
+                    }
+                    return Err(ProxyError::Unavailable(err.without_url().to_string()));
+                }
+                Ok(Ok(response)) => response,
+            };
+            let status = response.status().as_u16();
+            let remaining = request.budget.saturating_sub(started.elapsed());
+            if status == 401
+                && !refreshed_after_401
+                && replayable
+                && invalid_token(response.headers())
+            {
+                // Microsoft refused a token we believed valid (clock skew, revocation): drop it
+                // everywhere and try once with a new one.
+                self.broker.forget(key).await;
+                refreshed_after_401 = true;
+                continue;
+            }
+            if status == 429 || status == 503 {
+                let retry_after = retry_after_seconds(response.headers())
+                    .unwrap_or(if status == 429 { 30 } else { 5 });
+                let wait = Duration::from_secs(retry_after);
+                self.throttled_until
+                    .insert(throttle_key, Instant::now() + wait)
+                    .await;
+                if replayable && idempotent && wait <= remaining {
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+                if status == 429 {
+                    return Err(ProxyError::Throttled {
+                        retry_after: retry_after.max(1),
+                    });
+                }
+                return Ok(response);
+            }
+            if status >= 500
+                && replayable
+                && matches!(request.method, Method::GET | Method::HEAD)
+                && server_error_retries < 2
+            {
+                server_error_retries += 1;
+                tokio::time::sleep(jittered_backoff(server_error_retries)).await;
+                continue;
+            }
+            return Ok(response);
+        }
+    }
+}
+
+fn invalid_token(headers: &reqwest::header::HeaderMap) -> bool {
+    headers
+        .get_all("www-authenticate")
+        .iter()
+        .any(|v| v.to_str().is_ok_and(|v| v.contains("invalid_token")))
+}
+
+fn retry_after_seconds(headers: &reqwest::header::HeaderMap) -> Option<u64> {
+    headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|s| s.min(3600))
+}

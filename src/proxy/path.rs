@@ -1,0 +1,168 @@
+//! Normalisation of the caller-supplied part of a proxied path. The upstream host and prefix are
+//! fixed by configuration; the caller only chooses what comes after, and may not escape it.
+
+/// Why a proxied path was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    /// `.`/`..` segments, encoded separators or dots, backslashes, empty segments, control bytes,
+    /// or an absolute URL.
+    #[error("the path may not contain dot segments, encoded separators, backslashes or a scheme")]
+    Escapes,
+    /// Nothing after the prefix.
+    #[error("the path is empty")]
+    Empty,
+    /// Longer than upstreams accept.
+    #[error("the path is too long")]
+    TooLong,
+    /// Not under the upstream's API version prefix.
+    #[error(
+        "the path must start with the API version (v1/ for Partner Center, v1.0/ or beta/ for Graph)"
+    )]
+    NotAnApiPath,
+}
+
+const MAX_PATH: usize = 4096;
+
+/// Checks the raw (still percent-encoded) remainder of a request path, e.g. `v1/customers/abc`,
+/// and returns it unchanged when it is safe to append to an upstream base URL.
+pub fn normalize(raw: &str) -> Result<String, PathError> {
+    let raw = raw.strip_prefix('/').unwrap_or(raw);
+    if raw.is_empty() {
+        return Err(PathError::Empty);
+    }
+    if raw.len() > MAX_PATH {
+        return Err(PathError::TooLong);
+    }
+    if raw
+        .bytes()
+        .any(|b| b.is_ascii_control() || b == b'\\' || b == b' ' || b == b'#' || b == b'?')
+    {
+        return Err(PathError::Escapes);
+    }
+    let lowered = raw.to_ascii_lowercase();
+    // Encoded '/', '\', '.', '%' (double encoding) and NUL never appear in legitimate Partner
+    // Center or Graph paths; refusing them closes every decode-then-escape trick.
+    for encoded in ["%2f", "%5c", "%2e", "%25", "%00"] {
+        if lowered.contains(encoded) {
+            return Err(PathError::Escapes);
+        }
+    }
+    if lowered.contains("://") || lowered.starts_with("//") {
+        return Err(PathError::Escapes);
+    }
+    for segment in raw.split('/') {
+        if segment.is_empty() || segment == "." || segment == ".." {
+            return Err(PathError::Escapes);
+        }
+    }
+    Ok(raw.to_owned())
+}
+
+/// Partner Center's REST API lives under `v1/`, Graph's under `v1.0/` and `beta/`: a path
+/// outside those is not an API call (and may be something else on the same host).
+pub fn check_api_version(path: &str, allowed: &[&str]) -> Result<(), PathError> {
+    let first = path.split('/').next().unwrap_or("");
+    if allowed.contains(&first) {
+        Ok(())
+    } else {
+        Err(PathError::NotAnApiPath)
+    }
+}
+
+/// Joins a base URL (no trailing slash needed) and a normalised path, and checks that the result
+/// stays on the base's origin and under its path.
+pub fn join(base: &url::Url, path: &str, query: Option<&str>) -> Result<url::Url, PathError> {
+    let base_text = base.as_str().trim_end_matches('/');
+    let mut text = format!("{base_text}/{path}");
+    if let Some(query) = query.filter(|q| !q.is_empty()) {
+        text.push('?');
+        text.push_str(query);
+    }
+    let url = url::Url::parse(&text).map_err(|_| PathError::Escapes)?;
+    let base_path = base.path().trim_end_matches('/');
+    let stays = url.origin() == base.origin()
+        && url.path().starts_with(&format!("{base_path}/"))
+        && url.fragment().is_none();
+    if stays {
+        Ok(url)
+    } else {
+        Err(PathError::Escapes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ordinary_partner_center_and_graph_paths_pass_unchanged() {
+        for path in [
+            "v1/customers",
+            "v1/customers/0a1b2c3d-0000-4000-8000-000000000001/subscriptions",
+            "v1.0/users",
+            "v1/customers/abc/applicationconsents/5a3e6a7e-0000-4c9a-9d3e-00000000c0de",
+            "v1.0/users/alex%40contoso.com",
+        ] {
+            assert_eq!(normalize(path).as_deref(), Ok(path));
+        }
+    }
+
+    #[test]
+    fn escapes_are_refused() {
+        for path in [
+            "",
+            "..",
+            "v1/../admin",
+            "v1/./customers",
+            "v1//customers",
+            "v1/%2e%2e/x",
+            "v1/%2E%2e/x",
+            "v1%2fcustomers",
+            "v1/%5c..",
+            "v1\\..\\x",
+            "v1/%252e%252e/x",
+            "https://evil.example/x",
+            "//evil.example/x",
+            "v1/customers%00",
+            "v1/cust omers",
+            "v1/x#frag",
+            "v1/x?y=1",
+            "v1/\u{7f}",
+        ] {
+            assert!(normalize(path).is_err(), "{path:?} must be refused");
+        }
+    }
+
+    #[test]
+    fn only_api_version_prefixes_are_forwarded() {
+        assert!(check_api_version("v1/customers", &["v1"]).is_ok());
+        assert!(check_api_version("v1.0/users", &["v1.0", "beta"]).is_ok());
+        for path in ["_emulator/counters", "v2/x", "v1.0", "V1/customers"] {
+            assert_eq!(
+                check_api_version(path, &["v1"]),
+                Err(PathError::NotAnApiPath),
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn joined_urls_stay_under_the_base() {
+        let base = url::Url::parse("https://api.partnercenter.microsoft.com").expect("url");
+        let url = join(&base, "v1/customers", Some("size=10")).expect("join");
+        assert_eq!(
+            url.as_str(),
+            "https://api.partnercenter.microsoft.com/v1/customers?size=10"
+        );
+        let graph = url::Url::parse("http://127.0.0.1:9/graph").expect("url");
+        assert_eq!(
+            join(&graph, "v1.0/users", None).expect("join").as_str(),
+            "http://127.0.0.1:9/graph/v1.0/users"
+        );
+        // A path that normalize() would refuse cannot sneak through join() either.
+        assert!(join(&graph, "../x", None).is_err());
+        assert!(
+            join(&base, "@evil.example/x", None).is_ok_and(|u| u.host_str() == base.host_str())
+        );
+    }
+}

@@ -1,0 +1,563 @@
+//! Staff sessions: sign-in and out, the `CurrentStaff` extractor (session → live staff row, epoch
+//! and timeouts checked on every request), role enforcement, the synchronizer CSRF token with an
+//! origin check, and `ReturnPath`, the only place a post-login redirect target comes from.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use askama::Template;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, FromRequestParts, Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+use time::OffsetDateTime;
+use tower_sessions::Session;
+use uuid::Uuid;
+
+use super::view::PageFrame;
+use crate::app::AppState;
+use crate::db;
+use crate::staff::{Role, SignIn};
+use crate::web::errors::{PageError, render};
+
+/// Sessions end after this long without a request (also the cookie store's inactivity expiry).
+pub const IDLE_TIMEOUT: time::Duration = time::Duration::minutes(30);
+/// Sessions end this long after sign-in, however active.
+pub const ABSOLUTE_TIMEOUT: time::Duration = time::Duration::hours(8);
+/// `last_seen_at` is written at most this often (each write is a session-store update).
+const TOUCH_INTERVAL: time::Duration = time::Duration::minutes(1);
+
+const CSRF_KEY: &str = "admin.csrf";
+const SIGNED_IN_KEY: &str = "admin.signed_in";
+const CSRF_FIELD: &str = "csrf";
+/// The one message for every refused sign-in: it says nothing about whether the account exists.
+pub const SIGN_IN_REFUSED: &str =
+    "Email or password is incorrect, or sign-in is temporarily blocked.";
+
+/// What the session remembers about a signed-in staff member.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SignedIn {
+    staff_id: Uuid,
+    epoch: i32,
+    signed_in_at: i64,
+    last_seen_at: i64,
+}
+
+/// The session's CSRF token (put in every form; never logged).
+#[derive(Clone)]
+pub struct CsrfToken(String);
+
+impl CsrfToken {
+    fn generate() -> Self {
+        use base64::Engine;
+        use rand::RngExt;
+        let bytes: [u8; 32] = rand::rng().random();
+        Self(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    /// The value for the hidden form field.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    fn matches(&self, submitted: &str) -> bool {
+        self.0.as_bytes().ct_eq(submitted.as_bytes()).into()
+    }
+}
+
+impl std::fmt::Debug for CsrfToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CsrfToken([redacted])")
+    }
+}
+
+async fn session_csrf(session: &Session) -> Result<CsrfToken, PageError> {
+    let existing: Option<String> = session.get(CSRF_KEY).await.map_err(PageError::internal)?;
+    match existing {
+        Some(token) => Ok(CsrfToken(token)),
+        None => {
+            let token = CsrfToken::generate();
+            session
+                .insert(CSRF_KEY, token.as_str())
+                .await
+                .map_err(PageError::internal)?;
+            Ok(token)
+        }
+    }
+}
+
+/// An in-app admin path (`/admin` or `/admin/…`, optionally with a query) that is safe to
+/// redirect to: no scheme, no host, no `//`, no backslash, no dot segments, no encoded tricks in
+/// the path, printable ASCII only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReturnPath(String);
+
+impl ReturnPath {
+    /// Accepts only paths that cannot leave samgate's admin area.
+    pub fn parse(candidate: &str) -> Option<Self> {
+        if candidate.len() > 1024 || !candidate.bytes().all(|b| (0x21..0x7f).contains(&b)) {
+            return None;
+        }
+        let (path, query) = match candidate.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (candidate, None),
+        };
+        let in_admin = path == "/admin" || path.starts_with("/admin/");
+        let clean_path = path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/-_.".contains(&b))
+            && !path.contains("//")
+            && !path
+                .split('/')
+                .any(|segment| segment == "." || segment == "..");
+        let clean_query = query.is_none_or(|q| !q.contains('\\') && !q.contains('#'));
+        (in_admin && clean_path && clean_query).then(|| Self(candidate.to_owned()))
+    }
+
+    /// The dashboard.
+    pub fn dashboard() -> Self {
+        Self("/admin".to_owned())
+    }
+
+    /// The path.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+fn login_redirect(parts: &Parts) -> Response {
+    let target = parts
+        .uri
+        .path_and_query()
+        .map(|pq| pq.as_str())
+        .filter(|_| parts.method == Method::GET)
+        .and_then(ReturnPath::parse)
+        .filter(|p| p.as_str() != "/admin");
+    let location = match target {
+        Some(path) => format!(
+            "/admin/login?{}",
+            serde_urlencoded::to_string([("return_to", path.as_str())]).unwrap_or_default()
+        ),
+        None => "/admin/login".to_owned(),
+    };
+    Redirect::to(&location).into_response()
+}
+
+/// The signed-in staff member of this request: the session's staff id, an active account, the
+/// same session epoch as the account, within the idle and absolute timeouts. Anything else ends
+/// the session and sends the browser to the sign-in page.
+#[derive(Debug, Clone)]
+pub struct CurrentStaff {
+    /// Staff id.
+    pub id: Uuid,
+    /// Name shown in the UI.
+    pub display_name: String,
+    /// Role, as of this request.
+    pub role: Role,
+    /// The session's CSRF token.
+    pub csrf: CsrfToken,
+}
+
+impl CurrentStaff {
+    /// Refuses (403) unless this member's role includes `needed`.
+    pub fn require(&self, needed: Role) -> Result<(), PageError> {
+        if self.role.allows(needed) {
+            Ok(())
+        } else {
+            Err(PageError::new(
+                StatusCode::FORBIDDEN,
+                "Not allowed",
+                format!(
+                    "This needs the {needed} role; you are signed in as {}. Ask an admin if you need it.",
+                    self.role
+                ),
+            )
+            .with_detail(format!("staff {} lacks role {needed}", self.id)))
+        }
+    }
+
+    /// Whether this member's role includes `role` (for showing or hiding controls).
+    pub fn can(&self, role: Role) -> bool {
+        self.role.allows(role)
+    }
+
+    /// The audit actor.
+    pub fn actor(&self) -> String {
+        format!("staff:{}", self.id)
+    }
+
+    /// The layout data for a page in `section`.
+    pub fn frame(&self, section: &'static str) -> PageFrame {
+        PageFrame {
+            staff_name: self.display_name.clone(),
+            role: self.role,
+            csrf: self.csrf.as_str().to_owned(),
+            section,
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for CurrentStaff {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        if let Some(staff) = parts.extensions.get::<CurrentStaff>() {
+            return Ok(staff.clone());
+        }
+        let session = Session::from_request_parts(parts, state)
+            .await
+            .map_err(|_| {
+                PageError::internal("admin route without a session layer").into_response()
+            })?;
+        let signed_in: Option<SignedIn> = session
+            .get(SIGNED_IN_KEY)
+            .await
+            .map_err(|e| PageError::internal(e).into_response())?;
+        let Some(mut signed_in) = signed_in else {
+            return Err(login_redirect(parts));
+        };
+        let now = state.clock.now().unix_timestamp();
+        let expired = now - signed_in.signed_in_at > ABSOLUTE_TIMEOUT.whole_seconds()
+            || now - signed_in.last_seen_at > IDLE_TIMEOUT.whole_seconds();
+        let member = if expired {
+            None
+        } else {
+            db::staff::find(&state.pool, signed_in.staff_id)
+                .await
+                .map_err(|e| PageError::internal(e).into_response())?
+                .filter(|m| m.disabled_at.is_none() && m.session_epoch == signed_in.epoch)
+        };
+        let Some((member, role)) = member.and_then(|m| Role::parse(&m.role).map(|r| (m, r))) else {
+            tracing::info!(staff.id = %signed_in.staff_id, expired, "staff session ended");
+            session
+                .flush()
+                .await
+                .map_err(|e| PageError::internal(e).into_response())?;
+            return Err(login_redirect(parts));
+        };
+        if now - signed_in.last_seen_at >= TOUCH_INTERVAL.whole_seconds() {
+            signed_in.last_seen_at = now;
+            session
+                .insert(SIGNED_IN_KEY, &signed_in)
+                .await
+                .map_err(|e| PageError::internal(e).into_response())?;
+        }
+        let csrf = session_csrf(&session)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let staff = CurrentStaff {
+            id: member.id,
+            display_name: member.display_name,
+            role,
+            csrf,
+        };
+        parts.extensions.insert(staff.clone());
+        Ok(staff)
+    }
+}
+
+/// Route layer of every `Access::Staff(role)` row: a signed-in member with at least `role`.
+pub async fn require(
+    State((state, role)): State<(AppState, Role)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let staff = match CurrentStaff::from_request_parts(&mut parts, &state).await {
+        Ok(staff) => staff,
+        Err(response) => return response,
+    };
+    if let Err(refused) = staff.require(role) {
+        return refused.into_response();
+    }
+    next.run(Request::from_parts(parts, body)).await
+}
+
+fn csrf_refused(detail: &str) -> Response {
+    PageError::new(
+        StatusCode::FORBIDDEN,
+        "This form was not accepted",
+        "The form came from an old page, another site, or a session that has ended. Go back, \
+         reload the page and try again.",
+    )
+    .with_detail(format!("csrf: {detail}"))
+    .into_response()
+}
+
+/// Whether the request's `Origin` (or, without one, `Referer`) is samgate's own; true when the
+/// browser sent neither (the token still has to match).
+fn same_origin(headers: &HeaderMap, own: &str) -> bool {
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        return origin.as_bytes() == own.as_bytes();
+    }
+    match headers.get(header::REFERER) {
+        Some(referer) => referer
+            .to_str()
+            .ok()
+            .and_then(|r| url::Url::parse(r).ok())
+            .is_some_and(|r| r.origin().ascii_serialization() == own),
+        None => true,
+    }
+}
+
+/// Layer over every admin route: a POST must come from samgate's origin and carry the session's
+/// CSRF token in the `csrf` form field.
+pub async fn check_csrf(
+    State(state): State<AppState>,
+    session: Session,
+    request: Request,
+    next: Next,
+) -> Response {
+    if matches!(*request.method(), Method::GET | Method::HEAD) {
+        return next.run(request).await;
+    }
+    let own = state.config.public_url.origin().ascii_serialization();
+    if !same_origin(request.headers(), &own) {
+        return csrf_refused("cross-origin request");
+    }
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, state.config.max_body_bytes).await else {
+        return csrf_refused("unreadable body");
+    };
+    let submitted = url::form_urlencoded::parse(&bytes)
+        .find(|(name, _)| name == CSRF_FIELD)
+        .map(|(_, value)| value.into_owned());
+    let expected: Option<String> = match session.get(CSRF_KEY).await {
+        Ok(token) => token,
+        Err(e) => return PageError::internal(e).into_response(),
+    };
+    let Some(expected) = expected.map(CsrfToken) else {
+        return csrf_refused("no token in the session");
+    };
+    if submitted.is_some_and(|s| expected.matches(&s)) {
+        next.run(Request::from_parts(parts, Body::from(bytes)))
+            .await
+    } else {
+        csrf_refused("missing or wrong token")
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/login.html")]
+struct LoginPage<'a> {
+    cpv_name: &'a str,
+    csrf: &'a str,
+    return_to: &'a str,
+    email: &'a str,
+    error: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    #[serde(default)]
+    return_to: String,
+}
+
+/// The sign-in form (creates the pre-login session that holds its CSRF token).
+pub async fn show_login_page(
+    State(state): State<AppState>,
+    session: Session,
+    query: Result<Query<LoginQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, PageError> {
+    let csrf = session_csrf(&session).await?;
+    let return_to = query
+        .ok()
+        .and_then(|Query(q)| ReturnPath::parse(&q.return_to))
+        .unwrap_or_else(ReturnPath::dashboard);
+    Ok(render(&LoginPage {
+        cpv_name: &state.config.cpv_name,
+        csrf: csrf.as_str(),
+        return_to: return_to.as_str(),
+        email: "",
+        error: None,
+    })?
+    .into_response())
+}
+
+/// The sign-in form's fields (no `Debug`: it holds the password).
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    return_to: String,
+}
+
+/// Checks the credentials (throttled); on success renews the session id and signs in.
+pub async fn log_in(
+    State(state): State<AppState>,
+    connect: Result<ConnectInfo<SocketAddr>, axum::extract::rejection::ExtensionRejection>,
+    session: Session,
+    form: Result<axum::Form<LoginForm>, axum::extract::rejection::FormRejection>,
+) -> Result<Response, PageError> {
+    let axum::Form(form) = form.map_err(|_| {
+        PageError::new(
+            StatusCode::BAD_REQUEST,
+            "This form is not valid",
+            "Reload the sign-in page and try again.",
+        )
+    })?;
+    // Without connect info (a misconfigured server) every client shares one address bucket.
+    let address = connect.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(a)| a.ip());
+    let now = state.clock.now();
+    let return_to = ReturnPath::parse(&form.return_to).unwrap_or_else(ReturnPath::dashboard);
+    let password = SecretString::from(form.password);
+    let outcome = crate::staff::sign_in(&state.pool, &form.email, password, address, now)
+        .await
+        .map_err(PageError::internal)?;
+    let member = match outcome {
+        SignIn::Accepted(member) => member,
+        SignIn::Refused | SignIn::Blocked => {
+            let csrf = session_csrf(&session).await?;
+            let page = render(&LoginPage {
+                cpv_name: &state.config.cpv_name,
+                csrf: csrf.as_str(),
+                return_to: return_to.as_str(),
+                email: form.email.trim(),
+                error: Some(SIGN_IN_REFUSED),
+            })?;
+            return Ok((StatusCode::UNAUTHORIZED, page).into_response());
+        }
+    };
+    // A fresh id: a session id planted before sign-in is worthless afterwards.
+    session.cycle_id().await.map_err(PageError::internal)?;
+    session
+        .insert(
+            SIGNED_IN_KEY,
+            SignedIn {
+                staff_id: member.id,
+                epoch: member.session_epoch,
+                signed_in_at: now.unix_timestamp(),
+                last_seen_at: now.unix_timestamp(),
+            },
+        )
+        .await
+        .map_err(PageError::internal)?;
+    session
+        .insert(CSRF_KEY, CsrfToken::generate().as_str())
+        .await
+        .map_err(PageError::internal)?;
+    record(
+        &state,
+        &format!("staff:{}", member.id),
+        "staff.signed_in",
+        serde_json::json!({ "staff_id": member.id }),
+        now,
+    )
+    .await?;
+    tracing::info!(staff.id = %member.id, "staff signed in");
+    Ok(Redirect::to(return_to.as_str()).into_response())
+}
+
+async fn record(
+    state: &AppState,
+    actor: &str,
+    action: &str,
+    details: serde_json::Value,
+    now: OffsetDateTime,
+) -> Result<(), PageError> {
+    db::audit::record(&state.pool, actor, action, None, details, now)
+        .await
+        .map_err(PageError::internal)
+}
+
+/// Ends this session.
+pub async fn log_out(
+    State(state): State<AppState>,
+    staff: CurrentStaff,
+    session: Session,
+) -> Result<Response, PageError> {
+    record(
+        &state,
+        &staff.actor(),
+        "staff.signed_out",
+        serde_json::json!({ "staff_id": staff.id }),
+        state.clock.now(),
+    )
+    .await?;
+    session.flush().await.map_err(PageError::internal)?;
+    Ok(Redirect::to("/admin/login").into_response())
+}
+
+/// Ends every session of the signed-in member, this one included.
+pub async fn log_out_everywhere(
+    State(state): State<AppState>,
+    staff: CurrentStaff,
+    session: Session,
+) -> Result<Response, PageError> {
+    crate::staff::end_sessions(&state.pool, staff.id, &staff.actor(), state.clock.now())
+        .await
+        .map_err(PageError::internal)?;
+    session.flush().await.map_err(PageError::internal)?;
+    Ok(Redirect::to("/admin/login").into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn return_paths_stay_inside_the_admin_area() {
+        for good in [
+            "/admin",
+            "/admin/partners",
+            "/admin/partners?q=contoso&status=healthy",
+            "/admin/partners/0193a1b2-0000-7000-8000-000000000000",
+            "/admin/audit?actor=staff%3Aabc",
+        ] {
+            assert!(ReturnPath::parse(good).is_some(), "{good}");
+        }
+        for bad in [
+            "",
+            "/",
+            "//evil.com",
+            "https://evil.com",
+            "http://evil.com/admin",
+            "/\\evil.com",
+            "/admin/../..",
+            "/admin/..",
+            "/admin//evil.com",
+            "/admin/%2e%2e/x",
+            "/admin\\..\\x",
+            "/administrator",
+            "/admin/x y",
+            "/admin/\r\nLocation: x",
+            "/admin?x=\\y",
+            "admin",
+            "/consent/x",
+        ] {
+            assert!(ReturnPath::parse(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_origin_check_accepts_only_samgate() {
+        let own = "http://127.0.0.1:8080";
+        let with = |name: header::HeaderName, value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(name, value.parse().expect("header"));
+            headers
+        };
+        assert!(same_origin(&HeaderMap::new(), own));
+        assert!(same_origin(&with(header::ORIGIN, own), own));
+        assert!(!same_origin(
+            &with(header::ORIGIN, "https://evil.example"),
+            own
+        ));
+        assert!(!same_origin(&with(header::ORIGIN, "null"), own));
+        assert!(same_origin(
+            &with(header::REFERER, "http://127.0.0.1:8080/admin/staff"),
+            own
+        ));
+        assert!(!same_origin(
+            &with(header::REFERER, "http://127.0.0.1:8081/admin"),
+            own
+        ));
+    }
+}

@@ -1,0 +1,374 @@
+//! Dashboard, partners list (search, status filter, keyset pages), partner detail, and the
+//! re-consent invitation action.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::auth::CurrentStaff;
+use super::view::{PageFrame, STATUSES, StatusBadge, advice_for, consent_link, when, when_or};
+use crate::app::AppState;
+use crate::db;
+use crate::db::staff::{PartnerFilter, PartnerRow};
+use crate::onboarding::{self, NewInvitationRequest};
+use crate::web::errors::{PageError, render};
+
+const PAGE_SIZE: i64 = 50;
+
+struct StatusCount {
+    badge: StatusBadge,
+    count: i64,
+}
+
+struct PartnerLine {
+    id: Uuid,
+    name: String,
+    tenant_id: String,
+    domain: String,
+    badge: StatusBadge,
+    reason: String,
+    code: String,
+    advice: String,
+    changed: String,
+    refreshed: String,
+    used: String,
+}
+
+impl PartnerLine {
+    fn of(row: PartnerRow) -> Self {
+        Self {
+            id: row.id,
+            tenant_id: row.tenant_id.to_string(),
+            domain: row.domain.unwrap_or_default(),
+            badge: StatusBadge::of(&row.status),
+            advice: advice_for(row.status_code.as_deref())
+                .unwrap_or_default()
+                .to_owned(),
+            reason: row.status_reason.unwrap_or_default(),
+            code: row.status_code.unwrap_or_default(),
+            changed: when(row.status_changed_at),
+            refreshed: when_or(row.refreshed_at, "never"),
+            used: when_or(row.last_used_at, "never"),
+            name: row.display_name,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/dashboard.html")]
+struct DashboardPage {
+    frame: PageFrame,
+    counts: Vec<StatusCount>,
+    total: i64,
+    pending_invitations: i64,
+    failures: Vec<PartnerLine>,
+}
+
+/// `GET /admin`: partners by health, pending invitations, recent failures.
+pub async fn show_dashboard(
+    State(state): State<AppState>,
+    staff: CurrentStaff,
+) -> Result<Response, PageError> {
+    let by_status = db::staff::count_partners_by_status(&state.pool)
+        .await
+        .map_err(PageError::internal)?;
+    let counts: Vec<StatusCount> = STATUSES
+        .into_iter()
+        .map(|status| StatusCount {
+            badge: StatusBadge::of(status),
+            count: by_status
+                .iter()
+                .find(|(s, _)| s == status)
+                .map_or(0, |(_, n)| *n),
+        })
+        .collect();
+    let pending_invitations = db::staff::count_pending_invitations(&state.pool, state.clock.now())
+        .await
+        .map_err(PageError::internal)?;
+    let failures = db::staff::failing_partners(&state.pool, 20)
+        .await
+        .map_err(PageError::internal)?;
+    Ok(render(&DashboardPage {
+        frame: staff.frame("dashboard"),
+        total: by_status.iter().map(|(_, n)| n).sum(),
+        counts,
+        pending_invitations,
+        failures: failures.into_iter().map(PartnerLine::of).collect(),
+    })?
+    .into_response())
+}
+
+/// The partners list's query string.
+#[derive(Debug, Default, Deserialize)]
+pub struct PartnersQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    after: String,
+}
+
+struct StatusOption {
+    badge: StatusBadge,
+    selected: bool,
+}
+
+#[derive(Template)]
+#[template(path = "admin/partners.html")]
+struct PartnersPage {
+    frame: PageFrame,
+    q: String,
+    statuses: Vec<StatusOption>,
+    partners: Vec<PartnerLine>,
+    next: Option<String>,
+    first: Option<String>,
+    filtered: bool,
+}
+
+fn bad_query() -> PageError {
+    PageError::new(
+        StatusCode::BAD_REQUEST,
+        "This search is not valid",
+        "Some of the search fields could not be read. Start again from the partners page.",
+    )
+}
+
+/// `GET /admin/partners`: search by name, domain or tenant id; filter by status; keyset pages.
+pub async fn list_partners(
+    State(state): State<AppState>,
+    staff: CurrentStaff,
+    query: Result<Query<PartnersQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, PageError> {
+    let Query(query) = query.map_err(|_| bad_query())?;
+    let q = query.q.trim();
+    if q.chars().count() > 200 {
+        return Err(bad_query());
+    }
+    let status = STATUSES.into_iter().find(|s| *s == query.status);
+    let after = match query.after.trim() {
+        "" => None,
+        cursor => Some(Uuid::parse_str(cursor).map_err(|_| bad_query())?),
+    };
+    let tenant_id = Uuid::parse_str(q).ok();
+    let filter = PartnerFilter {
+        text: (!q.is_empty() && tenant_id.is_none()).then_some(q),
+        tenant_id,
+        status,
+        after,
+    };
+    let mut rows = db::staff::list_partners(&state.pool, &filter, PAGE_SIZE + 1)
+        .await
+        .map_err(PageError::internal)?;
+    let page_link = |after: Option<Uuid>| {
+        let after = after.map(|a| a.to_string()).unwrap_or_default();
+        let query = serde_urlencoded::to_string([
+            ("q", q),
+            ("status", status.unwrap_or("")),
+            ("after", &after),
+        ])
+        .unwrap_or_default();
+        format!("/admin/partners?{query}")
+    };
+    let next = if rows.len() > PAGE_SIZE as usize {
+        rows.truncate(PAGE_SIZE as usize);
+        rows.last().map(|last| page_link(Some(last.id)))
+    } else {
+        None
+    };
+    let first = after.map(|_| page_link(None));
+    Ok(render(&PartnersPage {
+        frame: staff.frame("partners"),
+        q: q.to_owned(),
+        statuses: STATUSES
+            .into_iter()
+            .map(|s| StatusOption {
+                badge: StatusBadge::of(s),
+                selected: Some(s) == status,
+            })
+            .collect(),
+        partners: rows.into_iter().map(PartnerLine::of).collect(),
+        next,
+        first,
+        filtered: !q.is_empty() || status.is_some(),
+    })?
+    .into_response())
+}
+
+struct GrantView {
+    consented_by: String,
+    consented_by_upn: String,
+    consented_by_oid: String,
+    consented_at: String,
+    mfa_evidence: String,
+    app_id: String,
+    cloud: String,
+    refreshed: String,
+    used: String,
+    last_error: String,
+}
+
+struct AuditLine {
+    at: String,
+    actor: String,
+    action: String,
+    details: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/partner.html")]
+struct PartnerPage {
+    frame: PageFrame,
+    partner: PartnerLine,
+    mpn_id: String,
+    created: String,
+    grant: Option<GrantView>,
+    events: Vec<AuditLine>,
+}
+
+#[derive(Template)]
+#[template(path = "admin/invitation_created.html")]
+pub(super) struct InvitationCreatedPage {
+    pub frame: PageFrame,
+    pub partner_name: String,
+    pub link: String,
+    pub expires: String,
+    pub reconsent: bool,
+    pub partner_id: Option<Uuid>,
+}
+
+fn partner_not_found() -> PageError {
+    PageError::new(
+        StatusCode::NOT_FOUND,
+        "Partner not found",
+        "There is no partner at this address. Find it from the partners list.",
+    )
+}
+
+/// `GET /admin/partners/{id}`: consent facts, status, audit trail, actions.
+pub async fn show_partner(
+    State(state): State<AppState>,
+    staff: CurrentStaff,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let id = Uuid::parse_str(&id).map_err(|_| partner_not_found())?;
+    let partner = db::partners::find(&state.pool, id)
+        .await
+        .map_err(PageError::internal)?
+        .ok_or_else(partner_not_found)?;
+    let grant = db::staff::grant_facts(&state.pool, id)
+        .await
+        .map_err(PageError::internal)?;
+    let events = db::staff::search_audit(
+        &state.pool,
+        &db::staff::AuditFilter {
+            partner_tenant_id: Some(partner.tenant_id),
+            ..Default::default()
+        },
+        50,
+    )
+    .await
+    .map_err(PageError::internal)?;
+    let line = PartnerLine::of(PartnerRow {
+        id: partner.id,
+        tenant_id: partner.tenant_id,
+        display_name: partner.display_name.clone(),
+        domain: partner.domain.clone(),
+        status: partner.status.clone(),
+        status_reason: partner.status_reason.clone(),
+        status_code: partner.status_code.clone(),
+        status_changed_at: partner.status_changed_at,
+        refreshed_at: grant.as_ref().map(|g| g.refreshed_at),
+        last_used_at: grant.as_ref().and_then(|g| g.last_used_at),
+    });
+    Ok(render(&PartnerPage {
+        frame: staff.frame("partners"),
+        partner: line,
+        mpn_id: partner.mpn_id.unwrap_or_default(),
+        created: when(partner.created_at),
+        grant: grant.map(|g| GrantView {
+            consented_by: g.consented_by_name.unwrap_or_default(),
+            consented_by_upn: g.consented_by_upn.unwrap_or_default(),
+            consented_by_oid: g.consented_by_oid.to_string(),
+            consented_at: when(g.consented_at),
+            mfa_evidence: g.mfa_evidence,
+            app_id: g.app_id.to_string(),
+            cloud: g.cloud,
+            refreshed: when(g.refreshed_at),
+            used: when_or(g.last_used_at, "never"),
+            last_error: match (g.last_error_code, g.last_error_at) {
+                (Some(code), Some(at)) => format!("{code} at {}", when(at)),
+                (Some(code), None) => code,
+                _ => String::new(),
+            },
+        }),
+        events: events
+            .into_iter()
+            .map(|e| AuditLine {
+                at: when(e.occurred_at),
+                actor: e.actor_name.unwrap_or(e.actor),
+                action: e.action,
+                details: e.details.to_string(),
+            })
+            .collect(),
+    })?
+    .into_response())
+}
+
+/// `POST /admin/partners/{id}/invitations`: a re-consent invitation bound to the partner's
+/// tenant; the link is shown once.
+pub async fn invite_partner_again(
+    State(state): State<AppState>,
+    staff: CurrentStaff,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let id = Uuid::parse_str(&id).map_err(|_| partner_not_found())?;
+    let partner = db::partners::find(&state.pool, id)
+        .await
+        .map_err(PageError::internal)?
+        .ok_or_else(partner_not_found)?;
+    let login_hint = db::staff::grant_facts(&state.pool, id)
+        .await
+        .map_err(PageError::internal)?
+        .and_then(|g| g.consented_by_upn);
+    let now = state.clock.now();
+    let actor = staff.actor();
+    let tenant = partner.tenant_id.to_string();
+    let (invitation, token) = onboarding::create_invitation(
+        &state.pool,
+        &NewInvitationRequest {
+            partner_name: &partner.display_name,
+            expected_tenant: Some(&tenant),
+            login_hint: login_hint.as_deref(),
+            partner_id: Some(partner.id),
+            ttl: state.config.invitation_ttl,
+            created_by: &actor,
+        },
+        now,
+    )
+    .await
+    .map_err(PageError::internal)?;
+    // create_invitation's own event has no partner; this one puts the request in its trail.
+    db::audit::record(
+        &state.pool,
+        &actor,
+        "partner.reconsent_requested",
+        Some(partner.tenant_id),
+        serde_json::json!({ "invitation_id": invitation.id }),
+        now,
+    )
+    .await
+    .map_err(PageError::internal)?;
+    Ok(render(&InvitationCreatedPage {
+        frame: staff.frame("partners"),
+        partner_name: partner.display_name,
+        link: consent_link(&state, &token),
+        expires: when(invitation.expires_at),
+        reconsent: true,
+        partner_id: Some(partner.id),
+    })?
+    .into_response())
+}

@@ -1,0 +1,156 @@
+//! What every admin page shares: the layout's data (`PageFrame`) and the plain-words formatting of
+//! times, statuses and states.
+
+use time::OffsetDateTime;
+
+use crate::staff::Role;
+
+/// Data the admin layout needs: who is signed in, the CSRF token for the forms, the nav section.
+#[derive(Debug, Clone)]
+pub struct PageFrame {
+    /// Signed-in member's name.
+    pub staff_name: String,
+    /// Their role.
+    pub role: Role,
+    /// The session's CSRF token.
+    pub csrf: String,
+    /// `dashboard`, `partners`, `invitations`, `audit` or `staff`.
+    pub section: &'static str,
+}
+
+impl PageFrame {
+    /// Whether the Staff page is shown in the nav.
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    /// Whether partner and invitation actions are shown.
+    pub fn is_operator(&self) -> bool {
+        self.role.allows(Role::Operator)
+    }
+
+    /// `aria-current` for a nav link.
+    pub fn current(&self, section: &str) -> &'static str {
+        if self.section == section {
+            "page"
+        } else {
+            "false"
+        }
+    }
+}
+
+/// The link a partner admin opens: `{public_url}/consent/{token}` (shown once).
+pub fn consent_link(
+    state: &crate::app::AppState,
+    token: &crate::onboarding::InvitationToken,
+) -> String {
+    format!(
+        "{}/consent/{}",
+        state.config.public_url.as_str().trim_end_matches('/'),
+        token.expose()
+    )
+}
+
+/// `2026-11-28 14:03 UTC`.
+pub fn when(at: OffsetDateTime) -> String {
+    let at = at.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02} UTC",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute()
+    )
+}
+
+/// [`when`], or `fallback` when there is no time.
+pub fn when_or(at: Option<OffsetDateTime>, fallback: &str) -> String {
+    at.map_or_else(|| fallback.to_owned(), when)
+}
+
+/// Partner statuses in the order the dashboard shows them.
+pub const STATUSES: [&str; 6] = [
+    "healthy",
+    "needs_consent",
+    "mfa_required",
+    "degraded",
+    "pending",
+    "offboarded",
+];
+
+/// A partner status in plain words.
+pub fn status_label(status: &str) -> &'static str {
+    match status {
+        "healthy" => "Healthy",
+        "needs_consent" => "Needs consent",
+        "mfa_required" => "MFA required",
+        "degraded" => "Degraded",
+        "pending" => "Pending",
+        "offboarded" => "Offboarded",
+        _ => "Unknown",
+    }
+}
+
+/// The badge colour class of a status.
+pub fn status_class(status: &str) -> &'static str {
+    match status {
+        "healthy" => "ok",
+        "needs_consent" | "mfa_required" => "warn",
+        "degraded" => "bad",
+        _ => "neutral",
+    }
+}
+
+/// A partner status for a template.
+#[derive(Debug, Clone)]
+pub struct StatusBadge {
+    /// Stored value.
+    pub value: &'static str,
+    /// Plain words.
+    pub label: &'static str,
+    /// CSS class.
+    pub class: &'static str,
+}
+
+impl StatusBadge {
+    /// The badge of a stored status.
+    pub fn of(status: &str) -> Self {
+        let value = STATUSES
+            .into_iter()
+            .find(|s| *s == status)
+            .unwrap_or("unknown");
+        Self {
+            value,
+            label: status_label(status),
+            class: status_class(status),
+        }
+    }
+}
+
+/// The operator advice samgate has for a stored Microsoft error code (`AADSTS70043` or `70043`).
+pub fn advice_for(code: Option<&str>) -> Option<&'static str> {
+    let digits = code?.trim().trim_start_matches("AADSTS");
+    let number: u64 = digits.parse().ok()?;
+    crate::identity::errors::lookup_code(number).map(|(_, advice)| advice)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_shown_in_utc_to_the_minute() {
+        let at = time::macros::datetime!(2026-11-28 14:03:59 +02:00);
+        assert_eq!(when(at), "2026-11-28 12:03 UTC");
+        assert_eq!(when_or(None, "never"), "never");
+    }
+
+    #[test]
+    fn every_status_has_words_and_a_colour() {
+        for status in STATUSES {
+            assert_ne!(status_label(status), "Unknown");
+            assert_eq!(StatusBadge::of(status).value, status);
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! The backend API: `/api/v1/…` with an API key (`Authorization: Bearer sgk_…`). The proxy routes
+//! forward to Partner Center and Graph as a partner; the management routes describe partners.
+
+mod docs;
+mod partners;
+mod proxy;
+
+use axum::Router;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::routing::{any, get};
+
+use crate::api_keys::Principal;
+use crate::app::AppState;
+use crate::web::errors::{ApiError, ApiErrorCode};
+
+/// The `/api` routes. Auth: every `/api/v1` handler takes an [`ApiCaller`]; the OpenAPI document
+/// and its page are public.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/openapi.json", get(docs::show_openapi_document))
+        .route("/api/docs", get(docs::show_api_docs))
+        .route("/api/v1/partners", get(partners::list_partners))
+        .route(
+            "/api/v1/partners/{partner_tid}",
+            get(partners::show_partner),
+        )
+        .route(
+            "/api/v1/partners/{partner_tid}/partner-center/{*path}",
+            any(proxy::proxy_partner_center),
+        )
+        .route(
+            "/api/v1/partners/{partner_tid}/graph/{*path}",
+            any(proxy::proxy_partner_graph),
+        )
+        .route(
+            "/api/v1/partners/{partner_tid}/customers/{customer_tid}/graph/{*path}",
+            any(proxy::proxy_customer_graph),
+        )
+}
+
+/// A backend service authenticated by its API key.
+#[derive(Debug, Clone)]
+pub struct ApiCaller(pub Principal);
+
+impl FromRequestParts<AppState> for ApiCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| {
+                ApiError::new(
+                    ApiErrorCode::InvalidApiKey,
+                    "send your API key as `Authorization: Bearer sgk_…`",
+                )
+            })?;
+        let presented = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .unwrap_or("")
+            .trim();
+        let principal = state
+            .api_keys
+            .verify(presented, state.clock.now())
+            .await
+            .map_err(|rejection| {
+                ApiError::new(
+                    ApiErrorCode::InvalidApiKey,
+                    "the API key is unknown, expired or revoked",
+                )
+                .with_detail(format!("{rejection:?}"))
+            })?;
+        Ok(Self(principal))
+    }
+}

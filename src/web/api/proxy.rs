@@ -1,0 +1,431 @@
+//! The proxy handlers: scope checks, partner state, path normalisation, then the proxy engine;
+//! the answer streams back with Microsoft's status and headers, marked `x-samgate-upstream`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures_util::TryStreamExt;
+use http_body_util::BodyExt;
+use uuid::Uuid;
+
+use super::ApiCaller;
+use crate::app::AppState;
+use crate::broker::{BrokerError, PartnerInfo};
+use crate::proxy::headers::{MS_CORRELATION_ID, MS_REQUEST_ID};
+use crate::proxy::{CallRecord, ProxyBody, ProxyError, ProxyRequest, Upstream, path};
+use crate::web::errors::{ApiError, ApiErrorCode};
+
+/// Seconds the caller is willing to wait in all, e.g. for a throttled upstream to recover.
+const DEADLINE_HEADER: &str = "x-samgate-deadline";
+/// Marks every proxied answer (and so every error that came from Microsoft) with its upstream.
+const UPSTREAM_HEADER: &str = "x-samgate-upstream";
+
+/// `ANY /api/v1/partners/{partner_tid}/partner-center/{*path}`.
+pub async fn proxy_partner_center(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Path((partner_tid, _)): Path<(String, String)>,
+    request: Request,
+) -> Response {
+    let route = "/api/v1/partners/{partner_tid}/partner-center/{*path}";
+    proxy(
+        state,
+        caller,
+        Upstream::PartnerCenter,
+        &partner_tid,
+        None,
+        6,
+        route,
+        request,
+    )
+    .await
+}
+
+/// `ANY /api/v1/partners/{partner_tid}/graph/{*path}`.
+pub async fn proxy_partner_graph(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Path((partner_tid, _)): Path<(String, String)>,
+    request: Request,
+) -> Response {
+    let route = "/api/v1/partners/{partner_tid}/graph/{*path}";
+    proxy(
+        state,
+        caller,
+        Upstream::Graph,
+        &partner_tid,
+        None,
+        6,
+        route,
+        request,
+    )
+    .await
+}
+
+/// `ANY /api/v1/partners/{partner_tid}/customers/{customer_tid}/graph/{*path}`.
+pub async fn proxy_customer_graph(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Path((partner_tid, customer_tid, _)): Path<(String, String, String)>,
+    request: Request,
+) -> Response {
+    let route = "/api/v1/partners/{partner_tid}/customers/{customer_tid}/graph/{*path}";
+    proxy(
+        state,
+        caller,
+        Upstream::Graph,
+        &partner_tid,
+        Some(&customer_tid),
+        8,
+        route,
+        request,
+    )
+    .await
+}
+
+fn parse_tenant(text: &str, what: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(text).map_err(|_| {
+        ApiError::new(
+            ApiErrorCode::BadRequest,
+            format!("{what} must be a tenant id (a GUID)"),
+        )
+    })
+}
+
+/// The raw, still-encoded path after the first `skip` pieces of the request path (the empty
+/// piece before the leading `/` counts), e.g. 6 for `/api/v1/partners/{tid}/partner-center/…`.
+fn raw_rest(request: &Request, skip: usize) -> String {
+    request
+        .uri()
+        .path()
+        .splitn(skip + 1, '/')
+        .nth(skip)
+        .unwrap_or("")
+        .to_owned()
+}
+
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one call site per route, all arguments named"
+)]
+async fn proxy(
+    state: AppState,
+    ApiCaller(principal): ApiCaller,
+    upstream: Upstream,
+    partner_tid: &str,
+    customer_tid: Option<&str>,
+    skip: usize,
+    route: &'static str,
+    request: Request,
+) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let request_id = header_text(&request, &MS_REQUEST_ID);
+    let correlation_id = header_text(&request, &MS_CORRELATION_ID);
+    let mut record = CallRecord {
+        occurred_at: state.clock.now(),
+        client_id: Some(principal.client_id),
+        partner_id: None,
+        partner_tenant_id: Uuid::nil(),
+        customer_tenant_id: None,
+        upstream: upstream.as_str(),
+        method: method.to_string(),
+        route,
+        status: 0,
+        latency_ms: 0,
+        request_id,
+        correlation_id,
+        error_code: None,
+    };
+    let outcome = forward(
+        &state,
+        &principal,
+        upstream,
+        partner_tid,
+        customer_tid,
+        skip,
+        request,
+        &mut record,
+    )
+    .await;
+    record.latency_ms = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
+    let response = match outcome {
+        Ok(response) => response,
+        Err(error) => {
+            record.error_code = Some(error.code().as_str());
+            error.into_response()
+        }
+    };
+    record.status = response.status().as_u16();
+    if record.partner_tenant_id != Uuid::nil() {
+        state.proxy.recorder().record(record);
+    }
+    response
+}
+
+#[allow(clippy::too_many_arguments, reason = "internal step of `proxy`")]
+async fn forward(
+    state: &AppState,
+    principal: &crate::api_keys::Principal,
+    upstream: Upstream,
+    partner_tid: &str,
+    customer_tid: Option<&str>,
+    skip: usize,
+    request: Request,
+    record: &mut CallRecord,
+) -> Result<Response, ApiError> {
+    let partner_tenant = parse_tenant(partner_tid, "the partner")?;
+    let customer = customer_tid
+        .map(|c| parse_tenant(c, "the customer"))
+        .transpose()?;
+    if !principal.allows_partner(partner_tenant) {
+        return Err(ApiError::new(
+            ApiErrorCode::ForbiddenPartner,
+            "this API client may not act for this partner",
+        ));
+    }
+    if !principal.allows_method(request.method()) {
+        return Err(ApiError::new(
+            ApiErrorCode::ForbiddenMethod,
+            "this API client is read-only: only GET, HEAD and OPTIONS are allowed",
+        ));
+    }
+    let partner = state
+        .broker
+        .partners()
+        .by_tenant(partner_tenant)
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                ApiErrorCode::ServiceUnavailable,
+                "samgate's database is unavailable",
+            )
+            .with_detail(e)
+        })?
+        .ok_or_else(|| {
+            ApiError::new(
+                ApiErrorCode::PartnerNotFound,
+                "no partner has this tenant id",
+            )
+        })?;
+    record.partner_tenant_id = partner.tenant_id;
+    record.customer_tenant_id = customer;
+    record.partner_id = Some(partner.id);
+    check_partner_state(&partner)?;
+    let rest = path::normalize(&raw_rest(&request, skip))
+        .and_then(|rest| path::check_api_version(&rest, upstream.api_versions()).map(|()| rest))
+        .map_err(|e| ApiError::new(ApiErrorCode::InvalidPath, e.to_string()))?;
+    let permits = state
+        .proxy
+        .admit(principal.client_id, partner.id)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                ApiErrorCode::RateLimited,
+                "too many concurrent calls for this client or partner; retry shortly",
+            )
+            .with_retry_after(1)
+        })?;
+    let budget = request
+        .headers()
+        .get(DEADLINE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|s| Duration::from_secs(s.min(300)))
+        .unwrap_or(state.proxy.settings().default_budget);
+    let query = request.uri().query().map(str::to_owned);
+    let (parts, body) = request.into_parts();
+    let body = proxy_body(state, &parts.headers, body).await?;
+    let response = state
+        .proxy
+        .forward(ProxyRequest {
+            partner: partner.clone(),
+            customer,
+            upstream,
+            method: parts.method,
+            path: rest,
+            query,
+            headers: parts.headers,
+            body,
+            budget,
+        })
+        .await
+        .map_err(|e| proxy_error(&partner, e))?;
+    Ok(stream_back(upstream, response, permits))
+}
+
+fn header_text(request: &Request, name: &axum::http::HeaderName) -> Option<String> {
+    request
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= 128)
+        .map(str::to_owned)
+}
+
+fn check_partner_state(partner: &PartnerInfo) -> Result<(), ApiError> {
+    let advice = partner.status_reason.as_deref().unwrap_or("");
+    let code = partner
+        .status_code
+        .as_deref()
+        .map(|c| format!(" (AADSTS{c})"))
+        .unwrap_or_default();
+    match partner.status.as_str() {
+        "needs_consent" | "pending" => Err(ApiError::new(
+            ApiErrorCode::ConsentRequired,
+            format!(
+                "the partner must consent again{code}: send them a re-consent invitation. {advice}"
+            ),
+        )),
+        "mfa_required" => Err(ApiError::new(
+            ApiErrorCode::MfaRequired,
+            format!(
+                "the partner's admin must sign in again with MFA{code}: send a re-consent invitation. {advice}"
+            ),
+        )),
+        "offboarded" => Err(ApiError::new(
+            ApiErrorCode::PartnerNotFound,
+            "this partner was offboarded",
+        )),
+        _ => Ok(()),
+    }
+}
+
+async fn proxy_body(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    body: Body,
+) -> Result<ProxyBody, ApiError> {
+    let settings = state.proxy.settings();
+    let too_large = || {
+        ApiError::new(
+            ApiErrorCode::PayloadTooLarge,
+            format!(
+                "request bodies are limited to {} bytes",
+                settings.max_body_bytes
+            ),
+        )
+    };
+    let length = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if length.is_some_and(|l| l > settings.max_body_bytes) {
+        return Err(too_large());
+    }
+    match length {
+        Some(0) => Ok(ProxyBody::Empty),
+        Some(l) if l <= settings.replayable_body_bytes => {
+            let limited = http_body_util::Limited::new(body, settings.replayable_body_bytes);
+            let bytes = limited.collect().await.map_err(|_| too_large())?.to_bytes();
+            Ok(if bytes.is_empty() {
+                ProxyBody::Empty
+            } else {
+                ProxyBody::Buffered(bytes)
+            })
+        }
+        _ if headers.get(axum::http::header::TRANSFER_ENCODING).is_none() && length.is_none() => {
+            Ok(ProxyBody::Empty)
+        }
+        _ => {
+            // Large or chunked: stream it through, never holding it whole.
+            let limited = http_body_util::Limited::new(body, settings.max_body_bytes);
+            let stream = limited.into_data_stream().map_err(std::io::Error::other);
+            Ok(ProxyBody::Streaming(reqwest::Body::wrap_stream(stream)))
+        }
+    }
+}
+
+fn proxy_error(partner: &PartnerInfo, error: ProxyError) -> ApiError {
+    match error {
+        ProxyError::Token(BrokerError::ConsentRequired(c)) => ApiError::new(
+            ApiErrorCode::ConsentRequired,
+            format!(
+                "Microsoft no longer accepts this partner's consent{}: send a re-consent invitation",
+                c.and_then(|c| c.code).map(|code| format!(" (AADSTS{code})")).unwrap_or_default()
+            ),
+        ),
+        ProxyError::Token(BrokerError::MfaRequired(c)) => ApiError::new(
+            ApiErrorCode::MfaRequired,
+            format!(
+                "Microsoft requires the partner's admin to sign in again with MFA{}",
+                c.and_then(|c| c.code).map(|code| format!(" (AADSTS{code})")).unwrap_or_default()
+            ),
+        ),
+        ProxyError::Token(BrokerError::NoGrant) => ApiError::new(
+            ApiErrorCode::ConsentRequired,
+            "this partner has not consented: send an invitation",
+        ),
+        ProxyError::Token(BrokerError::CustomerConsentMissing(c)) => ApiError::new(
+            ApiErrorCode::CustomerConsentMissing,
+            format!(
+                "the CPV app is not consented in this customer tenant (AADSTS{}): grant it through \
+                 Partner Center application consents for {}",
+                c.code.unwrap_or(90099),
+                partner.display_name
+            ),
+        ),
+        ProxyError::Token(BrokerError::CustomerAccessDenied(c)) => ApiError::new(
+            ApiErrorCode::ForbiddenCustomer,
+            format!(
+                "the partner has no access to this customer tenant (AADSTS{}): it needs an active \
+                 GDAP relationship with a role for the consenting user",
+                c.code.unwrap_or(50020)
+            ),
+        ),
+        ProxyError::Token(BrokerError::Throttled) => ApiError::new(
+            ApiErrorCode::UpstreamThrottled,
+            "Microsoft's token service is throttling; retry later",
+        )
+        .with_retry_after(30),
+        ProxyError::Token(BrokerError::AppConfiguration(c)) => ApiError::new(
+            ApiErrorCode::AppMisconfigured,
+            "Microsoft refused the CPV app's credential; an operator must fix samgate's app configuration",
+        )
+        .with_detail(format!("{:?}: {}", c.code, c.advice)),
+        ProxyError::Token(err @ BrokerError::Unavailable(_)) => ApiError::new(
+            ApiErrorCode::UpstreamUnavailable,
+            "a token could not be obtained from Microsoft right now; retry shortly",
+        )
+        .with_detail(err),
+        ProxyError::Throttled { retry_after } => ApiError::new(
+            ApiErrorCode::UpstreamThrottled,
+            format!("Microsoft is throttling this partner; retry after {retry_after} seconds"),
+        )
+        .with_retry_after(retry_after),
+        ProxyError::Busy => ApiError::new(ApiErrorCode::RateLimited, "too many concurrent calls")
+            .with_retry_after(1),
+        ProxyError::Unavailable(detail) => ApiError::new(
+            ApiErrorCode::UpstreamUnavailable,
+            "Microsoft did not answer in time; retry shortly",
+        )
+        .with_detail(detail),
+        ProxyError::Path(e) => ApiError::new(ApiErrorCode::InvalidPath, e.to_string()),
+    }
+}
+
+fn stream_back(
+    upstream: Upstream,
+    response: reqwest::Response,
+    permits: crate::proxy::CallPermits,
+) -> Response {
+    let status =
+        StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let headers = crate::proxy::headers::response_headers(response.headers());
+    let permits = Arc::new(permits);
+    let stream = response.bytes_stream().map_ok(move |chunk| {
+        // The concurrency permits live as long as the body streams.
+        let _held = &permits;
+        chunk
+    });
+    let mut out = Response::new(Body::from_stream(stream));
+    *out.status_mut() = status;
+    *out.headers_mut() = headers;
+    out.headers_mut()
+        .insert(UPSTREAM_HEADER, HeaderValue::from_static(upstream.as_str()));
+    out
+}

@@ -1,0 +1,34 @@
+// samgate admin: progressive enhancement only. Every page works without this file.
+"use strict";
+
+document.addEventListener("DOMContentLoaded", () => {
+  // "Copy" buttons next to a read-only field (links and passwords shown once).
+  for (const button of document.querySelectorAll("button[data-copy]")) {
+    const id = button.getAttribute("data-copy");
+    const field = document.getElementById(id);
+    const status = document.querySelector(`[data-copy-status="${id}"]`);
+    if (!field || !navigator.clipboard) continue;
+    button.hidden = false;
+    button.addEventListener("click", async () => {
+      try {
+        await navigator.clipboard.writeText(field.value);
+        if (status) status.textContent = "Copied to the clipboard.";
+      } catch {
+        field.select();
+        if (status) status.textContent = "Select the text and copy it with your keyboard.";
+      }
+    });
+  }
+
+  // Select the whole value when a read-only secret field gets focus.
+  for (const field of document.querySelectorAll(".copy-row input[readonly]")) {
+    field.addEventListener("focus", () => field.select());
+  }
+
+  // Ask before destructive actions (the server does not depend on it).
+  for (const button of document.querySelectorAll("button[data-confirm]")) {
+    button.addEventListener("click", (event) => {
+      if (!window.confirm(button.getAttribute("data-confirm"))) event.preventDefault();
+    });
+  }
+});

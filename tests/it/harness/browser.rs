@@ -1,0 +1,243 @@
+//! Headless Chromium through chromedriver and fantoccini (recipe: shared docs STACK.md §5).
+//!
+//! One chromedriver per test on a free port, in its own process group so that Chromium dies with
+//! it; a fresh profile directory removed afterwards. Tests skip (with a message) only when the
+//! binaries are absent; CI installs them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+/// How long a page may take to show what a test waits for.
+const PAGE_WAIT: Duration = Duration::from_secs(20);
+
+/// A browser session; chromedriver (and with it Chromium) is killed on drop.
+pub struct Browser {
+    client: Option<Client>,
+    driver: Child,
+    profile: PathBuf,
+    name: String,
+}
+
+impl Browser {
+    /// Starts chromedriver and a headless Chromium session, or returns `None` (after saying why)
+    /// when chromedriver or Chromium is not installed. `name` prefixes the screenshot files.
+    pub async fn launch(name: &str) -> Option<Browser> {
+        for binary in [CHROMEDRIVER, CHROMIUM] {
+            if !Path::new(binary).exists() {
+                eprintln!(
+                    "SKIPPED: {binary} is not installed (apt-get install -y chromium chromium-driver); \
+                     the browser test did not run"
+                );
+                return None;
+            }
+        }
+        let port = free_port();
+        let log = std::fs::File::create(
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("chromedriver-{name}.log")),
+        )
+        .expect("chromedriver log file");
+        let driver = {
+            use std::os::unix::process::CommandExt;
+            Command::new(CHROMEDRIVER)
+                .arg(format!("--port={port}"))
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("log handle"))
+                .stderr(log)
+                // Its own process group: killing the group also ends Chromium and its helpers.
+                .process_group(0)
+                .spawn()
+                .expect("spawn chromedriver")
+        };
+        let profile = std::env::temp_dir().join(format!(
+            "chrome-profile-{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&profile).expect("profile directory");
+        let mut browser = Browser {
+            client: None,
+            driver,
+            profile,
+            name: name.to_owned(),
+        };
+        let capabilities = serde_json::json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-dev-shm-usage",
+                    "--disable-quic",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--window-size=1024,768",
+                    format!("--user-data-dir={}", browser.profile.display()),
+                ],
+            },
+        });
+        let serde_json::Value::Object(capabilities) = capabilities else {
+            unreachable!("a JSON object literal");
+        };
+        let webdriver = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let attempt = ClientBuilder::new(HttpConnector::new())
+                .capabilities(capabilities.clone())
+                .connect(&webdriver)
+                .await;
+            match attempt {
+                Ok(client) => {
+                    browser.client = Some(client);
+                    return Some(browser);
+                }
+                Err(err) if Instant::now() > deadline => {
+                    panic!("no WebDriver session from chromedriver on port {port}: {err}")
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+
+    /// The WebDriver client.
+    pub fn client(&self) -> &Client {
+        self.client.as_ref().expect("session open")
+    }
+
+    /// Opens `url`.
+    pub async fn goto(&self, url: &str) {
+        self.client().goto(url).await.expect("navigate");
+    }
+
+    /// Waits until `css` matches an element on the current page and returns it.
+    pub async fn find(&self, css: &str) -> fantoccini::elements::Element {
+        match self
+            .client()
+            .wait()
+            .at_most(PAGE_WAIT)
+            .for_element(Locator::Css(css))
+            .await
+        {
+            Ok(element) => element,
+            Err(err) => panic!("{css} did not appear: {err}\n{}", self.describe().await),
+        }
+    }
+
+    /// Waits until one of `selectors` matches and returns which one (the first in the list wins).
+    pub async fn find_any<'a>(&self, selectors: &[&'a str]) -> &'a str {
+        let deadline = Instant::now() + PAGE_WAIT;
+        loop {
+            for css in selectors {
+                if let Ok(found) = self.client().find_all(Locator::Css(css)).await
+                    && !found.is_empty()
+                {
+                    return css;
+                }
+            }
+            if Instant::now() > deadline {
+                panic!("none of {selectors:?} appeared\n{}", self.describe().await);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The text of the element `css` matches (waiting for it).
+    pub async fn text(&self, css: &str) -> String {
+        self.find(css).await.text().await.expect("element text")
+    }
+
+    /// Types `text` into the field `css` matches.
+    pub async fn fill(&self, css: &str, text: &str) {
+        self.find(css)
+            .await
+            .send_keys(text)
+            .await
+            .expect("type into field");
+    }
+
+    /// Clicks the element `css` matches.
+    pub async fn click(&self, css: &str) {
+        self.find(css).await.click().await.expect("click");
+    }
+
+    /// The current page's title.
+    pub async fn title(&self) -> String {
+        self.client().title().await.expect("title")
+    }
+
+    /// The current URL.
+    pub async fn url(&self) -> url::Url {
+        self.client().current_url().await.expect("current url")
+    }
+
+    /// Runs `script` in the page and returns its value.
+    pub async fn eval(&self, script: &str) -> serde_json::Value {
+        self.client()
+            .execute(script, Vec::new())
+            .await
+            .expect("execute script")
+    }
+
+    /// Saves a PNG of the viewport as `target/screenshots/<name>-<step>.png`, prints and returns
+    /// the path.
+    pub async fn screenshot(&self, step: &str) -> PathBuf {
+        let png = self.client().screenshot().await.expect("screenshot");
+        assert!(png.starts_with(b"\x89PNG"), "a screenshot is a PNG");
+        let dir = screenshot_dir();
+        std::fs::create_dir_all(&dir).expect("screenshot directory");
+        let path = dir.join(format!("{}-{step}.png", self.name));
+        std::fs::write(&path, png).expect("write screenshot");
+        println!("screenshot: {}", path.display());
+        path
+    }
+
+    /// Ends the WebDriver session (Chromium exits); drop then stops chromedriver.
+    pub async fn close(mut self) {
+        if let Some(client) = self.client.take() {
+            let _ = client.close().await;
+        }
+    }
+
+    async fn describe(&self) -> String {
+        let url = self.client().current_url().await.map(|u| u.to_string());
+        let source = self.client().source().await.unwrap_or_default();
+        format!("at {url:?}:\n{source}")
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // The group id is chromedriver's pid (`process_group(0)`): ends it, Chromium and helpers.
+        if let Ok(pid) = i32::try_from(self.driver.id()) {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+/// `target/screenshots` (next to the test binaries' `tmp`, so a custom target dir is honoured).
+fn screenshot_dir() -> PathBuf {
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    tmp.parent().unwrap_or(tmp).join("screenshots")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free port")
+}
