@@ -45,6 +45,8 @@ pub struct App {
 impl App {
     /// Builds the services from configuration. Fails when a credential file is unreadable.
     pub fn build(config: Config, pool: PgPool, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        // Metrics are process-global: install the recorder before anything records.
+        let _ = crate::telemetry::metrics();
         let http = outbound_client(&config)?;
         let credential = match &config.microsoft.credential {
             ClientCredentialConfig::Secret(secret) => ClientCredential::Secret(secret.clone()),

@@ -58,6 +58,15 @@ enum Command {
     /// CPV staff accounts for the admin UI: add, list, disable, set-role.
     #[command(subcommand)]
     Staff(StaffCommand),
+    /// Partners: refresh grants now, offboard.
+    #[command(subcommand)]
+    Partners(PartnersCommand),
+    /// Run the background jobs (keep-alive, webhook delivery, housekeeping) without serving HTTP,
+    /// for deployments that split roles (then set SAMGATE_BACKGROUND_JOBS=false on `serve`).
+    Worker,
+    /// Webhook endpoints and deliveries: add, list, rotate-secret, deliveries, replay.
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -105,6 +114,13 @@ enum KeysCommand {
 pub fn main() -> ExitCode {
     // A .env file is a development convenience; real deployments set the environment.
     let _ = dotenvy::dotenv();
+    // `SAMGATE_ENV_FILE=.samgate/demo.env samgate …` points one-shot commands at a running demo.
+    if let Ok(path) = std::env::var("SAMGATE_ENV_FILE")
+        && let Err(err) = dotenvy::from_path(&path)
+    {
+        eprintln!("samgate: cannot read SAMGATE_ENV_FILE {path}: {err}");
+        return ExitCode::FAILURE;
+    }
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -135,6 +151,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys(command) => keys(command).await,
         Command::Clients(command) => clients(command).await,
         Command::Staff(command) => staff(command).await,
+        Command::Partners(command) => partners(command).await,
+        Command::Worker => worker().await,
+        Command::Webhooks(command) => webhooks(command).await,
     }
 }
 
@@ -327,7 +346,24 @@ async fn serve_app(app: App, pool: sqlx::PgPool) -> anyhow::Result<()> {
     app.check_key_ring().await?;
     let app = Arc::new(app);
     let background = crate::jobs::background::Background::start(app.clone());
-    let router = web::router(AppState(app));
+    let metrics_listener = match app.config.metrics_listen {
+        Some(address) => Some(
+            tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen on SAMGATE_METRICS_LISTEN {address}"))?,
+        ),
+        None => None,
+    };
+    let state = AppState(app);
+    if let Some(metrics_listener) = metrics_listener {
+        let metrics = web::metrics_router(state.clone());
+        tokio::spawn(web::serve(
+            metrics,
+            metrics_listener,
+            web::shutdown_signal(),
+        ));
+    }
+    let router = web::router(state);
     tracing::info!(listen = %listener.local_addr()?, "samgate is serving");
     let served = web::serve(router, listener, web::shutdown_signal()).await;
     // In-flight requests are done: flush call records before the pool closes.
@@ -397,12 +433,44 @@ async fn demo(dir: PathBuf, listen: std::net::SocketAddr) -> anyhow::Result<()> 
             )
         }
     };
-    let result = run_demo(database_url, listen, keks).await;
+    let result = run_demo(database_url, listen, keks, &dir).await;
     if let Some(local) = local {
         println!("samgate: stopping the private PostgreSQL");
         tokio::task::spawn_blocking(move || local.cluster.stop(true)).await??;
     }
     result
+}
+
+/// Writes the running demo's configuration to `{dir}/demo.env` (mode 0600), so one-shot commands
+/// (`clients`, `invitations`, `keys`) can reach the demo with `SAMGATE_ENV_FILE`.
+fn write_demo_env(
+    dir: &std::path::Path,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<PathBuf> {
+    let path = dir.join("demo.env");
+    let mut text =
+        String::from("# Written by `samgate demo` for the running demo; demo values only.\n");
+    for name in [
+        "DATABASE_URL",
+        "SAMGATE_PUBLIC_URL",
+        "SAMGATE_AUTHORITY_URL",
+        "SAMGATE_PARTNER_CENTER_URL",
+        "SAMGATE_GRAPH_URL",
+        "SAMGATE_CLIENT_ID",
+        "SAMGATE_CLIENT_SECRET",
+        "SAMGATE_KEKS",
+        "SAMGATE_CPV_NAME",
+    ] {
+        if let Some(value) = lookup(name) {
+            text.push_str(&format!("{name}='{}'\n", value.replace('\'', "")));
+        }
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    std::io::Write::write_all(&mut options.open(&path)?, text.as_bytes())?;
+    Ok(path)
 }
 
 /// The demo's key-encryption key, kept next to its database so grants open after a restart.
@@ -425,6 +493,7 @@ async fn run_demo(
     database_url: SecretString,
     listen: std::net::SocketAddr,
     keks: SecretString,
+    dir: &std::path::Path,
 ) -> anyhow::Result<()> {
     let pool = db::connect(database_options(&database_url)?, 10)
         .await
@@ -432,7 +501,14 @@ async fn run_demo(
     db::migrate(&pool).await.context("migrations failed")?;
     let public_url = url::Url::parse(&format!("http://{listen}/"))?;
     let redirect_uri = format!("{public_url}oauth/callback");
-    let emulator = ms_emulator::Emulator::start(ms_emulator::Seed::demo(&redirect_uri))
+    let cpv_name =
+        std::env::var("SAMGATE_CPV_NAME").unwrap_or_else(|_| "Northwind Control Panel".into());
+    let mut seed = ms_emulator::Seed::demo(&redirect_uri);
+    // Microsoft's consent screen shows the app's registered name: the CPV's name.
+    for app in &mut seed.apps {
+        app.display_name = cpv_name.clone();
+    }
+    let emulator = ms_emulator::Emulator::start(seed)
         .await
         .context("cannot start the Microsoft emulator")?;
     let emulator_url = emulator.base_url();
@@ -447,12 +523,11 @@ async fn run_demo(
         "SAMGATE_CLIENT_SECRET" => Some(ms_emulator::DEMO_CLIENT_SECRET.to_owned()),
         "SAMGATE_KEKS" => Some(keks.expose_secret().to_owned()),
         "SAMGATE_KEKS_FILE" => None,
-        "SAMGATE_CPV_NAME" => Some(
-            std::env::var("SAMGATE_CPV_NAME").unwrap_or_else(|_| "Northwind Control Panel".into()),
-        ),
+        "SAMGATE_CPV_NAME" => Some(cpv_name.clone()),
         other => std::env::var(other).ok(),
     };
     let config = Config::from_lookup(&lookup)?;
+    let env_file = write_demo_env(dir, &lookup)?;
     let app = App::build(config.clone(), pool.clone(), Arc::new(SystemClock))?;
     let (_, token) = onboarding::create_invitation(
         &app.pool,
@@ -484,6 +559,21 @@ async fn run_demo(
         ms_emulator::DEMO_PASSWORD
     );
     println!("    (the MFA page shows the one-time code to type)");
+    println!();
+    println!("  Backend services: create an API client and key, then call the proxy:");
+    println!(
+        "    SAMGATE_ENV_FILE={} cargo run -q -- clients create --name billing --all-partners",
+        env_file.display()
+    );
+    println!(
+        "    KEY=$(SAMGATE_ENV_FILE={} cargo run -q -- clients keys create --client billing)",
+        env_file.display()
+    );
+    println!(
+        "    curl -H \"Authorization: Bearer $KEY\" {public_url}api/v1/partners/{}/partner-center/v1/customers?size=10",
+        ms_emulator::DEMO_CONTOSO
+    );
+    println!("    API reference: {public_url}api/docs");
     println!();
     println!(
         "  The emulator keeps its state in memory: consents from an earlier demo run were made"
@@ -774,6 +864,203 @@ async fn staff(command: StaffCommand) -> anyhow::Result<()> {
             let member = find(&email).await?;
             crate::staff::set_role(&app.pool, member.id, role, "cli", now).await?;
             println!("staff member {} is now {role}", member.email);
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Subcommand)]
+enum PartnersCommand {
+    /// Refresh grants now and print a summary: those due (not refreshed for
+    /// SAMGATE_KEEPALIVE_AFTER_DAYS), every live one (--all), or one partner's (--tenant).
+    #[command(group(clap::ArgGroup::new("which").args(["all", "tenant"])))]
+    Refresh {
+        /// Every live grant, however recently refreshed.
+        #[arg(long)]
+        all: bool,
+        /// Only this partner tenant id (whatever its state, unless offboarded).
+        #[arg(long, value_name = "TENANT_ID")]
+        tenant: Option<uuid::Uuid>,
+    },
+    /// Offboard a partner: destroy its grant, revoke its invitations, audit what was removed.
+    Offboard {
+        /// The partner's tenant id.
+        #[arg(long, value_name = "TENANT_ID")]
+        tenant: uuid::Uuid,
+        /// First remove the CPV app's consent from each of its customers through Partner Center.
+        #[arg(long)]
+        remove_app_consents: bool,
+    },
+}
+
+async fn partners(command: PartnersCommand) -> anyhow::Result<()> {
+    use crate::jobs::keep_alive::{self, Selection};
+    let app = command_app().await?;
+    let now = app.clock.now();
+    match command {
+        PartnersCommand::Refresh { all, tenant } => {
+            let selection = match (all, tenant) {
+                (_, Some(tenant)) => Selection::Tenant(tenant),
+                (true, None) => Selection::All,
+                (false, None) => Selection::Due,
+            };
+            let summary = keep_alive::run(&app, now, selection).await?;
+            println!("{summary}");
+            if summary.needs_consent + summary.mfa_required > 0 {
+                println!(
+                    "send those partners a re-consent invitation (samgate invitations create)"
+                );
+            }
+        }
+        PartnersCommand::Offboard {
+            tenant,
+            remove_app_consents,
+        } => {
+            let report =
+                crate::lifecycle::offboard(&app, tenant, "cli", remove_app_consents).await?;
+            println!("partner {tenant} offboarded");
+            println!(
+                "  grant deleted: {}, shared access tokens deleted: {}",
+                report.grants_deleted, report.access_tokens_deleted
+            );
+            println!(
+                "  app consents removed: {}, already absent: {}",
+                report.app_consents_removed.len(),
+                report.app_consents_absent.len()
+            );
+            println!(
+                "  invitations revoked: {}",
+                report.invitations_revoked.len()
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn worker() -> anyhow::Result<()> {
+    let app = Arc::new(command_app().await?);
+    app.check_key_ring().await?;
+    let background = crate::jobs::background::Background::start_jobs(app.clone());
+    tracing::info!("samgate worker is running (keep-alive, webhook delivery, housekeeping)");
+    web::shutdown_signal().await;
+    background.stop().await;
+    app.pool.close().await;
+    tracing::info!("samgate worker stopped");
+    Ok(())
+}
+
+#[derive(Debug, Subcommand)]
+enum WebhooksCommand {
+    /// Register an endpoint and print its signing secret (shown once).
+    Add {
+        /// Where events are POSTed (http or https).
+        #[arg(long)]
+        url: String,
+        /// An event type to send (repeat for several; default: all), e.g. partner.needs_consent.
+        #[arg(long = "event", value_name = "TYPE")]
+        events: Vec<String>,
+        /// What the endpoint is.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List endpoints.
+    List,
+    /// Issue a new signing secret; the old one keeps signing for SAMGATE_WEBHOOK_SECRET_OVERLAP_HOURS.
+    RotateSecret {
+        /// The endpoint id (from `list`).
+        endpoint: uuid::Uuid,
+    },
+    /// Recent deliveries with their last answer.
+    Deliveries {
+        /// Only this endpoint.
+        #[arg(long)]
+        endpoint: Option<uuid::Uuid>,
+        /// Only pending, delivered or failed ones.
+        #[arg(long)]
+        status: Option<String>,
+        /// How many.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Queue a delivery again now, with its original webhook-id.
+    Replay {
+        /// The delivery id (from `deliveries`).
+        delivery: i64,
+    },
+}
+
+async fn webhooks(command: WebhooksCommand) -> anyhow::Result<()> {
+    let app = command_app().await?;
+    let now = app.clock.now();
+    match command {
+        WebhooksCommand::Add {
+            url,
+            events,
+            description,
+        } => {
+            let (endpoint, secret) = crate::webhooks::add_endpoint(
+                &app,
+                &url,
+                &events,
+                description.as_deref(),
+                "cli",
+                now,
+            )
+            .await?;
+            eprintln!("webhook endpoint {} for {}", endpoint.id, endpoint.url);
+            // The secret alone on stdout; it is shown only now.
+            println!("{}", secret.expose());
+            eprintln!(
+                "Verify signatures with this secret (Standard Webhooks); samgate keeps it sealed."
+            );
+        }
+        WebhooksCommand::List => {
+            for endpoint in db::webhooks::list_endpoints(&app.pool).await? {
+                let state = if endpoint.disabled_at.is_some() {
+                    "disabled"
+                } else {
+                    "enabled"
+                };
+                let events = if endpoint.event_types.is_empty() {
+                    "all events".to_owned()
+                } else {
+                    endpoint.event_types.join(", ")
+                };
+                println!("{}  {state:8}  {}  {events}", endpoint.id, endpoint.url);
+            }
+        }
+        WebhooksCommand::RotateSecret { endpoint } => {
+            let secret = crate::webhooks::rotate_secret(&app, endpoint, "cli", now).await?;
+            eprintln!(
+                "new secret for {endpoint}; the previous one signs too for {} hours",
+                app.config.lifecycle.webhook_secret_overlap.whole_hours()
+            );
+            println!("{}", secret.expose());
+        }
+        WebhooksCommand::Deliveries {
+            endpoint,
+            status,
+            limit,
+        } => {
+            for d in
+                db::webhooks::list_deliveries(&app.pool, endpoint, status.as_deref(), limit).await?
+            {
+                println!(
+                    "{}  {:9}  {}  {}  attempts {}  last {}  {}",
+                    d.id,
+                    d.status,
+                    d.event_type,
+                    d.message_id,
+                    d.attempts,
+                    d.last_status
+                        .map_or_else(|| "-".to_owned(), |s| s.to_string()),
+                    d.last_error.unwrap_or_default()
+                );
+            }
+        }
+        WebhooksCommand::Replay { delivery } => {
+            crate::webhooks::replay(&app, delivery, "cli", now).await?;
+            println!("delivery {delivery} queued again");
         }
     }
     Ok(())

@@ -25,6 +25,9 @@ pub struct Config {
     pub public_url: Url,
     /// `SAMGATE_LOG_FORMAT`: `text` (default) or `json`.
     pub log_format: LogFormat,
+    /// `SAMGATE_METRICS_LISTEN`: serve `/metrics` on this address only (e.g. `127.0.0.1:9090`)
+    /// instead of on the public listener.
+    pub metrics_listen: Option<SocketAddr>,
     /// `SAMGATE_MAX_BODY_BYTES`: largest accepted request body on pages and the management API.
     pub max_body_bytes: usize,
     /// `SAMGATE_REQUEST_TIMEOUT_SECS`: deadline for page and management requests.
@@ -39,6 +42,44 @@ pub struct Config {
     pub key_ring: KeyRing,
     /// Proxy limits and timeouts.
     pub proxy: ProxyConfig,
+    /// Keep-alive, webhooks and housekeeping.
+    pub lifecycle: LifecycleConfig,
+    /// `SAMGATE_APP_CONSENT_GRANTS`: what the CPV app asks for in customer tenants (admin UI).
+    pub app_consent_grants: Vec<AppConsentGrant>,
+}
+
+/// Grant keep-alive, webhook delivery and housekeeping settings.
+#[derive(Debug, Clone)]
+pub struct LifecycleConfig {
+    /// `SAMGATE_BACKGROUND_JOBS`: run keep-alive, webhook delivery and housekeeping inside `serve`
+    /// (default true); set false when `samgate worker` runs them in a separate deployment.
+    pub background_jobs: bool,
+    /// `SAMGATE_KEEPALIVE_AFTER_DAYS`: refresh grants not refreshed for this many days (default
+    /// 14, at most 60). Microsoft ends a refresh token after 90 days without use; 14 leaves room
+    /// for weeks of failed attempts (Microsoft outages, a stopped worker) before that happens.
+    pub keepalive_after: time::Duration,
+    /// `SAMGATE_KEEPALIVE_INTERVAL_SECS`: how often the keep-alive cycle runs (default 300).
+    pub keepalive_interval: Duration,
+    /// `SAMGATE_KEEPALIVE_CONCURRENCY`: refreshes in flight per instance (default 8).
+    pub keepalive_concurrency: usize,
+    /// `SAMGATE_KEEPALIVE_JITTER_MS`: random delay before each refresh, up to this (default 2000),
+    /// so many partners do not hit Microsoft at the same instant.
+    pub keepalive_jitter: Duration,
+    /// `SAMGATE_WEBHOOKS_ALLOW_PRIVATE`: let webhook URLs reach loopback, link-local and private
+    /// addresses (default false: the SSRF guard refuses them).
+    pub webhooks_allow_private: bool,
+    /// `SAMGATE_WEBHOOK_SECRET_OVERLAP_HOURS`: how long a rotated-out secret keeps signing (default 24).
+    pub webhook_secret_overlap: time::Duration,
+    /// `SAMGATE_WEBHOOK_POLL_SECS`: how often the delivery worker looks for due deliveries (default 5).
+    pub webhook_poll_interval: Duration,
+    /// `SAMGATE_WEBHOOK_MAX_ATTEMPTS`: attempts before a delivery is given up (default 12, ~1.5 days).
+    pub webhook_max_attempts: u32,
+    /// `SAMGATE_HOUSEKEEPING_INTERVAL_SECS`: how often housekeeping runs (default 3600).
+    pub housekeeping_interval: Duration,
+    /// `SAMGATE_PROXY_CALL_RETENTION_DAYS`: proxy call records kept this long (default 30).
+    pub proxy_call_retention: time::Duration,
+    /// `SAMGATE_WEBHOOK_RETENTION_DAYS`: delivered webhooks kept this long (default 30).
+    pub webhook_retention: time::Duration,
 }
 
 /// Limits and timeouts of the proxy API.
@@ -273,6 +314,10 @@ impl Config {
             env.problem("SAMGATE_PUBLIC_URL must be an http or https URL".into());
         }
         let log_format = env.optional("SAMGATE_LOG_FORMAT", LogFormat::Text, "text or json");
+        let metrics_listen = env.maybe(
+            "SAMGATE_METRICS_LISTEN",
+            "an address and port such as 127.0.0.1:9090",
+        );
         let max_body_bytes = env.optional(
             "SAMGATE_MAX_BODY_BYTES",
             64 * 1024,
@@ -294,6 +339,8 @@ impl Config {
         let microsoft = read_microsoft(&mut env);
         let key_ring = read_key_ring(&mut env);
         let proxy = read_proxy(&mut env);
+        let lifecycle = read_lifecycle(&mut env);
+        let app_consent_grants = read_app_consent_grants(&mut env);
         env.finish()?;
         // finish() returned Ok, so every required value is present.
         match (database_url, public_url, microsoft, key_ring) {
@@ -302,6 +349,7 @@ impl Config {
                 listen,
                 public_url,
                 log_format,
+                metrics_listen,
                 max_body_bytes,
                 request_timeout,
                 cpv_name,
@@ -309,6 +357,8 @@ impl Config {
                 microsoft,
                 key_ring,
                 proxy,
+                lifecycle,
+                app_consent_grants,
             }),
             _ => Err(ConfigError {
                 problems: vec!["internal: a required value was lost".into()],
@@ -406,6 +456,54 @@ fn read_microsoft(env: &mut EnvReader<'_>) -> Option<MicrosoftConfig> {
     })
 }
 
+fn read_lifecycle(env: &mut EnvReader<'_>) -> LifecycleConfig {
+    let secs = |env: &mut EnvReader<'_>, name: &str, default: u64| {
+        Duration::from_secs(env.optional(name, default, "whole seconds").max(1))
+    };
+    let days = |env: &mut EnvReader<'_>, name: &str, default: i64| {
+        time::Duration::days(env.optional(name, default, "whole days").max(1))
+    };
+    let keepalive_days: i64 = env.optional("SAMGATE_KEEPALIVE_AFTER_DAYS", 14, "whole days");
+    if !(1..=60).contains(&keepalive_days) {
+        env.problem(format!(
+            "SAMGATE_KEEPALIVE_AFTER_DAYS must be between 1 and 60 (refresh tokens die after 90 days \
+             without use), got {keepalive_days}"
+        ));
+    }
+    let keepalive_concurrency: usize = env.optional("SAMGATE_KEEPALIVE_CONCURRENCY", 8, "a count");
+    if keepalive_concurrency == 0 {
+        env.problem("SAMGATE_KEEPALIVE_CONCURRENCY must be at least 1".into());
+    }
+    LifecycleConfig {
+        background_jobs: env.optional("SAMGATE_BACKGROUND_JOBS", true, "true or false"),
+        keepalive_after: time::Duration::days(keepalive_days),
+        keepalive_interval: secs(env, "SAMGATE_KEEPALIVE_INTERVAL_SECS", 300),
+        keepalive_concurrency: keepalive_concurrency.max(1),
+        keepalive_jitter: Duration::from_millis(env.optional(
+            "SAMGATE_KEEPALIVE_JITTER_MS",
+            2000,
+            "milliseconds",
+        )),
+        webhooks_allow_private: env.optional(
+            "SAMGATE_WEBHOOKS_ALLOW_PRIVATE",
+            false,
+            "true or false",
+        ),
+        webhook_secret_overlap: time::Duration::hours(env.optional(
+            "SAMGATE_WEBHOOK_SECRET_OVERLAP_HOURS",
+            24,
+            "whole hours",
+        )),
+        webhook_poll_interval: secs(env, "SAMGATE_WEBHOOK_POLL_SECS", 5),
+        webhook_max_attempts: env
+            .optional("SAMGATE_WEBHOOK_MAX_ATTEMPTS", 12, "a count")
+            .max(1),
+        housekeeping_interval: secs(env, "SAMGATE_HOUSEKEEPING_INTERVAL_SECS", 3600),
+        proxy_call_retention: days(env, "SAMGATE_PROXY_CALL_RETENTION_DAYS", 30),
+        webhook_retention: days(env, "SAMGATE_WEBHOOK_RETENTION_DAYS", 30),
+    }
+}
+
 fn read_proxy(env: &mut EnvReader<'_>) -> ProxyConfig {
     let secs = |env: &mut EnvReader<'_>, name: &str, default: u64| {
         Duration::from_secs(env.optional(name, default, "whole seconds"))
@@ -443,6 +541,83 @@ fn read_key_ring(env: &mut EnvReader<'_>) -> Option<KeyRing> {
             env.problem(problem);
             None
         }
+    }
+}
+
+/// One resource's delegated permissions that the CPV app is granted in a customer tenant through
+/// Partner Center's `applicationconsents` (`applicationGrants[]` item).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppConsentGrant {
+    /// The resource's app id, e.g. Microsoft Graph `00000003-0000-0000-c000-000000000000`.
+    pub enterprise_application_id: Uuid,
+    /// Permission names, e.g. `User.Read.All`.
+    pub scopes: Vec<String>,
+}
+
+/// Microsoft Graph's app id.
+pub const GRAPH_APP_ID: Uuid = uuid::uuid!("00000003-0000-0000-c000-000000000000");
+
+/// Parses `SAMGATE_APP_CONSENT_GRANTS`: `resource=Scope,Scope;resource=Scope` (`;` or whitespace
+/// between resources). `None` names what is wrong.
+pub fn parse_app_consent_grants(text: &str) -> Result<Vec<AppConsentGrant>, String> {
+    let mut grants: Vec<AppConsentGrant> = Vec::new();
+    for part in text.split(|c: char| c == ';' || c.is_whitespace()) {
+        let part = part.trim();
+        if part.is_empty() {
+            continue;
+        }
+        let (resource, scopes) = part
+            .split_once('=')
+            .ok_or_else(|| format!("{part:?} is not resource-app-id=Scope,Scope"))?;
+        let resource = Uuid::parse_str(resource.trim())
+            .map_err(|_| format!("{resource:?} is not a resource app id (a GUID)"))?;
+        let scopes: Vec<String> = scopes
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if scopes.is_empty()
+            || scopes.iter().any(|s| {
+                !s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+            })
+        {
+            return Err(format!(
+                "the permissions of {resource} must be names such as User.Read.All"
+            ));
+        }
+        if grants
+            .iter()
+            .any(|g| g.enterprise_application_id == resource)
+        {
+            return Err(format!("{resource} is listed twice"));
+        }
+        grants.push(AppConsentGrant {
+            enterprise_application_id: resource,
+            scopes,
+        });
+    }
+    if grants.is_empty() {
+        return Err("no grant is listed".to_owned());
+    }
+    Ok(grants)
+}
+
+fn read_app_consent_grants(env: &mut EnvReader<'_>) -> Vec<AppConsentGrant> {
+    let default = vec![AppConsentGrant {
+        enterprise_application_id: GRAPH_APP_ID,
+        scopes: vec!["User.Read.All".to_owned()],
+    }];
+    match env.raw("SAMGATE_APP_CONSENT_GRANTS") {
+        None => default,
+        Some(text) => parse_app_consent_grants(&text).unwrap_or_else(|problem| {
+            env.problem(format!(
+                "SAMGATE_APP_CONSENT_GRANTS is malformed: {problem} (e.g. \
+                 00000003-0000-0000-c000-000000000000=User.Read.All,Directory.Read.All)"
+            ));
+            default
+        }),
     }
 }
 
@@ -544,5 +719,28 @@ mod tests {
             "{debug}"
         );
         assert!(config.public_url_is_https());
+    }
+
+    #[test]
+    fn app_consent_grants_default_to_graph_and_parse_several_resources() {
+        let config = config_from(&[]).expect("valid");
+        assert_eq!(config.app_consent_grants.len(), 1);
+        assert_eq!(
+            config.app_consent_grants[0].enterprise_application_id,
+            GRAPH_APP_ID
+        );
+        let grants = parse_app_consent_grants(
+            "00000003-0000-0000-c000-000000000000=User.Read.All, Directory.Read.All; \
+             797f4846-ba00-4fd7-ba43-dac1f8f63013=user_impersonation",
+        )
+        .expect("two resources");
+        assert_eq!(grants.len(), 2);
+        assert_eq!(grants[0].scopes, ["User.Read.All", "Directory.Read.All"]);
+        let err = config_from(&[("SAMGATE_APP_CONSENT_GRANTS", "graph=User.Read.All")])
+            .expect_err("not a GUID");
+        assert!(
+            err.to_string().contains("SAMGATE_APP_CONSENT_GRANTS"),
+            "{err}"
+        );
     }
 }

@@ -6,6 +6,8 @@
 pub mod api_keys;
 /// The application object shared by requests and jobs.
 pub mod app;
+/// The CPV app's consent in partners' customer tenants: customer pages, grant, remove, bulk runs.
+pub mod app_consents;
 /// Access-token cache, single-flight refresh, rotation persistence.
 pub mod broker;
 /// Command line: `serve`, `demo`, `migrate`.
@@ -20,6 +22,8 @@ pub mod db;
 pub mod identity;
 /// Background and on-demand jobs: key rotation, keep-alive, clean-up.
 pub mod jobs;
+/// Partner health transitions and offboarding (app consents removed, grant crypto-shredded).
+pub mod lifecycle;
 /// A private PostgreSQL cluster from the machine's own binaries (demo and tests).
 pub mod local_pg;
 /// Partner consent onboarding: invitations and consent completion.
@@ -36,3 +40,5 @@ pub mod telemetry;
 pub mod vault;
 /// The only module that knows axum: pages, API, health, middleware, server loop.
 pub mod web;
+/// Standard Webhooks: outbox, signed at-least-once delivery, secret rotation, SSRF guard.
+pub mod webhooks;

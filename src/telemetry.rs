@@ -26,3 +26,22 @@ pub fn init(format: LogFormat) {
     // A second call (tests, `demo` after a failed start) keeps the first subscriber.
     drop(installed);
 }
+
+/// The process-wide Prometheus recorder (installed on first use; metrics are process-global).
+pub fn metrics() -> Option<&'static metrics_exporter_prometheus::PrometheusHandle> {
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+    static HANDLE: std::sync::OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> =
+        std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            const LATENCY: &[f64] = &[
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ];
+            PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY)
+                .ok()?
+                .install_recorder()
+                .ok()
+        })
+        .as_ref()
+}

@@ -297,8 +297,10 @@ impl ApiKeyVerifier {
                     "api key change listener failed; reconnecting"
                 ),
             }
+            // The cache is kept while the database is away (no revocation can happen without it,
+            // and cached keys keep serving); it is emptied once the subscription is back, since
+            // notifications may have been missed in between.
             self.inner.listening.store(false, Ordering::SeqCst);
-            self.invalidate_all();
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(MAX_LISTEN_RETRY_DELAY);
         }
@@ -321,8 +323,12 @@ impl ApiKeyVerifier {
                     );
                     self.invalidate_all();
                 }
-                // The connection dropped and was re-established: notifications may be lost.
-                Ok(None) => self.invalidate_all(),
+                // The connection dropped: resubscribe (which empties the cache) from the top.
+                Ok(None) => {
+                    return Err(sqlx::Error::Protocol(
+                        "api key change listener lost its connection".into(),
+                    ));
+                }
                 Err(sqlx::Error::PoolClosed) => {
                     self.inner.listening.store(false, Ordering::SeqCst);
                     return Ok(());

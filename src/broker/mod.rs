@@ -185,8 +185,10 @@ impl Broker {
         if let Some(token) = slot.read().await.as_ref()
             && self.is_fresh(token)
         {
+            metrics::counter!("samgate_token_cache_total", "result" => "hit").increment(1);
             return Ok(token.clone());
         }
+        metrics::counter!("samgate_token_cache_total", "result" => "miss").increment(1);
         let mut guard = slot.write().await;
         // Whoever held the lock before us may have refreshed already.
         if let Some(token) = guard.as_ref()
@@ -296,6 +298,12 @@ impl Broker {
         let result = self
             .redeem_with_retry(&authority, &refresh_token, self.scope(key.resource))
             .await;
+        let (outcome, class) = match &result {
+            Ok(_) => ("ok", "none"),
+            Err(err) => ("error", err.class().as_str()),
+        };
+        metrics::counter!("samgate_token_refreshes_total", "outcome" => outcome, "class" => class)
+            .increment(1);
         drop(refresh_token);
         let now = self.clock.now();
         match result {
@@ -370,6 +378,25 @@ impl Broker {
                         .map_err(db_err)?;
                     tx.commit().await.map_err(db_err)?;
                     self.partners.invalidate(key.partner_tenant).await;
+                } else if matches!(
+                    outcome,
+                    BrokerError::Unavailable(_) | BrokerError::Throttled
+                ) {
+                    // Evidence for the health state machine: counted (and announced) with the
+                    // grant still locked; enough in a row make the partner `degraded`.
+                    let degraded = crate::lifecycle::health::record_transient_failure(
+                        &mut tx,
+                        key.partner_id,
+                        key.partner_tenant,
+                        &outcome.to_string(),
+                        now,
+                    )
+                    .await
+                    .map_err(db_err)?;
+                    tx.commit().await.map_err(db_err)?;
+                    if degraded {
+                        self.partners.invalidate(key.partner_tenant).await;
+                    }
                 }
                 Err(outcome)
             }
@@ -449,6 +476,16 @@ impl Broker {
         now: OffsetDateTime,
     ) -> Result<(), sqlx::Error> {
         let code = classified.code.map(|c| c.to_string());
+        // Announced once per change of state, with the change (webhook outbox).
+        crate::lifecycle::health::announce_refusal(
+            &mut *tx,
+            key.partner_id,
+            key.partner_tenant,
+            status,
+            classified,
+            now,
+        )
+        .await?;
         db::partners::set_status(
             &mut *tx,
             key.partner_id,
@@ -482,20 +519,17 @@ impl Broker {
         let Ok(mut tx) = self.pool.begin().await else {
             return;
         };
-        let changed =
-            db::partners::set_status_if(&mut *tx, key.partner_id, "degraded", "healthy", now)
-                .await
-                .unwrap_or(false);
-        if changed {
-            let _ = db::audit::record(
-                &mut *tx,
-                "system",
-                "partner.recovered",
-                Some(key.partner_tenant),
-                serde_json::json!({}),
-                now,
-            )
-            .await;
+        // degraded → healthy with its audit record and `partner.recovered`, all or nothing.
+        if crate::lifecycle::health::record_success(
+            &mut tx,
+            key.partner_id,
+            key.partner_tenant,
+            now,
+        )
+        .await
+        .is_err()
+        {
+            return;
         }
         let _ = tx.commit().await;
         self.partners.invalidate(key.partner_tenant).await;

@@ -9,12 +9,16 @@ use sqlx::{PgPool, Postgres};
 
 pub mod access_tokens;
 pub mod api_clients;
+pub mod app_consents;
 pub mod audit;
+pub mod dashboard;
 pub mod grants;
 pub mod invitations;
+pub mod lifecycle;
 pub mod partners;
 pub mod proxy_calls;
 pub mod staff;
+pub mod webhooks;
 
 /// The embedded migrations (`migrations/`), never edited once merged.
 pub static MIGRATOR: Migrator = sqlx::migrate!();

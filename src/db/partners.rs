@@ -218,3 +218,12 @@ pub async fn list_with_grants(
     .fetch_all(executor)
     .await
 }
+
+/// How many partners are in each status.
+pub async fn count_by_status(
+    executor: impl PgExecutor<'_>,
+) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    sqlx::query_as("SELECT status, count(*) FROM partners GROUP BY status")
+        .fetch_all(executor)
+        .await
+}

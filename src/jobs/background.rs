@@ -1,5 +1,6 @@
-//! The tasks that run beside the HTTP server: the call-record writer (and, as they arrive,
-//! revocation listening and keep-alive). Started once per process; stopped with a flush.
+//! The tasks that run beside the HTTP server: the call-record writer, API-key revocation
+//! listening and `last_used_at` flushing, and the lifecycle jobs (keep-alive, webhook delivery,
+//! housekeeping; `SAMGATE_BACKGROUND_JOBS`). Started once per process; stopped with a flush.
 
 use std::sync::Arc;
 
@@ -28,6 +29,19 @@ impl Background {
                 wait_for(stopped.clone()),
             )));
         }
+        // API keys: revocations from other instances (LISTEN/NOTIFY) and batched `last_used_at`.
+        tasks.push(app.api_keys.spawn_background(wait_for(stopped.clone())));
+        if app.config.lifecycle.background_jobs {
+            spawn_jobs(&app, &stopped, &mut tasks);
+        }
+        Self { stop, tasks }
+    }
+
+    /// Starts only the jobs (keep-alive, webhook delivery, housekeeping): `samgate worker`.
+    pub fn start_jobs(app: Arc<App>) -> Self {
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = Vec::new();
+        spawn_jobs(&app, &stopped, &mut tasks);
         Self { stop, tasks }
     }
 
@@ -38,6 +52,80 @@ impl Background {
             let _ = task.await;
         }
     }
+}
+
+/// The job loops: each runs its job's `run_once` every interval (first after a random part of it,
+/// so instances started together do not run in step) until told to stop.
+fn spawn_jobs(app: &Arc<App>, stopped: &watch::Receiver<bool>, tasks: &mut Vec<JoinHandle<()>>) {
+    use super::{housekeeping, keep_alive};
+    let lifecycle = &app.config.lifecycle;
+    tasks.push(spawn_every(
+        "keep_alive",
+        app.clone(),
+        lifecycle.keepalive_interval,
+        stopped.clone(),
+        |app: Arc<App>| async move {
+            let summary = keep_alive::run_once(&app, app.clock.now()).await?;
+            if summary != keep_alive::Summary::default() {
+                tracing::info!(%summary, "keep-alive cycle");
+            }
+            Ok(())
+        },
+    ));
+    tasks.push(spawn_every(
+        "webhook_delivery",
+        app.clone(),
+        lifecycle.webhook_poll_interval,
+        stopped.clone(),
+        |app: Arc<App>| async move {
+            crate::webhooks::run_once(&app, app.clock.now()).await?;
+            Ok(())
+        },
+    ));
+    tasks.push(spawn_every(
+        "housekeeping",
+        app.clone(),
+        lifecycle.housekeeping_interval,
+        stopped.clone(),
+        |app: Arc<App>| async move {
+            let summary = housekeeping::run_once(&app, app.clock.now()).await?;
+            tracing::debug!(?summary, "housekeeping");
+            Ok(())
+        },
+    ));
+}
+
+fn spawn_every<F, Fut>(
+    name: &'static str,
+    app: Arc<App>,
+    interval: std::time::Duration,
+    stopped: watch::Receiver<bool>,
+    job: F,
+) -> JoinHandle<()>
+where
+    F: Fn(Arc<App>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        use rand::RngExt;
+        let millis = u64::try_from(interval.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let mut delay = std::time::Duration::from_millis(rand::rng().random_range(0..millis));
+        let stop = wait_for(stopped);
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                () = &mut stop => return,
+                () = tokio::time::sleep(delay) => {}
+            }
+            // A run in progress finishes before the stop is seen: its claims commit or expire.
+            if let Err(err) = job(app.clone()).await {
+                tracing::warn!(job = name, error = %format!("{err:#}"), "background job failed");
+            }
+            delay = interval;
+        }
+    })
 }
 
 async fn wait_for(mut stopped: watch::Receiver<bool>) {

@@ -359,6 +359,27 @@ pub async fn complete_consent(
     )
     .await?;
     db::invitations::mark_used(&mut *tx, invitation.id, partner_id, claims.oid, now).await?;
+    // Announced with the change itself (webhook outbox): a re-consent that ends a failure state
+    // is a recovery, anything else a consent.
+    let previous_status = existing.as_ref().map(|p| p.status.as_str());
+    let recovered = reconsent && !matches!(previous_status, Some("healthy") | None);
+    crate::webhooks::enqueue(
+        &mut *tx,
+        if recovered {
+            crate::webhooks::EventType::PartnerRecovered
+        } else {
+            crate::webhooks::EventType::PartnerConsented
+        },
+        Some(tenant_id),
+        serde_json::json!({
+            "organization": organization,
+            "reconsent": reconsent,
+            "previous_status": previous_status,
+            "status": "healthy",
+        }),
+        now,
+    )
+    .await?;
     db::audit::record(
         &mut *tx,
         &format!("partner-admin:{}", claims.oid),

@@ -1,5 +1,6 @@
-//! Typed Partner Center calls samgate makes itself (profiles at consent time), and Partner
-//! Center's error model. Only this module knows Partner Center paths and payloads.
+//! Typed Partner Center calls samgate makes itself (profiles at consent time, customer pages,
+//! the CPV app's consents in customer tenants), and Partner Center's error model. Only this
+//! module knows Partner Center paths and payloads.
 //! Reference: microsoft-protocols.md sections 4 and 5.
 
 use std::time::Duration;
@@ -7,6 +8,9 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
+use uuid::Uuid;
+
+use crate::config::AppConsentGrant;
 
 /// Partner Center's error body (5.4): `code` may be a string or a number.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -78,6 +82,96 @@ struct MpnProfile {
     mpn_id: Option<String>,
 }
 
+/// One customer of a partner, as `GET /v1/customers` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Customer {
+    /// The customer's tenant id.
+    pub tenant_id: Uuid,
+    /// Company name.
+    pub company_name: String,
+    /// Default domain.
+    pub domain: String,
+}
+
+/// One page of customers and the continuation token of the next, if any.
+#[derive(Debug, Clone)]
+pub struct CustomerPage {
+    /// The customers of this page.
+    pub customers: Vec<Customer>,
+    /// `MS-ContinuationToken` of the next page (sent with `seekOperation=Next`).
+    pub continuation: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct CustomerCollection {
+    #[serde(default)]
+    items: Vec<CustomerItem>,
+    #[serde(default)]
+    links: Option<CollectionLinks>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CustomerItem {
+    id: Uuid,
+    #[serde(default)]
+    company_profile: Option<CompanyProfile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CompanyProfile {
+    #[serde(default)]
+    company_name: Option<String>,
+    #[serde(default)]
+    domain: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct CollectionLinks {
+    #[serde(default)]
+    next: Option<NextLink>,
+}
+
+#[derive(Debug, Deserialize)]
+struct NextLink {
+    #[serde(default)]
+    headers: Vec<LinkHeader>,
+}
+
+#[derive(Debug, Deserialize)]
+struct LinkHeader {
+    key: String,
+    value: String,
+}
+
+/// What `POST …/applicationconsents` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsentGranted {
+    /// Created now (200/201).
+    Created,
+    /// It existed already (409): for samgate the same outcome.
+    AlreadyExists,
+}
+
+/// What `DELETE …/applicationconsents/{appId}` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsentRemoved {
+    /// Deleted now.
+    Removed,
+    /// There was none (404): for samgate the same outcome.
+    Absent,
+}
+
+/// Whether a continuation token is safe to send back as a header (Partner Center's are base64).
+pub fn is_continuation_token(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 4096
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+/=_-.~%".contains(&b))
+}
+
 /// Partner Center client for samgate's own calls.
 #[derive(Debug, Clone)]
 pub struct PartnerCenterClient {
@@ -107,6 +201,152 @@ impl PartnerCenterClient {
     ) -> Result<Option<String>, PartnerCenterError> {
         let profile: MpnProfile = self.get_json("v1/profiles/mpn", access_token).await?;
         Ok(profile.mpn_id)
+    }
+
+    /// One page of the partner's customers: the first with `continuation = None`, the next ones
+    /// with the token of the page before (`seekOperation=Next` + `MS-ContinuationToken`).
+    pub async fn customers_page(
+        &self,
+        access_token: &SecretString,
+        size: u32,
+        continuation: Option<&str>,
+    ) -> Result<CustomerPage, PartnerCenterError> {
+        let size = size.clamp(1, 500);
+        let mut request = match continuation {
+            None => self.request(
+                reqwest::Method::GET,
+                &format!("v1/customers?size={size}"),
+                access_token,
+            ),
+            Some(token) => {
+                if !is_continuation_token(token) {
+                    return Err(PartnerCenterError::Protocol(
+                        "malformed continuation token".into(),
+                    ));
+                }
+                self.request(
+                    reqwest::Method::GET,
+                    &format!("v1/customers?size={size}&seekOperation=Next"),
+                    access_token,
+                )
+                .header("ms-continuationtoken", token)
+            }
+        };
+        request = request.timeout(Duration::from_secs(30));
+        let response = request
+            .send()
+            .await
+            .map_err(|e| PartnerCenterError::Unreachable(e.without_url().to_string()))?;
+        if response.status().as_u16() != 200 {
+            return Err(error_from(response).await);
+        }
+        let page: CustomerCollection = response
+            .json()
+            .await
+            .map_err(|e| PartnerCenterError::Protocol(e.without_url().to_string()))?;
+        let continuation = page
+            .links
+            .and_then(|l| l.next)
+            .and_then(|next| {
+                next.headers
+                    .into_iter()
+                    .find(|h| h.key.eq_ignore_ascii_case("ms-continuationtoken"))
+            })
+            .map(|h| h.value)
+            .filter(|_| !page.items.is_empty());
+        Ok(CustomerPage {
+            customers: page
+                .items
+                .into_iter()
+                .map(|item| {
+                    let profile = item.company_profile.unwrap_or_default();
+                    Customer {
+                        tenant_id: item.id,
+                        company_name: profile.company_name.unwrap_or_default(),
+                        domain: profile.domain.unwrap_or_default(),
+                    }
+                })
+                .collect(),
+            continuation,
+        })
+    }
+
+    /// Consents the CPV app (`app_id`) in the customer tenant with `grants`
+    /// (<https://learn.microsoft.com/partner-center/developer/create-application-consent>).
+    pub async fn grant_application_consent(
+        &self,
+        access_token: &SecretString,
+        customer: Uuid,
+        app_id: Uuid,
+        display_name: &str,
+        grants: &[AppConsentGrant],
+    ) -> Result<ConsentGranted, PartnerCenterError> {
+        let body = serde_json::json!({
+            "applicationId": app_id,
+            "displayName": display_name,
+            "applicationGrants": grants
+                .iter()
+                .map(|g| serde_json::json!({
+                    "enterpriseApplicationId": g.enterprise_application_id,
+                    "scope": g.scopes.join(","),
+                }))
+                .collect::<Vec<_>>(),
+        });
+        let response = self
+            .request(
+                reqwest::Method::POST,
+                &format!("v1/customers/{customer}/applicationconsents"),
+                access_token,
+            )
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| PartnerCenterError::Unreachable(e.without_url().to_string()))?;
+        match response.status().as_u16() {
+            200 | 201 => Ok(ConsentGranted::Created),
+            409 => Ok(ConsentGranted::AlreadyExists),
+            _ => Err(error_from(response).await),
+        }
+    }
+
+    /// Removes the CPV app's consent from the customer tenant
+    /// (<https://learn.microsoft.com/partner-center/developer/remove-application-consent>).
+    pub async fn remove_application_consent(
+        &self,
+        access_token: &SecretString,
+        customer: Uuid,
+        app_id: Uuid,
+    ) -> Result<ConsentRemoved, PartnerCenterError> {
+        let response = self
+            .request(
+                reqwest::Method::DELETE,
+                &format!("v1/customers/{customer}/applicationconsents/{app_id}"),
+                access_token,
+            )
+            .send()
+            .await
+            .map_err(|e| PartnerCenterError::Unreachable(e.without_url().to_string()))?;
+        match response.status().as_u16() {
+            200 | 204 => Ok(ConsentRemoved::Removed),
+            404 => Ok(ConsentRemoved::Absent),
+            _ => Err(error_from(response).await),
+        }
+    }
+
+    fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        access_token: &SecretString,
+    ) -> reqwest::RequestBuilder {
+        let url = format!("{}/{path}", self.base.as_str().trim_end_matches('/'));
+        self.http
+            .request(method, url)
+            .bearer_auth(access_token.expose_secret())
+            .header("accept", "application/json")
+            .header("ms-correlationid", Uuid::new_v4().to_string())
+            .header("ms-requestid", Uuid::new_v4().to_string())
+            .timeout(Duration::from_secs(30))
     }
 
     async fn get_json<T: serde::de::DeserializeOwned>(

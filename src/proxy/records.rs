@@ -71,7 +71,13 @@ impl CallRecorder {
     pub fn record(&self, record: CallRecord) {
         if self.sender.try_send(record).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("samgate_call_records_dropped_total").increment(1);
         }
+    }
+
+    /// Records waiting to be written.
+    pub fn queue_depth(&self) -> usize {
+        self.sender.max_capacity() - self.sender.capacity()
     }
 
     /// Records dropped because the queue was full.

@@ -71,6 +71,8 @@ pub enum ApiErrorCode {
     RateLimited,
     /// The CPV app's credential or registration was refused by Microsoft.
     AppMisconfigured,
+    /// The partner was offboarded: its grant is destroyed; it must be onboarded anew.
+    PartnerOffboarded,
 }
 
 impl ApiErrorCode {
@@ -96,6 +98,7 @@ impl ApiErrorCode {
             Self::InvalidPath => StatusCode::BAD_REQUEST,
             Self::UpstreamThrottled | Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::UpstreamUnavailable | Self::AppMisconfigured => StatusCode::BAD_GATEWAY,
+            Self::PartnerOffboarded => StatusCode::GONE,
         }
     }
 
@@ -123,6 +126,7 @@ impl ApiErrorCode {
             Self::UpstreamUnavailable => "upstream_unavailable",
             Self::RateLimited => "rate_limited",
             Self::AppMisconfigured => "app_misconfigured",
+            Self::PartnerOffboarded => "partner_offboarded",
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod consent;
 pub mod errors;
 pub mod health;
 pub mod home;
+pub mod metrics;
 mod middleware;
 pub mod sessions;
 
@@ -35,6 +36,8 @@ use errors::PageError;
 ///   server-side session (state, nonce, PKCE verifier) created at `/consent/{token}/start`.
 /// - `/admin…`: CPV staff; own session (8 h absolute, 30 min idle), CSRF token + origin check on
 ///   every POST, minimum role per route in the table of `admin::router` (`/admin/login` public).
+/// - `/metrics`: Prometheus; public on this listener unless `SAMGATE_METRICS_LISTEN` moves it to
+///   its own (see [`metrics_router`]).
 /// - `/api/v1/…`: backend services; an API key (`Authorization: Bearer sgk_…`) checked by the
 ///   `ApiCaller` extractor of every handler, then partner scope and read-only rules.
 pub fn router(state: AppState) -> Router {
@@ -54,7 +57,11 @@ pub fn router(state: AppState) -> Router {
         hsts,
         time::Duration::minutes(30),
     ));
-    let pages = Router::new()
+    let mut pages = Router::new();
+    if config.metrics_listen.is_none() {
+        pages = pages.merge(metrics::router());
+    }
+    let pages = pages
         .merge(health::router())
         .merge(home::router())
         .merge(assets::router())
@@ -73,7 +80,8 @@ pub fn router(state: AppState) -> Router {
     let mut app = pages
         .merge(api)
         .with_state(state)
-        .layer(axum::middleware::map_response(middleware::log_failures));
+        .layer(axum::middleware::map_response(middleware::log_failures))
+        .layer(axum::middleware::from_fn(metrics::record_http_metrics));
     app = with_security_headers(app, &authority_origin);
     if hsts {
         app = app.layer(SetResponseHeaderLayer::if_not_present(
@@ -94,6 +102,11 @@ pub fn router(state: AppState) -> Router {
             )
             .layer(CatchPanicLayer::custom(show_panic)),
     )
+}
+
+/// `/metrics` alone, for a separate listener that is not exposed with the public pages.
+pub fn metrics_router(state: AppState) -> Router {
+    metrics::router().with_state(state)
 }
 
 /// Security headers on every response; a handler may set a stricter value first.

@@ -14,8 +14,8 @@ use uuid::Uuid;
 
 use crate::harness::{TestApp, logs};
 
-const CONTOSO: Uuid = Uuid::from_u128(0x1111_1111_1111_4111_8111_111111111111);
-const FABRIKAM: Uuid = Uuid::from_u128(0x2222_2222_2222_4222_8222_222222222222);
+const CONTOSO: Uuid = Uuid::from_u128(0x1111_1111_1111_4111_8111_1111_1111_1111);
+const FABRIKAM: Uuid = Uuid::from_u128(0x2222_2222_2222_4222_8222_2222_2222_2222);
 
 impl TestApp {
     async fn create_client(&self, name: &str, partners: Option<Vec<Uuid>>) -> api_keys::Client {
@@ -646,4 +646,30 @@ async fn the_verifier_debug_output_and_arc_sharing_are_cheap_and_secret_free() {
     assert!(app.verify(key.expose_secret()).await.is_ok());
     assert_eq!(verifier.lookups(), lookups);
     assert!(!format!("{verifier:?}").contains(&key.expose_secret()[4..]));
+}
+
+#[tokio::test]
+async fn the_background_task_listens_and_flushes_uses_on_shutdown() {
+    let app = TestApp::spawn().await;
+    let client = app.create_client("billing", None).await;
+    let (key_id, key) = app.issue_key(client.id, None).await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let background = app.app.api_keys.spawn_background(async move {
+        let _ = stopped.await;
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !app.app.api_keys.is_listening() {
+        assert!(Instant::now() < deadline, "the listener did not subscribe");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(app.verify(key.expose_secret()).await.is_ok());
+    let _ = stop.send(());
+    background.await.expect("background task");
+    let last_used: Option<time::OffsetDateTime> =
+        sqlx::query_scalar("SELECT last_used_at FROM api_keys WHERE id = $1")
+            .bind(key_id)
+            .fetch_one(&app.pool)
+            .await
+            .expect("row");
+    assert!(last_used.is_some(), "uses were not flushed on shutdown");
 }

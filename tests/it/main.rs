@@ -3,11 +3,14 @@
 #[allow(dead_code, reason = "the harness offers more than every test uses")]
 mod harness;
 
+mod admin;
 mod api_keys;
 mod browser;
 mod cli;
 mod consent;
 mod foundation;
 mod id_token;
+mod ops;
 mod proxy;
+mod scale_out;
 mod vault_at_rest;

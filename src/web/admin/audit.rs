@@ -10,7 +10,7 @@ use time::{Date, OffsetDateTime, Time};
 use uuid::Uuid;
 
 use super::auth::CurrentStaff;
-use super::view::{PageFrame, when};
+use super::view::{PageFrame, compact, when};
 use crate::app::AppState;
 use crate::db;
 use crate::db::staff::AuditFilter;
@@ -159,21 +159,6 @@ pub async fn list_audit_events(
         next,
     })?
     .into_response())
-}
-
-/// `{"a":1}` → `a: 1`; nested values stay JSON.
-fn compact(details: &serde_json::Value) -> String {
-    match details {
-        serde_json::Value::Object(map) => map
-            .iter()
-            .map(|(k, v)| match v {
-                serde_json::Value::String(s) => format!("{k}: {s}"),
-                other => format!("{k}: {other}"),
-            })
-            .collect::<Vec<_>>()
-            .join(", "),
-        other => other.to_string(),
-    }
 }
 
 fn midnight(day: Date) -> OffsetDateTime {

@@ -9,7 +9,9 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::auth::CurrentStaff;
-use super::view::{PageFrame, STATUSES, StatusBadge, advice_for, consent_link, when, when_or};
+use super::view::{
+    PageFrame, STATUSES, StatusBadge, advice_for, compact, consent_link, when, when_or,
+};
 use crate::app::AppState;
 use crate::db;
 use crate::db::staff::{PartnerFilter, PartnerRow};
@@ -311,7 +313,7 @@ pub async fn show_partner(
                 at: when(e.occurred_at),
                 actor: e.actor_name.unwrap_or(e.actor),
                 action: e.action,
-                details: e.details.to_string(),
+                details: compact(&e.details),
             })
             .collect(),
     })?

@@ -135,6 +135,21 @@ pub fn advice_for(code: Option<&str>) -> Option<&'static str> {
     crate::identity::errors::lookup_code(number).map(|(_, advice)| advice)
 }
 
+/// Audit details for people: `{"a":1}` → `a: 1`; nested values stay JSON.
+pub fn compact(details: &serde_json::Value) -> String {
+    match details {
+        serde_json::Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| match v {
+                serde_json::Value::String(s) => format!("{k}: {s}"),
+                other => format!("{k}: {other}"),
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        other => other.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

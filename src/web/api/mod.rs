@@ -2,15 +2,16 @@
 //! forward to Partner Center and Graph as a partner; the management routes describe partners.
 
 mod docs;
+mod offboard;
 mod partners;
 mod proxy;
 
 use axum::Router;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 
-use crate::api_keys::Principal;
+use crate::api_keys::{KeyRejection, Principal};
 use crate::app::AppState;
 use crate::web::errors::{ApiError, ApiErrorCode};
 
@@ -24,6 +25,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/api/v1/partners/{partner_tid}",
             get(partners::show_partner),
+        )
+        .route(
+            "/api/v1/partners/{partner_tid}/offboard",
+            post(offboard::offboard_partner),
         )
         .route(
             "/api/v1/partners/{partner_tid}/partner-center/{*path}",
@@ -66,12 +71,16 @@ impl FromRequestParts<AppState> for ApiCaller {
             .api_keys
             .verify(presented, state.clock.now())
             .await
-            .map_err(|rejection| {
-                ApiError::new(
+            .map_err(|rejection| match rejection {
+                KeyRejection::Unavailable => ApiError::new(
+                    ApiErrorCode::ServiceUnavailable,
+                    "samgate cannot check API keys right now (database unavailable); retry shortly",
+                )
+                .with_retry_after(5),
+                KeyRejection::Invalid => ApiError::new(
                     ApiErrorCode::InvalidApiKey,
                     "the API key is unknown, expired or revoked",
-                )
-                .with_detail(format!("{rejection:?}"))
+                ),
             })?;
         Ok(Self(principal))
     }

@@ -240,6 +240,7 @@ async fn forward(
     let query = request.uri().query().map(str::to_owned);
     let (parts, body) = request.into_parts();
     let body = proxy_body(state, &parts.headers, body).await?;
+    let upstream_started = Instant::now();
     let response = state
         .proxy
         .forward(ProxyRequest {
@@ -255,6 +256,11 @@ async fn forward(
         })
         .await
         .map_err(|e| proxy_error(&partner, e))?;
+    let status = response.status().as_u16().to_string();
+    metrics::histogram!("samgate_proxy_upstream_duration_seconds", "upstream" => upstream.as_str(), "status" => status.clone())
+        .record(upstream_started.elapsed().as_secs_f64());
+    metrics::counter!("samgate_proxy_upstream_responses_total", "upstream" => upstream.as_str(), "status" => status)
+        .increment(1);
     Ok(stream_back(upstream, response, permits))
 }
 
@@ -288,8 +294,8 @@ fn check_partner_state(partner: &PartnerInfo) -> Result<(), ApiError> {
             ),
         )),
         "offboarded" => Err(ApiError::new(
-            ApiErrorCode::PartnerNotFound,
-            "this partner was offboarded",
+            ApiErrorCode::PartnerOffboarded,
+            "this partner was offboarded: its consent was destroyed; onboard it again with a new invitation",
         )),
         _ => Ok(()),
     }

@@ -129,6 +129,10 @@ impl TestAppBuilder {
             .expect("bind");
         let address = format!("http://{}", listener.local_addr().expect("local addr"));
         let mut seed = Seed::demo(&format!("{address}/oauth/callback"));
+        // Microsoft's consent screen shows the app's registered name: the CPV's name.
+        for app in &mut seed.apps {
+            app.display_name = "Northwind Control Panel".to_owned();
+        }
         if let Some(change) = self.seed {
             seed = change(seed);
         }
@@ -171,6 +175,12 @@ impl TestAppBuilder {
         let clock = Arc::new(ManualClock::new());
         let app = Arc::new(App::build(config, pool.clone(), clock.clone()).expect("build app"));
         let background = samgate::jobs::background::Background::start(app.clone());
+        // The key-change listener empties the key cache when it subscribes; wait for that, so
+        // tests that count database lookups see a settled cache.
+        let listening_deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !app.api_keys.is_listening() && std::time::Instant::now() < listening_deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
         let router = samgate::web::router(AppState(app.clone()));
         let (tx, rx) = oneshot::channel::<()>();
         tokio::spawn(async move {

@@ -1,0 +1,606 @@
+//! The CPV app's consent in a partner's customer tenants, made with the partner's Partner Center
+//! token through `applicationconsents`: a page of customers (cached a minute), grant and remove
+//! for one customer, and "grant to all" as a background run with per-customer progress. Granting
+//! is idempotent (409 "already exists" is success; removing what is absent is success). Every
+//! outcome is recorded in `app_consents` and the audit log; failures carry advice for a person.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use moka::future::Cache;
+use secrecy::SecretString;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::app::App;
+use crate::broker::{BrokerError, PartnerInfo, Resource, TokenKey};
+use crate::db;
+use crate::db::app_consents::ConsentState;
+use crate::partner_center::{ConsentGranted, ConsentRemoved, CustomerPage, PartnerCenterError};
+
+/// Customers per page in the admin UI.
+pub const PAGE_SIZE: u32 = 50;
+/// Customers per Partner Center page during a bulk run.
+const RUN_PAGE_SIZE: u32 = 200;
+/// A run whose task showed no sign of life for this long is taken over as abandoned.
+const RUN_STALE_AFTER: time::Duration = time::Duration::minutes(5);
+/// Grants in flight during a bulk run (Partner Center allows 50 requests/s per CPV app).
+const RUN_CONCURRENCY: usize = 4;
+/// Throttled calls are retried this many times after waiting `Retry-After` (capped).
+const THROTTLE_RETRIES: u32 = 3;
+
+/// A failure explained for a person: a short code, what happened, and what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{summary} ({code})")]
+pub struct Problem {
+    /// Stable code, with Microsoft's code when there is one (`consent_required AADSTS700082`).
+    pub code: String,
+    /// What happened.
+    pub summary: String,
+    /// What to do.
+    pub advice: String,
+    /// Seconds Microsoft asked to wait, on throttling.
+    pub retry_after: Option<u64>,
+}
+
+impl Problem {
+    fn new(code: impl Into<String>, summary: &str, advice: &str) -> Self {
+        Self {
+            code: code.into(),
+            summary: summary.to_owned(),
+            advice: advice.to_owned(),
+            retry_after: None,
+        }
+    }
+
+    fn database(err: &sqlx::Error) -> Self {
+        tracing::warn!(error = %err, "app consent bookkeeping failed");
+        Self::new(
+            "database",
+            "samgate's database did not answer",
+            "Try again in a moment; if it keeps failing, check samgate's database.",
+        )
+    }
+
+    /// The problem behind a broker failure to get the partner's Partner Center token.
+    pub fn from_broker(err: &BrokerError) -> Self {
+        let with_code = |base: &str, c: Option<u64>| match c {
+            Some(code) => format!("{base} AADSTS{code}"),
+            None => base.to_owned(),
+        };
+        match err {
+            BrokerError::ConsentRequired(c) => Self::new(
+                with_code("consent_required", c.as_ref().and_then(|c| c.code)),
+                "The partner's consent is no longer valid",
+                c.as_ref().map_or(
+                    "Create a re-consent invitation on the partner's page and send it to the partner's admin.",
+                    |c| c.advice,
+                ),
+            ),
+            BrokerError::MfaRequired(c) => Self::new(
+                with_code("mfa_required", c.as_ref().and_then(|c| c.code)),
+                "The partner's sign-in must satisfy multi-factor authentication again",
+                c.as_ref().map_or(
+                    "Create a re-consent invitation; the partner's admin must sign in with MFA.",
+                    |c| c.advice,
+                ),
+            ),
+            BrokerError::Throttled => Self::new(
+                "throttled",
+                "Microsoft is throttling token requests",
+                "Wait a minute and try again.",
+            ),
+            BrokerError::Unavailable(_) => Self::new(
+                "unavailable",
+                "Microsoft's sign-in service or samgate's database could not be reached",
+                "This is usually temporary: try again in a few minutes.",
+            ),
+            BrokerError::AppConfiguration(c) => Self::new(
+                with_code("app_configuration", c.code),
+                "Microsoft refused the CPV app's own credentials",
+                c.advice,
+            ),
+            BrokerError::NoGrant => Self::new(
+                "no_grant",
+                "samgate holds no consent for this partner",
+                "Create an invitation for the partner's admin; customers can be read once they consent.",
+            ),
+            BrokerError::CustomerConsentMissing(c) | BrokerError::CustomerAccessDenied(c) => {
+                Self::new(
+                    with_code("customer_access", c.code),
+                    "Microsoft refused a token for the customer tenant",
+                    c.advice,
+                )
+            }
+        }
+    }
+
+    /// The problem behind a failed Partner Center call.
+    pub fn from_partner_center(err: &PartnerCenterError) -> Self {
+        let with_code = |base: String, code: &Option<String>| match code {
+            Some(code) => format!("{base} PC{code}"),
+            None => base,
+        };
+        match err {
+            PartnerCenterError::TokenRejected { code } => Self::new(
+                with_code("partner_center_token_rejected".into(), code),
+                "Partner Center refused the partner's token",
+                "Partner Center requires MFA on the partner's sign-in (code 900421): create a \
+                 re-consent invitation; the partner's admin must sign in with MFA.",
+            ),
+            PartnerCenterError::Status {
+                status: 429,
+                retry_after,
+                ..
+            } => Self {
+                retry_after: *retry_after,
+                ..Self::new(
+                    "throttled",
+                    "Partner Center is throttling requests",
+                    "Wait a minute and try again; bulk runs slow down by themselves.",
+                )
+            },
+            PartnerCenterError::Status {
+                status: 403, code, ..
+            } => Self::new(
+                with_code("forbidden".into(), code),
+                "Partner Center refused: the partner may not act for this customer",
+                "Check that the customer still has a reseller relationship with the partner and \
+                 that the consenting account holds the Admin agent role in Partner Center.",
+            ),
+            PartnerCenterError::Status {
+                status: 404, code, ..
+            } => Self::new(
+                with_code("not_found".into(), code),
+                "Partner Center does not know this customer",
+                "The customer may have left the partner; reload the customer list.",
+            ),
+            PartnerCenterError::Status { status, code, .. } if *status >= 500 => Self::new(
+                with_code(format!("http_{status}"), code),
+                "Partner Center failed",
+                "This is usually temporary: try again in a few minutes.",
+            ),
+            PartnerCenterError::Status { status, code, .. } => Self::new(
+                with_code(format!("http_{status}"), code),
+                "Partner Center refused the request",
+                "Check SAMGATE_APP_CONSENT_GRANTS (resource ids and permission names) and the \
+                 CPV app's registration; the code names Partner Center's reason.",
+            ),
+            PartnerCenterError::Unreachable(_) => Self::new(
+                "unreachable",
+                "Partner Center could not be reached",
+                "This is usually temporary: try again in a few minutes.",
+            ),
+            PartnerCenterError::Protocol(_) => Self::new(
+                "unexpected_answer",
+                "Partner Center answered in an unexpected way",
+                "Try again; if it persists, report it with the time of the attempt.",
+            ),
+        }
+    }
+}
+
+/// Customer pages cached briefly per (partner, continuation token), so paging back and forth
+/// and reloading do not call Partner Center every time.
+#[derive(Clone)]
+pub struct CustomerPages {
+    cache: Cache<(Uuid, String), Arc<CustomerPage>>,
+}
+
+impl std::fmt::Debug for CustomerPages {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CustomerPages")
+            .field("entries", &self.cache.entry_count())
+            .finish()
+    }
+}
+
+impl Default for CustomerPages {
+    fn default() -> Self {
+        Self::new(Duration::from_secs(60))
+    }
+}
+
+impl CustomerPages {
+    /// A cache keeping pages for `ttl`.
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            cache: Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(ttl)
+                .build(),
+        }
+    }
+
+    /// A page of the partner's customers (`continuation = None`: the first), from the cache or
+    /// Partner Center. Failures are not cached.
+    pub async fn page(
+        &self,
+        app: &App,
+        partner: &PartnerInfo,
+        continuation: Option<&str>,
+    ) -> Result<Arc<CustomerPage>, Problem> {
+        let key = (partner.id, continuation.unwrap_or_default().to_owned());
+        if let Some(page) = self.cache.get(&key).await {
+            return Ok(page);
+        }
+        let page = Arc::new(customers_page(app, partner, continuation, PAGE_SIZE).await?);
+        self.cache.insert(key, page.clone()).await;
+        Ok(page)
+    }
+}
+
+fn token_key(partner: &PartnerInfo) -> TokenKey {
+    TokenKey {
+        partner_id: partner.id,
+        partner_tenant: partner.tenant_id,
+        authority_tenant: partner.tenant_id,
+        resource: Resource::PartnerCenter,
+    }
+}
+
+async fn partner_center_token(app: &App, partner: &PartnerInfo) -> Result<SecretString, Problem> {
+    app.broker
+        .access_token(token_key(partner))
+        .await
+        .map(|t| t.secret)
+        .map_err(|e| Problem::from_broker(&e))
+}
+
+/// Turns a Partner Center failure into a problem; a refused token is dropped from the broker's
+/// caches so the next attempt gets a new one.
+async fn partner_center_problem(
+    app: &App,
+    partner: &PartnerInfo,
+    err: &PartnerCenterError,
+) -> Problem {
+    if matches!(err, PartnerCenterError::TokenRejected { .. }) {
+        app.broker.forget(token_key(partner)).await;
+    }
+    Problem::from_partner_center(err)
+}
+
+/// One page of the partner's customers, read live from Partner Center.
+pub async fn customers_page(
+    app: &App,
+    partner: &PartnerInfo,
+    continuation: Option<&str>,
+    size: u32,
+) -> Result<CustomerPage, Problem> {
+    let token = partner_center_token(app, partner).await?;
+    match app
+        .partner_center
+        .customers_page(&token, size, continuation)
+        .await
+    {
+        Ok(page) => Ok(page),
+        Err(err) => Err(partner_center_problem(app, partner, &err).await),
+    }
+}
+
+/// Calls Partner Center, waiting out throttling (`Retry-After`, at most 30 s) a few times.
+async fn with_throttle_retries<T, F, Fut>(mut call: F) -> Result<T, PartnerCenterError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, PartnerCenterError>>,
+{
+    let mut attempt = 0;
+    loop {
+        match call().await {
+            Err(PartnerCenterError::Status {
+                status: 429,
+                retry_after,
+                ..
+            }) if attempt < THROTTLE_RETRIES => {
+                attempt += 1;
+                let wait = retry_after.unwrap_or(2).clamp(1, 30);
+                tokio::time::sleep(Duration::from_secs(wait)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn grant_once(
+    app: &App,
+    partner: &PartnerInfo,
+    customer: Uuid,
+) -> Result<ConsentGranted, Problem> {
+    let token = partner_center_token(app, partner).await?;
+    let result = with_throttle_retries(|| {
+        app.partner_center.grant_application_consent(
+            &token,
+            customer,
+            app.config.microsoft.client_id,
+            &app.config.cpv_name,
+            &app.config.app_consent_grants,
+        )
+    })
+    .await;
+    match result {
+        Ok(outcome) => Ok(outcome),
+        Err(err) => Err(partner_center_problem(app, partner, &err).await),
+    }
+}
+
+fn grants_json(app: &App) -> serde_json::Value {
+    app.config
+        .app_consent_grants
+        .iter()
+        .map(|g| {
+            serde_json::json!({
+                "resource": g.enterprise_application_id,
+                "scopes": g.scopes.join(","),
+            })
+        })
+        .collect()
+}
+
+async fn record(
+    app: &App,
+    partner: &PartnerInfo,
+    customer: Uuid,
+    actor: &str,
+    state: &str,
+    problem: Option<&Problem>,
+    action: &str,
+    details: serde_json::Value,
+) -> Result<(), sqlx::Error> {
+    let now = app.clock.now();
+    let mut tx = app.pool.begin().await?;
+    db::app_consents::record_state(
+        &mut *tx,
+        &ConsentState {
+            partner_id: partner.id,
+            customer_tenant_id: customer,
+            state,
+            error_code: problem.map(|p| p.code.as_str()),
+            advice: problem.map(|p| p.advice.as_str()),
+            updated_by: actor,
+        },
+        now,
+    )
+    .await?;
+    db::audit::record(
+        &mut *tx,
+        actor,
+        action,
+        Some(partner.tenant_id),
+        details,
+        now,
+    )
+    .await?;
+    tx.commit().await
+}
+
+/// Consents the CPV app in one customer tenant with the configured grants; records the outcome
+/// and an audit event either way.
+pub async fn grant(
+    app: &App,
+    partner: &PartnerInfo,
+    customer: Uuid,
+    actor: &str,
+) -> Result<ConsentGranted, Problem> {
+    let outcome = grant_once(app, partner, customer).await;
+    let (state, action, details) = match &outcome {
+        Ok(result) => (
+            "granted",
+            "app_consent.granted",
+            serde_json::json!({
+                "customer_tenant_id": customer,
+                "already_existed": *result == ConsentGranted::AlreadyExists,
+                "grants": grants_json(app),
+            }),
+        ),
+        Err(problem) => (
+            "failed",
+            "app_consent.grant_failed",
+            serde_json::json!({ "customer_tenant_id": customer, "code": problem.code }),
+        ),
+    };
+    record(
+        app,
+        partner,
+        customer,
+        actor,
+        state,
+        outcome.as_ref().err(),
+        action,
+        details,
+    )
+    .await
+    .map_err(|e| Problem::database(&e))?;
+    outcome
+}
+
+/// Removes the CPV app's consent from one customer tenant; records the outcome and an audit
+/// event either way.
+pub async fn remove(
+    app: &App,
+    partner: &PartnerInfo,
+    customer: Uuid,
+    actor: &str,
+) -> Result<ConsentRemoved, Problem> {
+    let outcome = match partner_center_token(app, partner).await {
+        Err(problem) => Err(problem),
+        Ok(token) => {
+            let result = with_throttle_retries(|| {
+                app.partner_center.remove_application_consent(
+                    &token,
+                    customer,
+                    app.config.microsoft.client_id,
+                )
+            })
+            .await;
+            match result {
+                Ok(removed) => Ok(removed),
+                Err(err) => Err(partner_center_problem(app, partner, &err).await),
+            }
+        }
+    };
+    let (state, action, details) = match &outcome {
+        Ok(result) => (
+            "removed",
+            "app_consent.removed",
+            serde_json::json!({
+                "customer_tenant_id": customer,
+                "was_absent": *result == ConsentRemoved::Absent,
+            }),
+        ),
+        Err(problem) => (
+            "failed",
+            "app_consent.remove_failed",
+            serde_json::json!({ "customer_tenant_id": customer, "code": problem.code }),
+        ),
+    };
+    record(
+        app,
+        partner,
+        customer,
+        actor,
+        state,
+        outcome.as_ref().err(),
+        action,
+        details,
+    )
+    .await
+    .map_err(|e| Problem::database(&e))?;
+    outcome
+}
+
+/// Starts "grant to all customers" for the partner as a background task, unless a run is going
+/// already (then that run's id is returned). Returns the run id.
+pub async fn start_run(app: Arc<App>, partner: &PartnerInfo, actor: &str) -> Result<Uuid, Problem> {
+    let now = app.clock.now();
+    let db_problem = |e: sqlx::Error| Problem::database(&e);
+    let mut tx = app.pool.begin().await.map_err(db_problem)?;
+    db::app_consents::abandon_stale_run(&mut *tx, partner.id, now - RUN_STALE_AFTER, now)
+        .await
+        .map_err(db_problem)?;
+    let (run_id, new) = db::app_consents::start_run(&mut *tx, partner.id, actor, now)
+        .await
+        .map_err(db_problem)?;
+    if new {
+        db::audit::record(
+            &mut *tx,
+            actor,
+            "app_consent.run_started",
+            Some(partner.tenant_id),
+            serde_json::json!({ "run_id": run_id, "grants": grants_json(&app) }),
+            now,
+        )
+        .await
+        .map_err(db_problem)?;
+    }
+    tx.commit().await.map_err(db_problem)?;
+    if new {
+        let partner = partner.clone();
+        let actor = actor.to_owned();
+        tokio::spawn(async move {
+            let outcome = run(&app, run_id, &partner, &actor).await;
+            if let Err(err) = finish(&app, run_id, &partner, &actor, outcome).await {
+                tracing::warn!(error = %err, app_consent.run_id = %run_id, "cannot finish app consent run");
+            }
+        });
+    }
+    Ok(run_id)
+}
+
+/// Lists every customer into the run, then grants each (a few at a time).
+async fn run(app: &App, run_id: Uuid, partner: &PartnerInfo, actor: &str) -> Result<(), Problem> {
+    let db_problem = |e: sqlx::Error| Problem::database(&e);
+    let mut continuation: Option<String> = None;
+    let mut position = 0i32;
+    loop {
+        let page = customers_page(app, partner, continuation.as_deref(), RUN_PAGE_SIZE).await?;
+        let customers: Vec<(Uuid, String)> = page
+            .customers
+            .iter()
+            .map(|c| (c.tenant_id, c.company_name.clone()))
+            .collect();
+        db::app_consents::add_items(&app.pool, run_id, &customers, position)
+            .await
+            .map_err(db_problem)?;
+        db::app_consents::heartbeat(&app.pool, run_id, app.clock.now())
+            .await
+            .map_err(db_problem)?;
+        position += i32::try_from(customers.len()).unwrap_or(i32::MAX);
+        match &page.continuation {
+            Some(next) => continuation = Some(next.clone()),
+            None => break,
+        }
+    }
+    let items = db::app_consents::run_items(&app.pool, run_id)
+        .await
+        .map_err(db_problem)?;
+    use futures_util::StreamExt;
+    futures_util::stream::iter(items.into_iter().filter(|i| i.state == "pending"))
+        .for_each_concurrent(RUN_CONCURRENCY, |item| async move {
+            let customer = item.customer_tenant_id;
+            let outcome = grant(app, partner, customer, actor).await;
+            let (state, problem) = match &outcome {
+                Ok(ConsentGranted::Created) => ("granted", None),
+                Ok(ConsentGranted::AlreadyExists) => ("already_granted", None),
+                Err(problem) => ("failed", Some(problem)),
+            };
+            if let Err(err) = db::app_consents::set_item(
+                &app.pool,
+                run_id,
+                customer,
+                state,
+                problem.map(|p| p.code.as_str()),
+                problem.map(|p| p.advice.as_str()),
+                app.clock.now(),
+            )
+            .await
+            {
+                tracing::warn!(error = %err, app_consent.run_id = %run_id, "cannot record app consent outcome");
+            }
+        })
+        .await;
+    Ok(())
+}
+
+async fn finish(
+    app: &App,
+    run_id: Uuid,
+    partner: &PartnerInfo,
+    actor: &str,
+    outcome: Result<(), Problem>,
+) -> Result<(), sqlx::Error> {
+    let now: OffsetDateTime = app.clock.now();
+    let items = db::app_consents::run_items(&app.pool, run_id).await?;
+    let count = |state: &str| items.iter().filter(|i| i.state == state).count();
+    let mut tx = app.pool.begin().await?;
+    let (state, problem) = match &outcome {
+        Ok(()) => ("finished", None),
+        Err(problem) => ("failed", Some(problem)),
+    };
+    db::app_consents::finish_run(
+        &mut *tx,
+        run_id,
+        state,
+        problem.map(|p| p.summary.as_str()),
+        problem.map(|p| p.advice.as_str()),
+        now,
+    )
+    .await?;
+    db::audit::record(
+        &mut *tx,
+        actor,
+        "app_consent.run_finished",
+        Some(partner.tenant_id),
+        serde_json::json!({
+            "run_id": run_id,
+            "state": state,
+            "customers": items.len(),
+            "granted": count("granted"),
+            "already_granted": count("already_granted"),
+            "failed": count("failed"),
+            "code": problem.map(|p| p.code.clone()),
+        }),
+        now,
+    )
+    .await?;
+    tx.commit().await
+}

@@ -1,0 +1,90 @@
+//! `POST /api/v1/partners/{partner_tid}/offboard`: a read-write key scoped to the partner removes
+//! it (optionally its app consents first); the answer lists what was removed.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::ApiCaller;
+use crate::app::AppState;
+use crate::broker::BrokerError;
+use crate::lifecycle::{OffboardError, OffboardReport, offboard};
+use crate::web::errors::{ApiError, ApiErrorCode};
+
+/// The request body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OffboardRequest {
+    /// Remove the CPV app's consent from every customer through Partner Center first.
+    #[serde(default)]
+    remove_app_consents: bool,
+}
+
+/// Offboards the partner: grant destroyed, invitations revoked, app consents optionally removed.
+pub async fn offboard_partner(
+    State(state): State<AppState>,
+    ApiCaller(principal): ApiCaller,
+    Path(partner_tid): Path<String>,
+    body: Result<Json<OffboardRequest>, JsonRejection>,
+) -> Result<Json<OffboardReport>, ApiError> {
+    let tenant = Uuid::parse_str(&partner_tid).map_err(|_| {
+        ApiError::new(
+            ApiErrorCode::BadRequest,
+            "the partner must be a tenant id (a GUID)",
+        )
+    })?;
+    if !principal.allows_partner(tenant) {
+        return Err(ApiError::new(
+            ApiErrorCode::ForbiddenPartner,
+            "this API client may not act for this partner",
+        ));
+    }
+    if principal.read_only {
+        return Err(ApiError::new(
+            ApiErrorCode::ForbiddenMethod,
+            "this API client is read-only: it cannot offboard partners",
+        ));
+    }
+    let Json(request) = body.map_err(|e| {
+        ApiError::new(
+            ApiErrorCode::BadRequest,
+            "send a JSON body such as {\"remove_app_consents\": true}",
+        )
+        .with_detail(e)
+    })?;
+    let actor = format!("api-client:{}", principal.client_id);
+    let report = offboard(&state, tenant, &actor, request.remove_app_consents)
+        .await
+        .map_err(|err| match err {
+            OffboardError::NotFound => {
+                ApiError::new(ApiErrorCode::PartnerNotFound, "no partner has this tenant id")
+            }
+            OffboardError::AlreadyOffboarded => ApiError::new(
+                ApiErrorCode::PartnerOffboarded,
+                "this partner is already offboarded",
+            ),
+            OffboardError::Token(
+                token @ (BrokerError::ConsentRequired(_)
+                | BrokerError::MfaRequired(_)
+                | BrokerError::NoGrant),
+            ) => ApiError::new(
+                ApiErrorCode::ConsentRequired,
+                "the partner's grant no longer works, so samgate cannot remove its app consents; \
+                 offboard with remove_app_consents false and remove them in Partner Center",
+            )
+            .with_detail(token),
+            err @ (OffboardError::Token(_) | OffboardError::PartnerCenter(_)) => ApiError::new(
+                ApiErrorCode::UpstreamUnavailable,
+                "Partner Center could not remove the app consents; nothing was removed, retry later",
+            )
+            .with_detail(err),
+            err @ OffboardError::Database(_) => ApiError::new(
+                ApiErrorCode::ServiceUnavailable,
+                "samgate's database is unavailable",
+            )
+            .with_detail(err),
+        })?;
+    Ok(Json(report))
+}

@@ -1,0 +1,65 @@
+//! `/metrics` in Prometheus text format, and the middleware that counts HTTP requests by route
+//! template. Gauges that describe state (partners by health, pool use, call-record queue) are read
+//! at scrape time, so nothing on the request path queries for them.
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::app::AppState;
+use crate::telemetry;
+
+/// `GET /metrics`.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/metrics", get(show_metrics))
+}
+
+/// Counts each request and its latency by route template, method and status.
+pub async fn record_http_metrics(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().to_string();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("samgate_http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("samgate_http_request_duration_seconds", "route" => route, "method" => method)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+async fn show_metrics(State(state): State<AppState>) -> Response {
+    let Some(handle) = telemetry::metrics() else {
+        return (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "metrics recorder unavailable",
+        )
+            .into_response();
+    };
+    // State gauges, refreshed at scrape time.
+    if let Ok(counts) = crate::db::partners::count_by_status(&state.pool).await {
+        for (status, count) in counts {
+            metrics::gauge!("samgate_partners", "status" => status).set(count as f64);
+        }
+    }
+    let idle = state.pool.num_idle() as f64;
+    let size = f64::from(state.pool.size());
+    metrics::gauge!("samgate_db_pool_connections", "state" => "idle").set(idle);
+    metrics::gauge!("samgate_db_pool_connections", "state" => "in_use").set(size - idle);
+    let recorder = state.proxy.recorder();
+    metrics::gauge!("samgate_call_record_queue_depth").set(recorder.queue_depth() as f64);
+    metrics::gauge!("samgate_call_records_dropped").set(recorder.dropped() as f64);
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        handle.render(),
+    )
+        .into_response()
+}

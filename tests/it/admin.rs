@@ -1,0 +1,1157 @@
+//! The staff admin UI over real HTTP: sign-in and its throttle, sessions and their ends, CSRF and
+//! origin checks, the role matrix of every route, no open redirect, keyset pages, audit, logs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::cookie::{CookieStore, Jar};
+use reqwest::{Response, StatusCode};
+use samgate::staff::{NewStaffRequest, Role};
+use samgate::web::admin::Access;
+use secrecy::{ExposeSecret, SecretString};
+use uuid::Uuid;
+
+use crate::harness::TestApp;
+
+const REFUSED: &str = "Email or password is incorrect, or sign-in is temporarily blocked.";
+const COOKIE: &str = "samgate_admin";
+
+/// One browser: its own cookie jar, no redirects followed.
+struct Browser {
+    client: reqwest::Client,
+    jar: Arc<Jar>,
+    base: String,
+}
+
+impl Browser {
+    fn new(app: &TestApp) -> Self {
+        let jar = Arc::new(Jar::default());
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .cookie_provider(jar.clone())
+            .build()
+            .expect("client");
+        Self {
+            client,
+            jar,
+            base: app.address.clone(),
+        }
+    }
+
+    async fn get(&self, path: &str) -> Response {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("GET")
+    }
+
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> Response {
+        self.client
+            .post(format!("{}{path}", self.base))
+            .form(form)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    /// POSTs with this session's CSRF token added.
+    async fn submit(&self, path: &str, form: &[(&str, &str)]) -> Response {
+        let csrf = self.csrf().await;
+        let mut fields = vec![("csrf", csrf.as_str())];
+        fields.extend_from_slice(form);
+        self.post(path, &fields).await
+    }
+
+    /// The session's CSRF token, read from a page's hidden field.
+    async fn csrf(&self) -> String {
+        let page = self.get("/admin").await;
+        let html = if page.status() == StatusCode::OK {
+            page.text().await.expect("page")
+        } else {
+            self.get("/admin/login")
+                .await
+                .text()
+                .await
+                .expect("login page")
+        };
+        field_value(&html, "name=\"csrf\"").expect("a csrf field")
+    }
+
+    /// The admin session cookie's value.
+    fn session_cookie(&self) -> Option<String> {
+        let url = self.base.parse().expect("url");
+        let header = self.jar.cookies(&url)?;
+        header
+            .to_str()
+            .ok()?
+            .split("; ")
+            .find_map(|pair| pair.strip_prefix(&format!("{COOKIE}=")).map(str::to_owned))
+    }
+
+    /// Signs in through the form; returns the response to the POST.
+    async fn sign_in(&self, email: &str, password: &str, return_to: Option<&str>) -> Response {
+        let login = self.get("/admin/login").await;
+        assert_eq!(login.status(), 200);
+        let csrf =
+            field_value(&login.text().await.expect("page"), "name=\"csrf\"").expect("csrf field");
+        let mut form = vec![
+            ("csrf", csrf.as_str()),
+            ("email", email),
+            ("password", password),
+        ];
+        if let Some(path) = return_to {
+            form.push(("return_to", path));
+        }
+        self.post("/admin/login", &form).await
+    }
+}
+
+/// The `value` of the first input whose tag contains `marker`.
+fn field_value(html: &str, marker: &str) -> Option<String> {
+    let at = html.find(marker)?;
+    let tag_start = html[..at].rfind('<')?;
+    let tag_end = at + html[at..].find('>')?;
+    let tag = &html[tag_start..tag_end];
+    let value = tag.split("value=\"").nth(1)?;
+    Some(unescape(&value[..value.find('"')?]))
+}
+
+/// The `href` of the first link whose tag contains `marker`.
+fn link_href(html: &str, marker: &str) -> Option<String> {
+    let at = html.find(marker)?;
+    let tag_start = html[..at].rfind("<a ")?;
+    let href = html[tag_start..].split("href=\"").nth(1)?;
+    Some(unescape(&href[..href.find('"')?]))
+}
+
+/// Undoes askama's HTML escaping of attribute values.
+fn unescape(value: &str) -> String {
+    value
+        .replace("&#38;", "&")
+        .replace("&amp;", "&")
+        .replace("&#34;", "\"")
+        .replace("&#39;", "'")
+}
+
+fn location(response: &Response) -> String {
+    response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Creates a staff member through the library, as `samgate staff add` does.
+async fn add_staff(app: &TestApp, email: &str, role: Role) -> (Uuid, SecretString) {
+    let (member, password) = samgate::staff::add_staff(
+        &app.pool,
+        NewStaffRequest {
+            email,
+            display_name: None,
+            role,
+            password: None,
+            actor: "test",
+        },
+        app.app.clock.now(),
+    )
+    .await
+    .expect("add staff");
+    (member.id, password)
+}
+
+/// A new member with `role`, signed in in a fresh browser.
+async fn signed_in(app: &TestApp, role: Role) -> (Browser, Uuid) {
+    let email = format!("{}-{}@northwind.example", role, Uuid::new_v4().simple());
+    let (id, password) = add_staff(app, &email, role).await;
+    let browser = Browser::new(app);
+    let response = browser
+        .sign_in(&email, password.expose_secret(), None)
+        .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::SEE_OTHER,
+        "sign-in as {role}"
+    );
+    assert_eq!(location(&response), "/admin");
+    (browser, id)
+}
+
+async fn seed_partner(app: &TestApp, name: &str) -> (Uuid, Uuid) {
+    let (id, tenant) = (Uuid::now_v7(), Uuid::new_v4());
+    sqlx::query(
+        "INSERT INTO partners (id, tenant_id, display_name, status) VALUES ($1, $2, $3, 'healthy')",
+    )
+    .bind(id)
+    .bind(tenant)
+    .bind(name)
+    .execute(&app.pool)
+    .await
+    .expect("partner");
+    (id, tenant)
+}
+
+async fn pending_invitation(app: &TestApp) -> Uuid {
+    app.invite("Fixture Partner", None).await;
+    sqlx::query_scalar("SELECT id FROM invitations WHERE revoked_at IS NULL AND used_at IS NULL ORDER BY created_at DESC LIMIT 1")
+        .fetch_one(&app.pool)
+        .await
+        .expect("invitation")
+}
+
+async fn count(app: &TestApp, sql: &str) -> i64 {
+    sqlx::query_scalar(sql)
+        .fetch_one(&app.pool)
+        .await
+        .expect("count")
+}
+
+fn redirects_to_login(response: &Response) -> bool {
+    response.status() == StatusCode::SEE_OTHER && location(response).starts_with("/admin/login")
+}
+
+#[tokio::test]
+async fn signing_in_renews_the_session_id_and_opens_the_dashboard() {
+    let app = TestApp::spawn().await;
+    let (_, password) = add_staff(&app, "Ada@Northwind.example", Role::Viewer).await;
+    let browser = Browser::new(&app);
+
+    let anonymous = browser.get("/admin/partners?q=contoso").await;
+    assert!(redirects_to_login(&anonymous));
+    assert_eq!(
+        location(&anonymous),
+        "/admin/login?return_to=%2Fadmin%2Fpartners%3Fq%3Dcontoso"
+    );
+    let login = browser.get("/admin/login").await;
+    assert_eq!(login.status(), 200);
+    let set_cookie = login
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        set_cookie.starts_with(&format!("{COOKIE}=")),
+        "{set_cookie}"
+    );
+    assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Lax"));
+    let html = login.text().await.expect("page");
+    assert!(html.contains("<label for=\"email\">Email</label>"));
+    let before = browser.session_cookie().expect("pre-login session");
+
+    let csrf = field_value(&html, "name=\"csrf\"").expect("csrf");
+    let response = browser
+        .post(
+            "/admin/login",
+            &[
+                ("csrf", &csrf),
+                ("email", " ada@northwind.EXAMPLE "),
+                ("password", password.expose_secret()),
+                ("return_to", "/admin/partners?q=contoso"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), "/admin/partners?q=contoso");
+    let after = browser.session_cookie().expect("session");
+    assert_ne!(before, after, "the session id is renewed at sign-in");
+
+    let dashboard = browser.get("/admin").await;
+    assert_eq!(dashboard.status(), 200);
+    let html = dashboard.text().await.expect("page");
+    assert!(html.contains("Partners by health"));
+    assert!(html.contains("Recent failures"));
+    assert!(
+        !html.contains("href=\"/admin/staff\""),
+        "viewers see no Staff link"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_password_and_an_unknown_email_get_the_same_answer() {
+    let app = TestApp::spawn().await;
+    add_staff(&app, "ada@northwind.example", Role::Admin).await;
+    let browser = Browser::new(&app);
+    let wrong = browser
+        .sign_in("ada@northwind.example", "not the password", None)
+        .await;
+    let unknown = browser
+        .sign_in("nobody@northwind.example", "not the password", None)
+        .await;
+    assert_eq!(wrong.status(), unknown.status());
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let (wrong, unknown) = (
+        wrong.text().await.expect("page"),
+        unknown.text().await.expect("page"),
+    );
+    assert!(wrong.contains(REFUSED) && unknown.contains(REFUSED));
+    assert!(browser.get("/admin").await.status() == StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn after_five_failures_even_the_right_password_is_refused_until_the_window_passes() {
+    let app = TestApp::spawn().await;
+    let (_, password) = add_staff(&app, "ada@northwind.example", Role::Admin).await;
+    let browser = Browser::new(&app);
+    for _ in 0..samgate::staff::ACCOUNT_FAILURE_LIMIT {
+        let response = browser
+            .sign_in("ada@northwind.example", "guess", None)
+            .await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let blocked = browser
+        .sign_in("ada@northwind.example", password.expose_secret(), None)
+        .await;
+    assert_eq!(blocked.status(), StatusCode::UNAUTHORIZED);
+    assert!(blocked.text().await.expect("page").contains(REFUSED));
+    // An unknown account is blocked the same way: the lockout says nothing about existence.
+    for _ in 0..samgate::staff::ACCOUNT_FAILURE_LIMIT {
+        browser
+            .sign_in("ghost@northwind.example", "guess", None)
+            .await;
+    }
+    let ghost = browser
+        .sign_in("ghost@northwind.example", "guess", None)
+        .await;
+    assert_eq!(ghost.status(), StatusCode::UNAUTHORIZED);
+    assert!(ghost.text().await.expect("page").contains(REFUSED));
+    assert!(
+        crate::harness::logs::captured().contains("staff sign-in blocked by the throttle"),
+        "blocked attempts are logged"
+    );
+
+    app.clock.advance(Duration::from_secs(16 * 60));
+    let response = browser
+        .sign_in("ada@northwind.example", password.expose_secret(), None)
+        .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::SEE_OTHER,
+        "the window has passed"
+    );
+}
+
+#[tokio::test]
+async fn too_many_failures_from_one_address_block_every_account_from_it() {
+    let app = TestApp::spawn().await;
+    let (_, password) = add_staff(&app, "ada@northwind.example", Role::Admin).await;
+    let browser = Browser::new(&app);
+    for n in 0..samgate::staff::ADDRESS_FAILURE_LIMIT {
+        browser
+            .sign_in(&format!("user{n}@northwind.example"), "guess", None)
+            .await;
+    }
+    let response = browser
+        .sign_in("ada@northwind.example", password.expose_secret(), None)
+        .await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(response.text().await.expect("page").contains(REFUSED));
+}
+
+/// What each role may do: the expected minimum role of every admin route, written out by hand so
+/// that a change of the router's table must be mirrored here.
+fn expected_policy() -> Vec<(&'static str, &'static str, Access)> {
+    use Access::{Public, Staff};
+    use Role::{Admin, Operator, Viewer};
+    vec![
+        ("GET", "/admin/login", Public),
+        ("POST", "/admin/login", Public),
+        ("POST", "/admin/logout", Staff(Viewer)),
+        ("POST", "/admin/logout-everywhere", Staff(Viewer)),
+        ("GET", "/admin", Staff(Viewer)),
+        ("GET", "/admin/partners", Staff(Viewer)),
+        ("GET", "/admin/partners/{id}", Staff(Viewer)),
+        ("POST", "/admin/partners/{id}/invitations", Staff(Operator)),
+        ("GET", "/admin/invitations", Staff(Viewer)),
+        ("POST", "/admin/invitations", Staff(Operator)),
+        ("POST", "/admin/invitations/{id}/revoke", Staff(Operator)),
+        ("GET", "/admin/audit", Staff(Viewer)),
+        ("GET", "/admin/staff", Staff(Admin)),
+        ("POST", "/admin/staff", Staff(Admin)),
+        ("POST", "/admin/staff/{id}/role", Staff(Admin)),
+        ("POST", "/admin/staff/{id}/disable", Staff(Admin)),
+        ("POST", "/admin/staff/{id}/sessions/revoke", Staff(Admin)),
+    ]
+}
+
+/// Fills a route template's `{id}` with a fresh fixture and returns the path and form.
+async fn fixture(
+    app: &TestApp,
+    path: &str,
+    partner: Uuid,
+) -> (String, Vec<(&'static str, String)>) {
+    match path {
+        "/admin/partners/{id}" | "/admin/partners/{id}/invitations" => {
+            (path.replace("{id}", &partner.to_string()), vec![])
+        }
+        "/admin/invitations/{id}/revoke" => {
+            let id = pending_invitation(app).await;
+            (path.replace("{id}", &id.to_string()), vec![])
+        }
+        "/admin/invitations" => (
+            path.to_owned(),
+            vec![
+                ("partner_name", "Matrix Partner".to_owned()),
+                ("expected_tenant", String::new()),
+                ("expires_days", "7".to_owned()),
+            ],
+        ),
+        "/admin/staff" => (
+            path.to_owned(),
+            vec![
+                (
+                    "email",
+                    format!("new-{}@northwind.example", Uuid::new_v4().simple()),
+                ),
+                ("display_name", "New Member".to_owned()),
+                ("role", "viewer".to_owned()),
+            ],
+        ),
+        p if p.starts_with("/admin/staff/{id}") => {
+            let email = format!("target-{}@northwind.example", Uuid::new_v4().simple());
+            let (id, _) = add_staff(app, &email, Role::Viewer).await;
+            (
+                path.replace("{id}", &id.to_string()),
+                vec![("role", "operator".to_owned())],
+            )
+        }
+        other => (other.to_owned(), vec![]),
+    }
+}
+
+#[tokio::test]
+async fn every_route_enforces_its_minimum_role_for_every_role() {
+    let app = TestApp::spawn().await;
+    let (partner, _) = seed_partner(&app, "Contoso").await;
+
+    let mut actual: Vec<(String, &str, Access)> = samgate::web::admin::policy()
+        .into_iter()
+        .map(|(method, path, access)| (method.to_string(), path, access))
+        .collect();
+    let mut expected: Vec<(String, &str, Access)> = expected_policy()
+        .into_iter()
+        .map(|(m, p, a)| (m.to_owned(), p, a))
+        .collect();
+    let key = |r: &(String, &str, Access)| (r.0.clone(), r.1.to_owned());
+    actual.sort_by_key(key);
+    expected.sort_by_key(key);
+    assert_eq!(
+        actual, expected,
+        "the router's table changed: update this matrix"
+    );
+
+    // Session-ending routes go last, so they do not end the session the others use.
+    let mut routes = expected_policy();
+    routes.sort_by_key(|(_, path, _)| path.starts_with("/admin/logout"));
+    for role in Role::ALL {
+        let (mut browser, _) = signed_in(&app, role).await;
+        for (method, template, access) in &routes {
+            let Access::Staff(needed) = *access else {
+                continue;
+            };
+            if template.starts_with("/admin/logout") {
+                browser = signed_in(&app, role).await.0;
+            }
+            let (path, form) = fixture(&app, template, partner).await;
+            let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let response = if *method == "GET" {
+                browser.get(&path).await
+            } else {
+                browser.submit(&path, &form).await
+            };
+            let status = response.status();
+            if role.allows(needed) {
+                assert!(
+                    status == StatusCode::OK || status == StatusCode::SEE_OTHER,
+                    "{role} {method} {path}: expected success, got {status}"
+                );
+                let signed_out = location(&response).starts_with("/admin/login");
+                assert_eq!(
+                    signed_out,
+                    template.starts_with("/admin/logout"),
+                    "{role} {method} {path}: only sign-out routes end at the sign-in page"
+                );
+            } else {
+                assert_eq!(status, StatusCode::FORBIDDEN, "{role} {method} {path}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn posts_without_or_with_a_wrong_csrf_token_are_refused_and_change_nothing() {
+    let app = TestApp::spawn().await;
+    let (partner, _) = seed_partner(&app, "Contoso").await;
+    let (browser, _) = signed_in(&app, Role::Admin).await;
+    let target_email = "target@northwind.example";
+    let (target, _) = add_staff(&app, target_email, Role::Viewer).await;
+    let invitation = pending_invitation(&app).await;
+    let invitations_before = count(&app, "SELECT count(*) FROM invitations").await;
+    let staff_before = count(&app, "SELECT count(*) FROM staff").await;
+    let audit_before = count(&app, "SELECT count(*) FROM audit_events").await;
+
+    let posts: Vec<(String, Vec<(&str, String)>)> = vec![
+        (
+            "/admin/invitations".into(),
+            vec![("partner_name", "X".into())],
+        ),
+        (format!("/admin/invitations/{invitation}/revoke"), vec![]),
+        (format!("/admin/partners/{partner}/invitations"), vec![]),
+        (
+            "/admin/staff".into(),
+            vec![
+                ("email", "x@northwind.example".into()),
+                ("role", "admin".into()),
+            ],
+        ),
+        (
+            format!("/admin/staff/{target}/role"),
+            vec![("role", "admin".into())],
+        ),
+        (format!("/admin/staff/{target}/disable"), vec![]),
+        (format!("/admin/staff/{target}/sessions/revoke"), vec![]),
+        ("/admin/logout-everywhere".into(), vec![]),
+        ("/admin/logout".into(), vec![]),
+        (
+            "/admin/login".into(),
+            vec![("email", target_email.into()), ("password", "x".into())],
+        ),
+    ];
+    for (path, form) in &posts {
+        let without: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let mut wrong = without.clone();
+        wrong.push(("csrf", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"));
+        let mut empty = without.clone();
+        empty.push(("csrf", ""));
+        for fields in [&without, &wrong, &empty] {
+            let response = browser.post(path, fields).await;
+            assert_eq!(
+                response.status(),
+                StatusCode::FORBIDDEN,
+                "POST {path} {fields:?}"
+            );
+        }
+    }
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM invitations").await,
+        invitations_before
+    );
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM staff").await,
+        staff_before
+    );
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM audit_events").await,
+        audit_before
+    );
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM invitations WHERE revoked_at IS NOT NULL"
+        )
+        .await,
+        0
+    );
+    let (role, disabled, epoch): (String, Option<time::OffsetDateTime>, i32) =
+        sqlx::query_as("SELECT role, disabled_at, session_epoch FROM staff WHERE id = $1")
+            .bind(target)
+            .fetch_one(&app.pool)
+            .await
+            .expect("target");
+    assert_eq!((role.as_str(), disabled, epoch), ("viewer", None, 0));
+    assert_eq!(browser.get("/admin").await.status(), 200, "still signed in");
+
+    // A token from another session is no better than a forged one.
+    let (other, _) = signed_in(&app, Role::Admin).await;
+    let foreign = other.csrf().await;
+    let response = browser
+        .post(
+            &format!("/admin/staff/{target}/disable"),
+            &[("csrf", &foreign)],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn a_post_from_another_origin_is_refused_even_with_the_right_token() {
+    let app = TestApp::spawn().await;
+    let (browser, _) = signed_in(&app, Role::Operator).await;
+    let csrf = browser.csrf().await;
+    let before = count(&app, "SELECT count(*) FROM invitations").await;
+    for (header, value) in [
+        ("origin", "https://evil.example"),
+        ("origin", "null"),
+        ("referer", "https://evil.example/admin/invitations"),
+    ] {
+        let response = browser
+            .client
+            .post(app.url("/admin/invitations"))
+            .header(header, value)
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("partner_name", "Evil"),
+                ("expires_days", "7"),
+            ])
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(
+            response.status(),
+            StatusCode::FORBIDDEN,
+            "{header}: {value}"
+        );
+    }
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM invitations").await,
+        before
+    );
+    // The same request from samgate's own origin works.
+    let response = browser
+        .client
+        .post(app.url("/admin/invitations"))
+        .header("origin", &app.address)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("partner_name", "Fine"),
+            ("expires_days", "7"),
+        ])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn return_to_never_sends_the_browser_off_site() {
+    let app = TestApp::spawn().await;
+    let (_, password) = add_staff(&app, "ada@northwind.example", Role::Viewer).await;
+    for attempt in [
+        "//evil.com",
+        "https://evil.com",
+        "/\\evil.com",
+        "/admin/../..",
+        "/admin//evil.com",
+        "/admin/%2e%2e/%2e%2e/evil",
+        "\\\\evil.com",
+        "http:evil.com",
+        "/admin\r\nLocation: https://evil.com",
+    ] {
+        let browser = Browser::new(&app);
+        let page = browser
+            .get(&format!(
+                "/admin/login?{}",
+                serde_urlencoded::to_string([("return_to", attempt)]).expect("query")
+            ))
+            .await
+            .text()
+            .await
+            .expect("page");
+        assert_eq!(
+            field_value(&page, "name=\"return_to\"").as_deref(),
+            Some("/admin"),
+            "{attempt:?}"
+        );
+        let response = browser
+            .sign_in(
+                "ada@northwind.example",
+                password.expose_secret(),
+                Some(attempt),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        assert_eq!(location(&response), "/admin", "{attempt:?}");
+    }
+}
+
+#[tokio::test]
+async fn disabling_changing_the_role_and_logging_out_everywhere_end_existing_sessions() {
+    let app = TestApp::spawn().await;
+    let (admin, _) = signed_in(&app, Role::Admin).await;
+
+    let (victim, id) = signed_in(&app, Role::Operator).await;
+    let response = admin
+        .submit(&format!("/admin/staff/{id}/disable"), &[])
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(redirects_to_login(&victim.get("/admin").await));
+
+    let (member, id) = signed_in(&app, Role::Operator).await;
+    let response = admin
+        .submit(&format!("/admin/staff/{id}/role"), &[("role", "viewer")])
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(redirects_to_login(&member.get("/admin").await));
+
+    // Two browsers of one member; "sign out everywhere" in one ends both.
+    let email = "twice@northwind.example";
+    let (_, password) = add_staff(&app, email, Role::Viewer).await;
+    let (laptop, phone) = (Browser::new(&app), Browser::new(&app));
+    for browser in [&laptop, &phone] {
+        let response = browser.sign_in(email, password.expose_secret(), None).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    }
+    assert_eq!(phone.get("/admin").await.status(), 200);
+    let response = laptop.submit("/admin/logout-everywhere", &[]).await;
+    assert_eq!(location(&response), "/admin/login");
+    assert!(redirects_to_login(&phone.get("/admin").await));
+    assert!(redirects_to_login(&laptop.get("/admin").await));
+
+    // Plain sign-out ends only this session.
+    let (browser, _) = signed_in(&app, Role::Viewer).await;
+    browser.submit("/admin/logout", &[]).await;
+    assert!(redirects_to_login(&browser.get("/admin").await));
+
+    // The last active admin cannot be disabled or demoted.
+    let admins: Vec<Uuid> =
+        sqlx::query_scalar("SELECT id FROM staff WHERE role = 'admin' AND disabled_at IS NULL")
+            .fetch_all(&app.pool)
+            .await
+            .expect("admins");
+    assert_eq!(admins.len(), 1);
+    let response = admin
+        .submit(
+            &format!("/admin/staff/{}/role", admins[0]),
+            &[("role", "viewer")],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    let response = admin
+        .submit(&format!("/admin/staff/{}/disable", admins[0]), &[])
+        .await;
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn a_session_ends_after_eight_hours_however_active_and_after_thirty_idle_minutes() {
+    let app = TestApp::spawn().await;
+    let (browser, _) = signed_in(&app, Role::Viewer).await;
+    for _ in 0..23 {
+        app.clock.advance(Duration::from_secs(20 * 60));
+        assert_eq!(browser.get("/admin").await.status(), 200);
+    }
+    app.clock.advance(Duration::from_secs(21 * 60));
+    assert!(
+        redirects_to_login(&browser.get("/admin").await),
+        "8 h absolute"
+    );
+
+    let (browser, _) = signed_in(&app, Role::Viewer).await;
+    app.clock.advance(Duration::from_secs(31 * 60));
+    assert!(
+        redirects_to_login(&browser.get("/admin").await),
+        "30 min idle"
+    );
+}
+
+#[tokio::test]
+async fn partner_pages_follow_the_keyset_without_overlap_or_gaps() {
+    let app = TestApp::spawn().await;
+    // Names repeat, so the id must break ties for the pages to be stable.
+    sqlx::query(
+        "INSERT INTO partners (id, tenant_id, display_name, domain, status)
+         SELECT gen_random_uuid(), gen_random_uuid(), 'Partner ' || lpad((i % 97)::text, 3, '0'),
+                'p' || i || '.onmicrosoft.com',
+                CASE WHEN i % 10 = 0 THEN 'needs_consent' ELSE 'healthy' END
+         FROM generate_series(1, 260) AS i",
+    )
+    .execute(&app.pool)
+    .await
+    .expect("seed partners");
+    let expected: Vec<Uuid> =
+        sqlx::query_scalar("SELECT id FROM partners ORDER BY display_name, id")
+            .fetch_all(&app.pool)
+            .await
+            .expect("order");
+    let (browser, _) = signed_in(&app, Role::Viewer).await;
+
+    let mut seen = Vec::new();
+    let mut next = Some("/admin/partners".to_owned());
+    let mut pages = 0;
+    while let Some(path) = next.take() {
+        let html = browser.get(&path).await.text().await.expect("page");
+        seen.extend(partner_ids(&html));
+        next = link_href(&html, "id=\"next-page\"");
+        pages += 1;
+        assert!(pages < 20, "pagination does not end: {path} -> {next:?}");
+    }
+    assert_eq!(pages, 6, "260 partners in pages of 50");
+    assert_eq!(seen, expected, "every partner once, in order");
+
+    // Filters travel with the cursor.
+    let html = browser
+        .get("/admin/partners?status=needs_consent")
+        .await
+        .text()
+        .await
+        .expect("page");
+    assert_eq!(partner_ids(&html).len(), 26);
+    assert!(link_href(&html, "id=\"next-page\"").is_none());
+    let html = browser
+        .get("/admin/partners?q=p26.onmicrosoft")
+        .await
+        .text()
+        .await
+        .expect("page");
+    assert_eq!(partner_ids(&html).len(), 1);
+    let tenant: Uuid = sqlx::query_scalar("SELECT tenant_id FROM partners LIMIT 1")
+        .fetch_one(&app.pool)
+        .await
+        .expect("tenant");
+    let html = browser
+        .get(&format!("/admin/partners?q={tenant}"))
+        .await
+        .text()
+        .await
+        .expect("page");
+    assert_eq!(partner_ids(&html).len(), 1);
+    assert_eq!(
+        browser.get("/admin/partners?after=junk").await.status(),
+        400
+    );
+}
+
+fn partner_ids(html: &str) -> Vec<Uuid> {
+    html.split("href=\"/admin/partners/")
+        .skip(1)
+        .filter_map(|rest| rest.get(..36).and_then(|id| Uuid::parse_str(id).ok()))
+        .collect()
+}
+
+#[tokio::test]
+async fn an_invitation_created_in_the_ui_opens_the_consent_page_and_can_be_revoked() {
+    let app = TestApp::spawn().await;
+    let (browser, staff_id) = signed_in(&app, Role::Operator).await;
+    let invalid = browser
+        .submit(
+            "/admin/invitations",
+            &[
+                ("partner_name", "Contoso"),
+                ("expected_tenant", "not a tenant"),
+                ("expires_days", "7"),
+            ],
+        )
+        .await;
+    assert_eq!(invalid.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        invalid
+            .text()
+            .await
+            .expect("page")
+            .contains("tenant id (a GUID) or a domain")
+    );
+
+    let response = browser
+        .submit(
+            "/admin/invitations",
+            &[
+                ("partner_name", "Contoso"),
+                ("expected_tenant", "Contoso.onmicrosoft.com"),
+                ("expires_days", "3"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let html = response.text().await.expect("page");
+    let link = field_value(&html, "id=\"invitation-link\"").expect("link shown");
+    let path = link.strip_prefix(&app.address).expect("a samgate link");
+    assert!(path.starts_with("/consent/sgi_"));
+    let consent = app.get(path).await;
+    assert_eq!(consent.status(), 200);
+    assert!(consent.text().await.expect("page").contains("Contoso"));
+    let (expected_tenant, created_by): (Option<String>, String) =
+        sqlx::query_as("SELECT expected_tenant, created_by FROM invitations")
+            .fetch_one(&app.pool)
+            .await
+            .expect("invitation");
+    assert_eq!(expected_tenant.as_deref(), Some("contoso.onmicrosoft.com"));
+    assert_eq!(created_by, format!("staff:{staff_id}"));
+
+    let list = browser
+        .get("/admin/invitations")
+        .await
+        .text()
+        .await
+        .expect("page");
+    assert!(list.contains("pending"));
+    assert!(!list.contains(path), "the link is never shown again");
+    let id: Uuid = sqlx::query_scalar("SELECT id FROM invitations")
+        .fetch_one(&app.pool)
+        .await
+        .expect("id");
+    let response = browser
+        .submit(&format!("/admin/invitations/{id}/revoke"), &[])
+        .await;
+    assert_eq!(location(&response), "/admin/invitations");
+    assert_eq!(app.get(path).await.status(), 410);
+}
+
+#[tokio::test]
+async fn staff_actions_are_audited_and_the_audit_log_filters_them() {
+    let app = TestApp::spawn().await;
+    let (partner, tenant) = seed_partner(&app, "Contoso").await;
+    let (admin, admin_id) = signed_in(&app, Role::Admin).await;
+
+    let page = admin
+        .submit(&format!("/admin/partners/{partner}/invitations"), &[])
+        .await;
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.expect("page");
+    let link = field_value(&html, "id=\"invitation-link\"").expect("link");
+    assert_eq!(
+        app.get(link.strip_prefix(&app.address).expect("path"))
+            .await
+            .status(),
+        200
+    );
+    let invitation = pending_invitation(&app).await;
+    admin
+        .submit(&format!("/admin/invitations/{invitation}/revoke"), &[])
+        .await;
+    let created = admin
+        .submit(
+            "/admin/staff",
+            &[
+                ("email", "bob@northwind.example"),
+                ("display_name", "Bob"),
+                ("role", "viewer"),
+            ],
+        )
+        .await;
+    assert_eq!(created.status(), 200);
+    let bob: Uuid =
+        sqlx::query_scalar("SELECT id FROM staff WHERE email = 'bob@northwind.example'")
+            .fetch_one(&app.pool)
+            .await
+            .expect("bob");
+    admin
+        .submit(&format!("/admin/staff/{bob}/role"), &[("role", "operator")])
+        .await;
+    admin
+        .submit(&format!("/admin/staff/{bob}/sessions/revoke"), &[])
+        .await;
+    admin
+        .submit(&format!("/admin/staff/{bob}/disable"), &[])
+        .await;
+
+    let actions: Vec<String> =
+        sqlx::query_scalar("SELECT action FROM audit_events WHERE actor = $1 ORDER BY id")
+            .bind(format!("staff:{admin_id}"))
+            .fetch_all(&app.pool)
+            .await
+            .expect("audit");
+    assert_eq!(
+        actions,
+        [
+            "staff.signed_in",
+            "invitation.created",
+            "partner.reconsent_requested",
+            "invitation.revoked",
+            "staff.created",
+            "staff.role_changed",
+            "staff.sessions_ended",
+            "staff.disabled",
+        ]
+    );
+    let reconsent: (Option<Uuid>, Option<String>) = sqlx::query_as(
+        "SELECT partner_id, expected_tenant FROM invitations WHERE partner_id IS NOT NULL",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("re-consent invitation");
+    assert_eq!(reconsent, (Some(partner), Some(tenant.to_string())));
+
+    let html = admin
+        .get(&format!(
+            "/admin/audit?actor=staff:{admin_id}&action=staff.disabled"
+        ))
+        .await
+        .text()
+        .await
+        .expect("page");
+    assert_eq!(html.matches("<code>staff.disabled</code>").count(), 1);
+    assert!(!html.contains("<code>staff.created</code>"));
+    let html = admin
+        .get(&format!("/admin/partners/{partner}"))
+        .await
+        .text()
+        .await
+        .expect("page");
+    assert!(
+        html.contains("partner.reconsent_requested"),
+        "the partner's trail shows it"
+    );
+    let html = admin
+        .get(&format!("/admin/audit?partner={tenant}"))
+        .await
+        .text()
+        .await
+        .expect("page");
+    assert!(html.contains("partner.reconsent_requested"));
+    assert_eq!(admin.get("/admin/audit?from=yesterday").await.status(), 400);
+}
+
+#[tokio::test]
+async fn passwords_session_ids_and_csrf_tokens_never_reach_the_logs() {
+    let app = TestApp::spawn().await;
+    let (admin, _) = signed_in(&app, Role::Admin).await;
+    let created = admin
+        .submit(
+            "/admin/staff",
+            &[
+                ("email", "carol@northwind.example"),
+                ("display_name", "Carol"),
+                ("role", "operator"),
+            ],
+        )
+        .await
+        .text()
+        .await
+        .expect("page");
+    let password = field_value(&created, "id=\"new-password\"").expect("password shown once");
+    assert_eq!(password.len(), 24);
+    let carol = Browser::new(&app);
+    assert_eq!(
+        carol
+            .sign_in("carol@northwind.example", &password, None)
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    carol
+        .sign_in("carol@northwind.example", "wrong password here", None)
+        .await;
+    let staff_page = admin.get("/admin/staff").await.text().await.expect("page");
+    assert!(
+        !staff_page.contains(&password),
+        "the password is shown only once"
+    );
+
+    // The test's own HTTP client (reqwest's cookie jar) logs the cookies it receives at debug
+    // level; those lines are the test browser's, not samgate's.
+    let logs: String = crate::harness::logs::captured()
+        .lines()
+        .filter(|line| !line.contains(" cookie_store::"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let secrets = [
+        password.clone(),
+        admin.csrf().await,
+        carol.csrf().await,
+        admin.session_cookie().expect("cookie"),
+        carol.session_cookie().expect("cookie"),
+        "wrong password here".to_owned(),
+    ];
+    for secret in &secrets {
+        if let Some(at) = logs.find(secret.as_str()) {
+            let line_start = logs[..at].rfind('\n').map_or(0, |i| i + 1);
+            let line_end = logs[at..].find('\n').map_or(logs.len(), |i| at + i);
+            panic!("a secret reached the logs: {}", &logs[line_start..line_end]);
+        }
+    }
+    assert!(
+        !logs.contains("carol@northwind.example"),
+        "emails stay out of the logs"
+    );
+    assert!(logs.contains("staff sign-in failed"));
+}
+
+#[tokio::test]
+async fn the_admin_pages_work_in_a_real_browser_on_a_laptop_and_a_phone() {
+    let Some(browser) = crate::harness::browser::Browser::launch("admin").await else {
+        return;
+    };
+    let app = TestApp::spawn().await;
+    sqlx::query(
+        "INSERT INTO partners (id, tenant_id, display_name, domain, status, status_reason, status_code)
+         SELECT gen_random_uuid(), gen_random_uuid(), 'Partner ' || lpad(i::text, 3, '0'),
+                'partner' || i || '.onmicrosoft.com',
+                (ARRAY['healthy','healthy','healthy','needs_consent','mfa_required','degraded','pending'])[1 + i % 7],
+                CASE WHEN i % 7 = 3 THEN 'The refresh token was revoked or expired' END,
+                CASE WHEN i % 7 = 3 THEN 'AADSTS700082' END
+         FROM generate_series(1, 120) AS i",
+    )
+    .execute(&app.pool)
+    .await
+    .expect("seed partners");
+    let (partner, _) = seed_partner(&app, "Contoso Partners").await;
+    let (_, password) = add_staff(&app, "ada@northwind.example", Role::Admin).await;
+    let client = browser.client();
+    client
+        .set_window_size(1280, 1100)
+        .await
+        .expect("window size");
+
+    browser.goto(&app.url("/admin/partners")).await;
+    browser.find("#email").await;
+    browser.screenshot("01-login").await;
+    browser.fill("#email", "ada@northwind.example").await;
+    browser.fill("#password", password.expose_secret()).await;
+    browser.click("form.stack button[type=submit]").await;
+    browser.find("table#partners").await;
+    assert_eq!(
+        browser.url().await.path(),
+        "/admin/partners",
+        "back where the sign-in began"
+    );
+    browser.screenshot("03-partners").await;
+
+    browser.goto(&app.url("/admin")).await;
+    browser.find("#pending-invitations").await;
+    browser.screenshot("02-dashboard").await;
+
+    browser
+        .goto(&app.url(&format!("/admin/partners/{partner}")))
+        .await;
+    browser.click("#send-reconsent").await;
+    browser.find("#invitation-link").await;
+    let copy_visible = browser
+        .eval("return !document.querySelector('button[data-copy]').hidden")
+        .await;
+    assert_eq!(
+        copy_visible,
+        serde_json::json!(true),
+        "admin.js runs under the CSP"
+    );
+    browser.screenshot("05-reconsent-link").await;
+    browser
+        .goto(&app.url(&format!("/admin/partners/{partner}")))
+        .await;
+    browser.find("#partner-status").await;
+    browser.screenshot("04-partner").await;
+
+    browser.goto(&app.url("/admin/invitations")).await;
+    browser.fill("#partner_name", "Fabrikam").await;
+    browser
+        .fill("#expected_tenant", "fabrikam.onmicrosoft.com")
+        .await;
+    browser.click("#create-invitation").await;
+    browser.find("#invitation-link").await;
+    browser.goto(&app.url("/admin/invitations")).await;
+    browser.find("table#invitations").await;
+    browser.screenshot("06-invitations").await;
+
+    browser.goto(&app.url("/admin/staff")).await;
+    browser.fill("#email", "bob@northwind.example").await;
+    browser.fill("#display_name", "Bob Operator").await;
+    browser.click("#add-staff").await;
+    browser.find("#new-password").await;
+    browser.screenshot("07-staff-created").await;
+    browser.goto(&app.url("/admin/staff")).await;
+    browser.find("table#staff").await;
+    browser.screenshot("08-staff").await;
+
+    browser.goto(&app.url("/admin/audit")).await;
+    browser.find("table#audit").await;
+    browser.screenshot("09-audit").await;
+
+    client.set_window_size(390, 900).await.expect("phone size");
+    browser.goto(&app.url("/admin")).await;
+    browser.find("#pending-invitations").await;
+    browser.screenshot("10-phone-dashboard").await;
+    browser.goto(&app.url("/admin/partners")).await;
+    browser.find("table#partners").await;
+    browser.screenshot("11-phone-partners").await;
+    browser.close().await;
+}

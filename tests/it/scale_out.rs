@@ -1,0 +1,187 @@
+//! Several samgate processes on one database: the promises of horizontal scaling.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ms_emulator::{DEMO_CONTOSO, DEMO_CONTOSO_ADMIN};
+
+use crate::harness::TestApp;
+
+/// A `samgate serve` process sharing the test app's database, emulator and keys.
+struct Instance {
+    child: Child,
+    url: String,
+}
+
+impl Instance {
+    async fn start(app: &TestApp) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let child = Command::new(env!("CARGO_BIN_EXE_samgate"))
+            .arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", app.db.url())
+            .env("SAMGATE_LISTEN", format!("127.0.0.1:{port}"))
+            .env("SAMGATE_PUBLIC_URL", &app.address)
+            .env("SAMGATE_AUTHORITY_URL", app.emulator.base_url())
+            .env("SAMGATE_PARTNER_CENTER_URL", app.emulator.base_url())
+            .env("SAMGATE_GRAPH_URL", app.emulator.graph_url())
+            .env("SAMGATE_CLIENT_ID", ms_emulator::DEMO_CLIENT_ID.to_string())
+            .env("SAMGATE_CLIENT_SECRET", ms_emulator::DEMO_CLIENT_SECRET)
+            .env("SAMGATE_KEKS", &app.keks)
+            .env("SAMGATE_LOG_FORMAT", "json")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start samgate serve");
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if reqwest::get(format!("{url}/readyz"))
+                .await
+                .is_ok_and(|r| r.status() == 200)
+            {
+                return Self { child, url };
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("instance on {url} did not become ready");
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[tokio::test]
+async fn three_instances_share_tokens_keys_and_revocations_and_survive_losing_one() {
+    let app = TestApp::spawn().await;
+    let invitation = app.invite("Contoso", None).await;
+    assert_eq!(
+        app.consent_as(&invitation, DEMO_CONTOSO_ADMIN)
+            .await
+            .status(),
+        200
+    );
+    let now = app.app.clock.now();
+    let client = samgate::api_keys::create_client(
+        &app.pool,
+        samgate::api_keys::NewClient {
+            name: "fleet",
+            description: None,
+            partners: None,
+            read_only: false,
+            created_by: "test",
+        },
+        now,
+    )
+    .await
+    .expect("client");
+    let (record, key) = samgate::api_keys::issue_key(&app.pool, client.id, None, "test", now)
+        .await
+        .expect("key");
+    let key = key.expose_secret().to_owned();
+
+    let mut instances = vec![
+        Instance::start(&app).await,
+        Instance::start(&app).await,
+        Instance::start(&app).await,
+    ];
+    let path = format!("/api/v1/partners/{DEMO_CONTOSO}/partner-center/v1/customers?size=1");
+    let http = reqwest::Client::new();
+
+    // Cold caches everywhere, one burst across all three: Microsoft sees one redemption.
+    let before = app.microsoft().token_calls("refresh_token");
+    let burst = (0..60).map(|i| {
+        let url = format!("{}{path}", instances[i % 3].url);
+        let (http, key) = (http.clone(), key.clone());
+        tokio::spawn(async move {
+            http.get(url)
+                .bearer_auth(key)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        })
+    });
+    let statuses: Vec<u16> = futures_util::future::join_all(burst)
+        .await
+        .into_iter()
+        .map(|r| r.expect("task").expect("call"))
+        .collect();
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(
+        app.microsoft().token_calls("refresh_token") - before,
+        1,
+        "one redemption for the fleet"
+    );
+
+    // Traffic continues while one instance dies: only calls to the dead one fail.
+    let traffic = {
+        let urls: Vec<String> = instances
+            .iter()
+            .map(|i| format!("{}{path}", i.url))
+            .collect();
+        let (http, key) = (http.clone(), key.clone());
+        tokio::spawn(async move {
+            let mut results = Vec::new();
+            for round in 0..30 {
+                for (n, url) in urls.iter().enumerate() {
+                    let status = http
+                        .get(url)
+                        .bearer_auth(&key)
+                        .send()
+                        .await
+                        .map(|r| r.status().as_u16())
+                        .ok();
+                    results.push((round, n, status));
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            results
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    instances[2].kill();
+    let results = traffic.await.expect("traffic");
+    for (round, n, status) in &results {
+        if *n != 2 {
+            assert_eq!(*status, Some(200), "instance {n} failed in round {round}");
+        }
+    }
+
+    // A revocation made through the library (one instance's database) reaches every instance.
+    samgate::api_keys::revoke_key(&app.pool, record.id, "test", app.app.clock.now())
+        .await
+        .expect("revoke");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut refused = [false, false];
+    while Instant::now() < deadline && !refused.iter().all(|r| *r) {
+        for (n, instance) in instances.iter().take(2).enumerate() {
+            let status = http
+                .get(format!("{}{path}", instance.url))
+                .bearer_auth(&key)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0);
+            refused[n] = status == 401;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        refused,
+        [true, true],
+        "revocation must reach every live instance within 5 s"
+    );
+}
