@@ -49,7 +49,7 @@ CREATE INDEX api_keys_client_idx ON api_keys (client_id, created_at DESC);
 -- Every samgate instance caches verified keys for a few seconds and LISTENs on samgate_api_keys;
 -- any change that can turn a yes into a no (or a no into a yes) notifies it, on commit. Triggers,
 -- not application code, so a change made with psql reaches the caches too. The payload is the id
--- of the changed key or client (instances drop their whole cache; changes are rare).
+-- of the changed key or client (instances drop the answers it can affect).
 CREATE FUNCTION api_keys_notify_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pg_notify(

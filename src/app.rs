@@ -116,17 +116,17 @@ impl App {
 
     /// Refuses to run when a stored secret names a KEK the ring lacks (it could never be opened).
     pub async fn check_key_ring(&self) -> anyhow::Result<()> {
-        let in_use = db::grants::count_by_kek(&self.pool).await?;
+        let in_use = db::grants::sealed_by_kek(&self.pool).await?;
         let missing: Vec<String> = in_use
             .iter()
-            .filter(|(id, _)| u32::try_from(*id).map_or(true, |id| !self.vault.has_kek(id)))
-            .map(|(id, count)| format!("KEK {id} ({count} grants)"))
+            .filter(|(_, id, _)| u32::try_from(*id).map_or(true, |id| !self.vault.has_kek(id)))
+            .map(|(kind, id, count)| format!("KEK {id} ({count} {kind})"))
             .collect();
         if missing.is_empty() {
             Ok(())
         } else {
             anyhow::bail!(
-                "the key ring (SAMGATE_KEKS) lacks keys that stored grants are sealed with: {}. \
+                "the key ring (SAMGATE_KEKS) lacks keys that stored secrets are sealed with: {}. \
                  Add the missing key(s) back to the ring; remove a key only after `samgate keys rotate`.",
                 missing.join(", ")
             )

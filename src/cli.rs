@@ -280,8 +280,8 @@ async fn keys(command: KeysCommand) -> anyhow::Result<()> {
         KeysCommand::Generate => println!("{}", crate::vault::generate_key()),
         KeysCommand::Status => {
             println!("active KEK: {}", app.vault.active_kek_id());
-            for (kek, count) in db::grants::count_by_kek(&app.pool).await? {
-                println!("KEK {kek}: {count} sealed refresh tokens");
+            for (kind, kek, count) in db::grants::sealed_by_kek(&app.pool).await? {
+                println!("KEK {kek}: {count} {kind}");
             }
         }
         KeysCommand::Rotate { batch } => {
@@ -290,7 +290,7 @@ async fn keys(command: KeysCommand) -> anyhow::Result<()> {
             })
             .await?;
             println!(
-                "re-wrapped {} sealed refresh tokens under KEK {}",
+                "re-wrapped {} sealed secrets under KEK {}",
                 report,
                 app.vault.active_kek_id()
             );
@@ -441,6 +441,43 @@ async fn demo(dir: PathBuf, listen: std::net::SocketAddr) -> anyhow::Result<()> 
     result
 }
 
+/// The demo's staff login.
+const DEMO_STAFF_EMAIL: &str = "admin@samgate.demo";
+
+/// Creates the demo's admin staff member once; its password is kept (mode 0600) next to the demo
+/// database so every run prints the same login.
+async fn demo_staff(app: &App, dir: &std::path::Path) -> anyhow::Result<SecretString> {
+    let path = dir.join("demo-staff-password");
+    if let Ok(text) = std::fs::read_to_string(&path)
+        && db::staff::find_by_email(&app.pool, DEMO_STAFF_EMAIL)
+            .await?
+            .is_some()
+    {
+        return Ok(SecretString::from(text.trim().to_owned()));
+    }
+    let (_, password) = crate::staff::add_staff(
+        &app.pool,
+        crate::staff::NewStaffRequest {
+            email: DEMO_STAFF_EMAIL,
+            display_name: Some("Demo Admin"),
+            role: crate::staff::Role::Admin,
+            password: None,
+            actor: "demo",
+        },
+        app.clock.now(),
+    )
+    .await?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    std::io::Write::write_all(
+        &mut options.open(&path)?,
+        password.expose_secret().as_bytes(),
+    )?;
+    Ok(password)
+}
+
 /// Writes the running demo's configuration to `{dir}/demo.env` (mode 0600), so one-shot commands
 /// (`clients`, `invitations`, `keys`) can reach the demo with `SAMGATE_ENV_FILE`.
 fn write_demo_env(
@@ -529,6 +566,7 @@ async fn run_demo(
     let config = Config::from_lookup(&lookup)?;
     let env_file = write_demo_env(dir, &lookup)?;
     let app = App::build(config.clone(), pool.clone(), Arc::new(SystemClock))?;
+    let staff_password = demo_staff(&app, dir).await?;
     let (_, token) = onboarding::create_invitation(
         &app.pool,
         &onboarding::NewInvitationRequest {
@@ -548,6 +586,12 @@ async fn run_demo(
     println!("    readiness        {public_url}readyz");
     println!(
         "    Microsoft        {emulator_url} (emulator: identity platform, Partner Center, Graph)"
+    );
+    println!();
+    println!("  Admin UI for CPV staff: {public_url}admin/login");
+    println!(
+        "    sign in as {DEMO_STAFF_EMAIL}, password {}",
+        staff_password.expose_secret()
     );
     println!();
     println!("  Consent as a partner admin: open this invitation link in a browser");

@@ -557,11 +557,11 @@ pub struct AppConsentGrant {
 /// Microsoft Graph's app id.
 pub const GRAPH_APP_ID: Uuid = uuid::uuid!("00000003-0000-0000-c000-000000000000");
 
-/// Parses `SAMGATE_APP_CONSENT_GRANTS`: `resource=Scope,Scope;resource=Scope` (`;` or whitespace
-/// between resources). `None` names what is wrong.
+/// Parses `SAMGATE_APP_CONSENT_GRANTS`: `resource=Scope,Scope;resource=Scope` (`;` or a newline
+/// between resources); the error names what is wrong.
 pub fn parse_app_consent_grants(text: &str) -> Result<Vec<AppConsentGrant>, String> {
     let mut grants: Vec<AppConsentGrant> = Vec::new();
-    for part in text.split(|c: char| c == ';' || c.is_whitespace()) {
+    for part in text.split([';', '\n']) {
         let part = part.trim();
         if part.is_empty() {
             continue;

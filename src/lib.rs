@@ -1,6 +1,7 @@
 //! samgate: the Secure Application Model gateway for Microsoft CSP control panel vendors.
 //!
-//! The modules, from the edges inwards (dependencies point down this list):
+//! The modules, alphabetically; docs/ARCHITECTURE.md gives the map and the dependency direction
+//! (`web`, `jobs` and `cli` on top; `db` and `vault` at the bottom).
 
 /// API clients and their keys: issuing, hashing, verifying (cached), scoping.
 pub mod api_keys;
@@ -18,6 +19,8 @@ pub mod clock;
 pub mod config;
 /// The only place with SQL; migrations.
 pub mod db;
+/// Fuzz entry points over untrusted-input parsers (used by `fuzz/` and the corpus replay test).
+pub mod fuzzing;
 /// Microsoft identity platform client: authorize URL, code redemption, refresh, ID tokens, errors.
 pub mod identity;
 /// Background and on-demand jobs: key rotation, keep-alive, clean-up.

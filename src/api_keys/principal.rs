@@ -139,4 +139,41 @@ mod tests {
             );
         }
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// The scoping rules agree with a plain model: an all-partners client may act for any
+        /// tenant, a listed one only for its list; a read-only client may only GET, HEAD, OPTIONS.
+        #[test]
+        fn scoping_decisions_agree_with_a_simple_model(
+            all_partners in proptest::prelude::any::<bool>(),
+            listed in proptest::collection::vec(0u128..6, 0..5),
+            asked in 0u128..8,
+            read_only in proptest::prelude::any::<bool>(),
+            method in proptest::prop_oneof![
+                proptest::strategy::Just("GET".to_owned()),
+                proptest::strategy::Just("HEAD".to_owned()),
+                proptest::strategy::Just("OPTIONS".to_owned()),
+                proptest::strategy::Just("POST".to_owned()),
+                proptest::strategy::Just("PUT".to_owned()),
+                proptest::strategy::Just("PATCH".to_owned()),
+                proptest::strategy::Just("DELETE".to_owned()),
+                proptest::strategy::Just("get".to_owned()),
+                "[A-Za-z]{1,10}",
+            ],
+        ) {
+            let Ok(method) = Method::from_bytes(method.as_bytes()) else {
+                return Ok(());
+            };
+            let tenants: Vec<Uuid> = listed.iter().map(|n| Uuid::from_u128(*n)).collect();
+            let asked = Uuid::from_u128(asked);
+            let principal = principal(PartnerScope::from_stored(all_partners, tenants.clone()), read_only);
+
+            let model_partner = all_partners || tenants.contains(&asked);
+            let model_method = !read_only || ["GET", "HEAD", "OPTIONS"].contains(&method.as_str());
+            proptest::prop_assert_eq!(principal.allows_partner(asked), model_partner);
+            proptest::prop_assert_eq!(principal.allows_method(&method), model_method);
+        }
+    }
 }

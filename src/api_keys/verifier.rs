@@ -1,9 +1,10 @@
 //! Verifies presented keys without a database round trip per request: answers are cached by key
-//! hash (30 s, "unknown" 2 s) and loaded once however many requests wait. Any change notification
-//! (`LISTEN samgate_api_keys`) empties the cache, and an answer loaded before the latest change is
-//! never served; `last_used_at` is kept in memory and written in batches.
+//! hash (30 s, "unknown" 2 s) and loaded once however many requests wait. A change notification
+//! (`LISTEN samgate_api_keys`, payload: the key or client id) drops the answers it can affect —
+//! that key's or client's, and every "unknown key" — and an affected answer loaded before the
+//! change is never served; `last_used_at` is kept in memory and written in batches.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -129,11 +130,25 @@ impl moka::Expiry<[u8; 32], Answer> for Lifetimes {
     }
 }
 
+/// Recent changes by generation, to tell which cached answers a change can affect.
+#[derive(Debug, Default)]
+struct ChangeLog {
+    /// `(generation, key or client id)`, oldest first.
+    recent: VecDeque<(u64, Uuid)>,
+    /// Answers loaded before this generation are stale whatever they are.
+    floor: u64,
+}
+
+/// How many recent changes are remembered individually; older ones count as "everything changed".
+const CHANGE_LOG_LEN: usize = 4096;
+
 struct Inner {
     pool: PgPool,
     cache: Cache<[u8; 32], Answer>,
     /// Bumped on every change notification and local change.
     generation: AtomicU64,
+    /// Which ids changed at which generation.
+    changes: Mutex<ChangeLog>,
     /// Key id → latest successful use, not yet written.
     used: Mutex<HashMap<Uuid, OffsetDateTime>>,
     lookups: AtomicU64,
@@ -167,12 +182,14 @@ impl ApiKeyVerifier {
         let cache = Cache::builder()
             .max_capacity(settings.max_entries)
             .expire_after(Lifetimes(settings))
+            .support_invalidation_closures()
             .build();
         Self {
             inner: Arc::new(Inner {
                 pool,
                 cache,
                 generation: AtomicU64::new(0),
+                changes: Mutex::new(ChangeLog::default()),
                 used: Mutex::new(HashMap::new()),
                 lookups: AtomicU64::new(0),
                 listening: AtomicBool::new(false),
@@ -217,7 +234,7 @@ impl ApiKeyVerifier {
                 .try_get_with(hash, self.load(hash))
                 .await
                 .map_err(|err| unavailable(&err))?;
-            if answer.generation == self.inner.generation.load(Ordering::SeqCst) {
+            if self.is_current(&answer) {
                 return Ok(answer.key);
             }
             // Loaded before the latest change notification, so it may predate the change.
@@ -249,6 +266,11 @@ impl ApiKeyVerifier {
         self.inner.lookups.load(Ordering::Relaxed)
     }
 
+    /// How many changes (notified or local) this verifier has applied so far.
+    pub fn changes_seen(&self) -> u64 {
+        self.inner.generation.load(Ordering::SeqCst)
+    }
+
     /// Whether the change listener is subscribed (when false, revocations reach this instance only
     /// through the cache lifetime, at most 30 s).
     pub fn is_listening(&self) -> bool {
@@ -257,8 +279,49 @@ impl ApiKeyVerifier {
 
     /// Forgets every cached answer, including loads in flight.
     pub fn invalidate_all(&self) {
-        self.inner.generation.fetch_add(1, Ordering::SeqCst);
+        let generation = self.inner.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        self.inner
+            .changes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .floor = generation;
         self.inner.cache.invalidate_all();
+    }
+
+    /// Forgets the answers a change to key or client `id` can affect: that key's or client's,
+    /// and every "unknown key" answer (the change may be the key's creation).
+    pub fn invalidate_for(&self, id: Uuid) {
+        let generation = self.inner.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        {
+            let mut changes = self.inner.changes.lock().unwrap_or_else(|e| e.into_inner());
+            changes.recent.push_back((generation, id));
+            while changes.recent.len() > CHANGE_LOG_LEN {
+                if let Some((forgotten, _)) = changes.recent.pop_front() {
+                    changes.floor = changes.floor.max(forgotten);
+                }
+            }
+        }
+        let dropped = self
+            .inner
+            .cache
+            .invalidate_entries_if(move |_, answer| affected_by(answer, id));
+        if dropped.is_err() {
+            self.inner.cache.invalidate_all();
+        }
+    }
+
+    /// Whether no change since `answer` was loaded can affect it.
+    fn is_current(&self, answer: &Answer) -> bool {
+        let changes = self.inner.changes.lock().unwrap_or_else(|e| e.into_inner());
+        if answer.generation < changes.floor {
+            return false;
+        }
+        !changes
+            .recent
+            .iter()
+            .rev()
+            .take_while(|(generation, _)| *generation > answer.generation)
+            .any(|(_, id)| affected_by(answer, *id))
     }
 
     /// Writes the recorded uses to `last_used_at` in one statement; returns the rows updated.
@@ -321,7 +384,10 @@ impl ApiKeyVerifier {
                         api_keys.changed = notification.payload(),
                         "api key change notified"
                     );
-                    self.invalidate_all();
+                    match Uuid::parse_str(notification.payload()) {
+                        Ok(id) => self.invalidate_for(id),
+                        Err(_) => self.invalidate_all(),
+                    }
                 }
                 // The connection dropped: resubscribe (which empties the cache) from the top.
                 Ok(None) => {
@@ -377,7 +443,7 @@ impl ApiKeyVerifier {
         now: OffsetDateTime,
     ) -> Result<ApiKeyRecord, ApiKeyError> {
         let record = manage::revoke_key(&self.inner.pool, key_id, by, now).await?;
-        self.invalidate_all();
+        self.invalidate_for(key_id);
         Ok(record)
     }
 
@@ -389,7 +455,7 @@ impl ApiKeyVerifier {
         now: OffsetDateTime,
     ) -> Result<Client, ApiKeyError> {
         let client = manage::disable_client(&self.inner.pool, client_id, by, now).await?;
-        self.invalidate_all();
+        self.invalidate_for(client_id);
         Ok(client)
     }
 
@@ -403,8 +469,16 @@ impl ApiKeyVerifier {
     ) -> Result<Client, ApiKeyError> {
         let client =
             manage::set_client_partners(&self.inner.pool, client_id, partners, by, now).await?;
-        self.invalidate_all();
+        self.invalidate_for(client_id);
         Ok(client)
+    }
+}
+
+/// Whether a change to key or client `id` can change `answer`.
+fn affected_by(answer: &Answer, id: Uuid) -> bool {
+    match &answer.key {
+        None => true,
+        Some(known) => known.principal.key_id == id || known.principal.client_id == id,
     }
 }
 

@@ -336,16 +336,27 @@ fn grants_json(app: &App) -> serde_json::Value {
         .collect()
 }
 
+/// One customer's outcome as it is recorded: its state, the failure, and the audit event.
+struct Entry<'a> {
+    state: &'a str,
+    problem: Option<&'a Problem>,
+    action: &'a str,
+    details: serde_json::Value,
+}
+
 async fn record(
     app: &App,
     partner: &PartnerInfo,
     customer: Uuid,
     actor: &str,
-    state: &str,
-    problem: Option<&Problem>,
-    action: &str,
-    details: serde_json::Value,
+    entry: Entry<'_>,
 ) -> Result<(), sqlx::Error> {
+    let Entry {
+        state,
+        problem,
+        action,
+        details,
+    } = entry;
     let now = app.clock.now();
     let mut tx = app.pool.begin().await?;
     db::app_consents::record_state(
@@ -398,18 +409,15 @@ pub async fn grant(
             serde_json::json!({ "customer_tenant_id": customer, "code": problem.code }),
         ),
     };
-    record(
-        app,
-        partner,
-        customer,
-        actor,
+    let entry = Entry {
         state,
-        outcome.as_ref().err(),
+        problem: outcome.as_ref().err(),
         action,
         details,
-    )
-    .await
-    .map_err(|e| Problem::database(&e))?;
+    };
+    record(app, partner, customer, actor, entry)
+        .await
+        .map_err(|e| Problem::database(&e))?;
     outcome
 }
 
@@ -453,18 +461,15 @@ pub async fn remove(
             serde_json::json!({ "customer_tenant_id": customer, "code": problem.code }),
         ),
     };
-    record(
-        app,
-        partner,
-        customer,
-        actor,
+    let entry = Entry {
         state,
-        outcome.as_ref().err(),
+        problem: outcome.as_ref().err(),
         action,
         details,
-    )
-    .await
-    .map_err(|e| Problem::database(&e))?;
+    };
+    record(app, partner, customer, actor, entry)
+        .await
+        .map_err(|e| Problem::database(&e))?;
     outcome
 }
 
@@ -477,7 +482,7 @@ pub async fn start_run(app: Arc<App>, partner: &PartnerInfo, actor: &str) -> Res
     db::app_consents::abandon_stale_run(&mut *tx, partner.id, now - RUN_STALE_AFTER, now)
         .await
         .map_err(db_problem)?;
-    let (run_id, new) = db::app_consents::start_run(&mut *tx, partner.id, actor, now)
+    let (run_id, new) = db::app_consents::start_run(&mut tx, partner.id, actor, now)
         .await
         .map_err(db_problem)?;
     if new {

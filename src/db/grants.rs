@@ -203,6 +203,65 @@ pub async fn claim_for_rewrap(
     .await
 }
 
+/// How many sealed values each KEK wraps, per kind (`grants`, `webhook secrets`, `access tokens`).
+pub async fn sealed_by_kek(
+    executor: impl PgExecutor<'_>,
+) -> Result<Vec<(String, i32, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT 'grants', kek_id, count(*) FROM grants GROUP BY kek_id
+         UNION ALL SELECT 'webhook secrets', kek_id, count(*) FROM webhook_secrets GROUP BY kek_id
+         UNION ALL SELECT 'access tokens', kek_id, count(*) FROM access_tokens GROUP BY kek_id
+         ORDER BY 2, 1",
+    )
+    .fetch_all(executor)
+    .await
+}
+
+/// Access tokens under another KEK than `kek_id` are dropped, not re-wrapped: they live an hour
+/// and are re-minted on demand.
+pub async fn delete_access_tokens_not_under(
+    executor: impl PgExecutor<'_>,
+    kek_id: i32,
+) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query("DELETE FROM access_tokens WHERE kek_id <> $1")
+        .bind(kek_id)
+        .execute(executor)
+        .await?
+        .rows_affected())
+}
+
+/// Webhook secrets not under `kek_id`, locked and skipping rows others hold.
+pub async fn claim_webhook_secrets_for_rewrap(
+    executor: impl PgExecutor<'_>,
+    kek_id: i32,
+    limit: i64,
+) -> Result<Vec<(Uuid, Vec<u8>)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, sealed_secret FROM webhook_secrets WHERE kek_id <> $1
+         ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(kek_id)
+    .bind(limit)
+    .fetch_all(executor)
+    .await
+}
+
+/// Stores a re-wrapped webhook secret.
+pub async fn rewrap_webhook_secret(
+    executor: impl PgExecutor<'_>,
+    id: Uuid,
+    sealed_secret: &[u8],
+    kek_id: i32,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE webhook_secrets SET sealed_secret = $2, kek_id = $3 WHERE id = $1")
+        .bind(id)
+        .bind(sealed_secret)
+        .bind(kek_id)
+        .execute(executor)
+        .await?;
+    Ok(())
+}
+
 /// How many grants each KEK wraps.
 pub async fn count_by_kek(executor: impl PgExecutor<'_>) -> Result<Vec<(i32, i64)>, sqlx::Error> {
     sqlx::query_as("SELECT kek_id, count(*) FROM grants GROUP BY kek_id ORDER BY kek_id")

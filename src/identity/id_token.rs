@@ -179,20 +179,28 @@ impl KeySet {
             .json()
             .await
             .map_err(unavailable)?;
-        let mut keys = HashMap::new();
-        for jwk in jwks.keys {
-            let (Some(kid), Some(n), Some(e)) = (jwk.kid, jwk.n, jwk.e) else {
-                continue;
-            };
-            if jwk.kty.as_deref().is_some_and(|kty| kty != "RSA") {
-                continue;
-            }
-            if let Ok(key) = DecodingKey::from_rsa_components(&n, &e) {
-                let issuer = jwk.issuer.unwrap_or_else(|| discovery.issuer.clone());
-                keys.insert(kid, SigningKey { key, issuer });
-            }
-        }
-        Ok(keys)
+        Ok(signing_keys(jwks, &discovery.issuer))
+    }
+
+    /// Keys fixed at construction from a JWKS document and never fetched (fuzzing, offline
+    /// checks): `issuer` stands in for the discovery document's templated issuer.
+    pub fn pinned(client_id: Uuid, issuer: &str, jwks_json: &[u8]) -> Result<Self, IdTokenError> {
+        let jwks: Jwks = serde_json::from_slice(jwks_json)
+            .map_err(|e| IdTokenError::KeysUnavailable(e.to_string()))?;
+        // Timestamps far in the future: the keys never count as stale and an unknown `kid`
+        // never triggers a fetch, so no network is touched.
+        let never = Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600);
+        Ok(Self {
+            http: reqwest::Client::new(),
+            authority: Url::parse("http://127.0.0.1:9/")
+                .map_err(|e| IdTokenError::KeysUnavailable(e.to_string()))?,
+            client_id,
+            cache: RwLock::new(Cache {
+                keys: signing_keys(jwks, issuer),
+                fetched_at: Some(never),
+                refetched_for_unknown_kid_at: Some(never),
+            }),
+        })
     }
 
     async fn with_key<T>(
@@ -281,6 +289,24 @@ impl KeySet {
         }
         Ok(claims)
     }
+}
+
+/// The usable RSA keys of a JWKS; a key without its own `issuer` gets `default_issuer`.
+fn signing_keys(jwks: Jwks, default_issuer: &str) -> HashMap<String, SigningKey> {
+    let mut keys = HashMap::new();
+    for jwk in jwks.keys {
+        let (Some(kid), Some(n), Some(e)) = (jwk.kid, jwk.n, jwk.e) else {
+            continue;
+        };
+        if jwk.kty.as_deref().is_some_and(|kty| kty != "RSA") {
+            continue;
+        }
+        if let Ok(key) = DecodingKey::from_rsa_components(&n, &e) {
+            let issuer = jwk.issuer.unwrap_or_else(|| default_issuer.to_owned());
+            keys.insert(kid, SigningKey { key, issuer });
+        }
+    }
+    keys
 }
 
 /// Replaces `{tenantid}` (any case) in a templated issuer with the token's `tid`.

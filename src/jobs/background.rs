@@ -54,8 +54,9 @@ impl Background {
     }
 }
 
-/// The job loops: each runs its job's `run_once` every interval (first after a random part of it,
-/// so instances started together do not run in step) until told to stop.
+/// The job loops: each runs its job's `run_once` every interval (the first time after one to two
+/// intervals, so instances started together do not run in step and a process that only lives
+/// briefly, like a test, never runs them) until told to stop.
 fn spawn_jobs(app: &Arc<App>, stopped: &watch::Receiver<bool>, tasks: &mut Vec<JoinHandle<()>>) {
     use super::{housekeeping, keep_alive};
     let lifecycle = &app.config.lifecycle;
@@ -111,7 +112,8 @@ where
         let millis = u64::try_from(interval.as_millis())
             .unwrap_or(u64::MAX)
             .max(1);
-        let mut delay = std::time::Duration::from_millis(rand::rng().random_range(0..millis));
+        let mut delay =
+            interval + std::time::Duration::from_millis(rand::rng().random_range(0..millis));
         let stop = wait_for(stopped);
         tokio::pin!(stop);
         loop {

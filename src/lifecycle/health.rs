@@ -49,8 +49,11 @@ pub async fn announce_refusal(
     .await
 }
 
-/// Counts a transient refresh failure, announces it (`grant.refresh_failed`), and moves a healthy
-/// partner to `degraded` after [`DEGRADED_AFTER`] in a row. True when the status changed.
+/// Counts a transient refresh failure and moves a healthy partner to `degraded` after
+/// [`DEGRADED_AFTER`] in a row. `grant.refresh_failed` announces the first failure of a run and
+/// the one that degrades the partner, not every one: while Microsoft is down, every proxied call
+/// that needs a token fails, and receivers should not get one event per call. True when the
+/// status changed.
 pub async fn record_transient_failure(
     conn: &mut PgConnection,
     partner_id: Uuid,
@@ -90,6 +93,9 @@ pub async fn record_transient_failure(
             now,
         )
         .await?;
+    }
+    if failures != 1 && !degrade {
+        return Ok(false);
     }
     webhooks::enqueue(
         &mut *conn,

@@ -165,4 +165,100 @@ mod tests {
             join(&base, "@evil.example/x", None).is_ok_and(|u| u.host_str() == base.host_str())
         );
     }
+
+    /// Percent-decodes one segment as an upstream server would.
+    fn decoded(segment: &str) -> String {
+        let bytes = segment.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            let hex = |b: Option<&u8>| b.and_then(|b| char::from(*b).to_digit(16));
+            match (bytes[i], hex(bytes.get(i + 1)), hex(bytes.get(i + 2))) {
+                (b'%', Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                }
+                (b, _, _) => {
+                    out.push(b);
+                    i += 1;
+                }
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    fn segment() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop_oneof![
+            Just("..".to_owned()),
+            Just(".".to_owned()),
+            Just("".to_owned()),
+            Just("%2e%2e".to_owned()),
+            Just("%2E.".to_owned()),
+            Just(".%2e".to_owned()),
+            Just("%2f".to_owned()),
+            Just("%2F..".to_owned()),
+            Just("%5c".to_owned()),
+            Just("%252e%252e".to_owned()),
+            Just("\\..".to_owned()),
+            Just("..\\".to_owned()),
+            Just("\u{ff0e}\u{ff0e}".to_owned()),
+            Just("\u{2025}".to_owned()),
+            Just("@evil.example".to_owned()),
+            Just("http:".to_owned()),
+            Just("//evil.example".to_owned()),
+            Just("%00".to_owned()),
+            Just("v1".to_owned()),
+            Just("v1.0".to_owned()),
+            Just("customers".to_owned()),
+            "[a-zA-Z0-9._~%:@!$&'()*+,;=-]{1,8}",
+            "\\PC{1,4}",
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn no_normalised_path_leaves_its_base(
+            segments in proptest::collection::vec(segment(), 1..8),
+            leading_slash in proptest::prelude::any::<bool>(),
+            query in proptest::option::of("[a-z=&%./?#]{0,12}"),
+        ) {
+            let raw = format!("{}{}", if leading_slash { "/" } else { "" }, segments.join("/"));
+            for base in [
+                "https://api.partnercenter.microsoft.com",
+                "https://graph.microsoft.com/",
+                "http://127.0.0.1:9/graph",
+                "http://127.0.0.1:9/deep/base/",
+            ] {
+                let base = url::Url::parse(base).expect("base");
+                let base_path = base.path().trim_end_matches('/').to_owned();
+                let under = |url: &url::Url| {
+                    url.origin() == base.origin()
+                        && url.path().starts_with(&format!("{base_path}/"))
+                        && url.fragment().is_none()
+                        && url.path()[base_path.len() + 1..]
+                            .split('/')
+                            .all(|s| decoded(s) != ".." && decoded(s) != ".")
+                };
+                if let Ok(normalized) = normalize(&raw) {
+                    for s in normalized.split('/') {
+                        let d = decoded(s);
+                        proptest::prop_assert!(!s.is_empty() && d != "." && d != "..", "{raw:?}");
+                        proptest::prop_assert!(!d.contains('/') && !d.contains('\\'), "{raw:?}");
+                    }
+                    match join(&base, &normalized, query.as_deref()) {
+                        Ok(url) => proptest::prop_assert!(under(&url), "{raw:?} -> {url}"),
+                        // A normalised path may still be refused (e.g. a query with '#'), never escape.
+                        Err(e) => proptest::prop_assert_eq!(e, PathError::Escapes),
+                    }
+                }
+                // join() on its own, without normalize(), still never leaves the base.
+                if let Ok(url) = join(&base, &raw, query.as_deref()) {
+                    proptest::prop_assert!(under(&url), "{raw:?} -> {url}");
+                }
+            }
+        }
+    }
 }

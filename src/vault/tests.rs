@@ -417,3 +417,64 @@ fn the_header_kek_id_is_authenticated_even_when_two_ids_share_a_key() {
         Err(VaultError::Integrity)
     ));
 }
+
+// Property tests: the same rules as above, over generated plaintexts, contexts and edits.
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn any_plaintext_under_any_context_round_trips(
+        plaintext in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..1024),
+        purpose in "\\PC{1,24}",
+        row in "\\PC{1,40}",
+        active in 1u32..=2,
+    ) {
+        let other = vault(&[(1, KEY_1), (2, KEY_2)], Some(3 - active));
+        let vault = vault(&[(1, KEY_1), (2, KEY_2)], Some(active));
+        let ctx = SealContext::new(&purpose, &row);
+        let sealed = vault.seal(&plaintext, &ctx).expect("seal");
+        proptest::prop_assert_eq!(sealed.len(), 77 + plaintext.len() + 16);
+        proptest::prop_assert_eq!(Vault::kek_id_of(&sealed).expect("header"), active);
+        let opened = vault.open(&sealed, &ctx).expect("open");
+        proptest::prop_assert_eq!(opened.expose_secret(), &plaintext[..]);
+        // Re-wrapped under the other KEK, it still opens to the same bytes.
+        let rewrapped = other.rewrap(&sealed, &ctx).expect("rewrap");
+        let reopened = other.open(&rewrapped, &ctx).expect("open");
+        proptest::prop_assert_eq!(reopened.expose_secret(), &plaintext[..]);
+    }
+
+    #[test]
+    fn any_change_to_any_byte_or_the_length_is_detected(
+        plaintext in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256),
+        at in proptest::prelude::any::<proptest::sample::Index>(),
+        mask in 1u8..=255,
+        cut in 1usize..=16,
+        extra in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..8),
+    ) {
+        let vault = vault(&[(1, KEY_1), (2, KEY_2)], None);
+        let sealed = vault.seal(&plaintext, &CTX).expect("seal");
+        let mut flipped = sealed.clone();
+        let i = at.index(flipped.len());
+        flipped[i] ^= mask;
+        proptest::prop_assert!(vault.open(&flipped, &CTX).is_err(), "byte {} changed and still opened", i);
+        let truncated = &sealed[..sealed.len() - cut];
+        proptest::prop_assert!(vault.open(truncated, &CTX).is_err());
+        let mut extended = sealed.clone();
+        extended.extend_from_slice(&extra);
+        proptest::prop_assert!(vault.open(&extended, &CTX).is_err());
+    }
+
+    #[test]
+    fn a_value_opens_only_under_the_exact_context_it_was_sealed_for(
+        purpose in "[a-z._]{1,12}",
+        row in "[a-z0-9-]{1,12}",
+        other_purpose in "[a-z._]{1,12}",
+        other_row in "[a-z0-9-]{1,12}",
+    ) {
+        let vault = vault(&[(1, KEY_1)], None);
+        let sealed = vault.seal(TOKEN, &SealContext::new(&purpose, &row)).expect("seal");
+        let opens = vault.open(&sealed, &SealContext::new(&other_purpose, &other_row)).is_ok();
+        // Same concatenation, different split ("ab"+"c" vs "a"+"bc") must not collide either.
+        proptest::prop_assert_eq!(opens, purpose == other_purpose && row == other_row);
+    }
+}

@@ -28,7 +28,7 @@ impl WebhookSecret {
         use rand::RngExt;
         let bytes: [u8; KEY_BYTES] = rand::rng().random();
         let text = format!("{PREFIX}{}", STANDARD.encode(bytes));
-        Self::parse(&text).unwrap_or_else(|| unreachable_secret())
+        Self::parse(&text).unwrap_or_else(unreachable_secret)
     }
 
     /// Accepts `whsec_` + base64 of 24 to 64 bytes (what Standard Webhooks libraries accept).

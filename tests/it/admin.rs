@@ -200,6 +200,43 @@ async fn pending_invitation(app: &TestApp) -> Uuid {
         .expect("invitation")
 }
 
+/// A finished bulk app-consent run of the partner, with no customers.
+async fn seed_run(app: &TestApp, partner: Uuid) -> Uuid {
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO app_consent_runs (id, partner_id, state, started_by, started_at, heartbeat_at, finished_at)
+         VALUES ($1, $2, 'finished', 'test', now(), now(), now())",
+    )
+    .bind(id)
+    .bind(partner)
+    .execute(&app.pool)
+    .await
+    .expect("run");
+    id
+}
+
+/// An API client (all partners) with one key; returns their ids.
+async fn seed_client(app: &TestApp) -> (Uuid, Uuid) {
+    let now = app.app.clock.now();
+    let client = samgate::api_keys::create_client(
+        &app.pool,
+        samgate::api_keys::NewClient {
+            name: &format!("fixture-{}", Uuid::new_v4().simple()),
+            description: None,
+            partners: None,
+            read_only: false,
+            created_by: "test",
+        },
+        now,
+    )
+    .await
+    .expect("client");
+    let (key, _) = samgate::api_keys::issue_key(&app.pool, client.id, None, "test", now)
+        .await
+        .expect("key");
+    (client.id, key.id)
+}
+
 async fn count(app: &TestApp, sql: &str) -> i64 {
     sqlx::query_scalar(sql)
         .fetch_one(&app.pool)
@@ -363,10 +400,42 @@ fn expected_policy() -> Vec<(&'static str, &'static str, Access)> {
         ("GET", "/admin/partners", Staff(Viewer)),
         ("GET", "/admin/partners/{id}", Staff(Viewer)),
         ("POST", "/admin/partners/{id}/invitations", Staff(Operator)),
+        ("POST", "/admin/partners/{id}/refresh", Staff(Operator)),
+        ("POST", "/admin/partners/{id}/offboard", Staff(Admin)),
+        ("GET", "/admin/partners/{id}/customers", Staff(Viewer)),
+        (
+            "POST",
+            "/admin/partners/{id}/customers/{customer}/app-consent",
+            Staff(Operator),
+        ),
+        (
+            "POST",
+            "/admin/partners/{id}/customers/{customer}/app-consent/remove",
+            Staff(Operator),
+        ),
+        (
+            "POST",
+            "/admin/partners/{id}/app-consent-runs",
+            Staff(Operator),
+        ),
+        (
+            "GET",
+            "/admin/partners/{id}/app-consent-runs/{run}",
+            Staff(Viewer),
+        ),
         ("GET", "/admin/invitations", Staff(Viewer)),
         ("POST", "/admin/invitations", Staff(Operator)),
         ("POST", "/admin/invitations/{id}/revoke", Staff(Operator)),
         ("GET", "/admin/audit", Staff(Viewer)),
+        ("GET", "/admin/clients", Staff(Admin)),
+        ("POST", "/admin/clients", Staff(Admin)),
+        ("POST", "/admin/clients/{id}/keys", Staff(Admin)),
+        (
+            "POST",
+            "/admin/clients/{id}/keys/{key}/revoke",
+            Staff(Admin),
+        ),
+        ("POST", "/admin/clients/{id}/disable", Staff(Admin)),
         ("GET", "/admin/staff", Staff(Admin)),
         ("POST", "/admin/staff", Staff(Admin)),
         ("POST", "/admin/staff/{id}/role", Staff(Admin)),
@@ -382,8 +451,45 @@ async fn fixture(
     partner: Uuid,
 ) -> (String, Vec<(&'static str, String)>) {
     match path {
-        "/admin/partners/{id}" | "/admin/partners/{id}/invitations" => {
+        "/admin/partners/{id}"
+        | "/admin/partners/{id}/invitations"
+        | "/admin/partners/{id}/refresh"
+        | "/admin/partners/{id}/customers"
+        | "/admin/partners/{id}/app-consent-runs" => {
             (path.replace("{id}", &partner.to_string()), vec![])
+        }
+        "/admin/partners/{id}/offboard" => {
+            // Its own partner each time: offboarding is once only.
+            let (other, _) = seed_partner(app, "Offboard Fixture").await;
+            (path.replace("{id}", &other.to_string()), vec![])
+        }
+        p if p.starts_with("/admin/partners/{id}/customers/{customer}") => (
+            path.replace("{id}", &partner.to_string())
+                .replace("{customer}", &Uuid::new_v4().to_string()),
+            vec![],
+        ),
+        "/admin/partners/{id}/app-consent-runs/{run}" => {
+            let run = seed_run(app, partner).await;
+            (
+                path.replace("{id}", &partner.to_string())
+                    .replace("{run}", &run.to_string()),
+                vec![],
+            )
+        }
+        "/admin/clients" => (
+            path.to_owned(),
+            vec![
+                ("name", format!("client-{}", Uuid::new_v4().simple())),
+                ("scope", "all".to_owned()),
+            ],
+        ),
+        p if p.starts_with("/admin/clients/{id}") => {
+            let (client, key) = seed_client(app).await;
+            (
+                path.replace("{id}", &client.to_string())
+                    .replace("{key}", &key.to_string()),
+                vec![],
+            )
         }
         "/admin/invitations/{id}/revoke" => {
             let id = pending_invitation(app).await;
@@ -487,8 +593,16 @@ async fn posts_without_or_with_a_wrong_csrf_token_are_refused_and_change_nothing
     let target_email = "target@northwind.example";
     let (target, _) = add_staff(&app, target_email, Role::Viewer).await;
     let invitation = pending_invitation(&app).await;
+    let (client, key) = seed_client(&app).await;
+    let customer = Uuid::new_v4();
     let invitations_before = count(&app, "SELECT count(*) FROM invitations").await;
     let staff_before = count(&app, "SELECT count(*) FROM staff").await;
+    let clients_before = count(&app, "SELECT count(*) FROM api_clients").await;
+    let keys_before = count(
+        &app,
+        "SELECT count(*) FROM api_keys WHERE revoked_at IS NULL",
+    )
+    .await;
     let audit_before = count(&app, "SELECT count(*) FROM audit_events").await;
 
     let posts: Vec<(String, Vec<(&str, String)>)> = vec![
@@ -498,6 +612,27 @@ async fn posts_without_or_with_a_wrong_csrf_token_are_refused_and_change_nothing
         ),
         (format!("/admin/invitations/{invitation}/revoke"), vec![]),
         (format!("/admin/partners/{partner}/invitations"), vec![]),
+        (format!("/admin/partners/{partner}/refresh"), vec![]),
+        (format!("/admin/partners/{partner}/offboard"), vec![]),
+        (
+            format!("/admin/partners/{partner}/customers/{customer}/app-consent"),
+            vec![],
+        ),
+        (
+            format!("/admin/partners/{partner}/customers/{customer}/app-consent/remove"),
+            vec![],
+        ),
+        (
+            format!("/admin/partners/{partner}/app-consent-runs"),
+            vec![],
+        ),
+        (
+            "/admin/clients".into(),
+            vec![("name", "forged".into()), ("scope", "all".into())],
+        ),
+        (format!("/admin/clients/{client}/keys"), vec![]),
+        (format!("/admin/clients/{client}/keys/{key}/revoke"), vec![]),
+        (format!("/admin/clients/{client}/disable"), vec![]),
         (
             "/admin/staff".into(),
             vec![
@@ -540,6 +675,39 @@ async fn posts_without_or_with_a_wrong_csrf_token_are_refused_and_change_nothing
     assert_eq!(
         count(&app, "SELECT count(*) FROM staff").await,
         staff_before
+    );
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM api_clients").await,
+        clients_before
+    );
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM api_keys WHERE revoked_at IS NULL"
+        )
+        .await,
+        keys_before
+    );
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM api_clients WHERE disabled_at IS NOT NULL"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM app_consent_runs").await
+            + count(&app, "SELECT count(*) FROM app_consents").await,
+        0
+    );
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM partners WHERE status = 'offboarded'"
+        )
+        .await,
+        0
     );
     assert_eq!(
         count(&app, "SELECT count(*) FROM audit_events").await,
@@ -1154,4 +1322,500 @@ async fn the_admin_pages_work_in_a_real_browser_on_a_laptop_and_a_phone() {
     browser.find("table#partners").await;
     browser.screenshot("11-phone-partners").await;
     browser.close().await;
+}
+
+// ---- Partner actions, customers, app consents, API clients, dashboard ------------------------
+
+/// Contoso consents through the emulator; returns its samgate partner id.
+async fn consented_contoso(app: &TestApp) -> Uuid {
+    let invitation = app.invite("Contoso", None).await;
+    let response = app
+        .consent_as(&invitation, ms_emulator::DEMO_CONTOSO_ADMIN)
+        .await;
+    assert_eq!(response.status(), 200, "consent completes");
+    sqlx::query_scalar("SELECT id FROM partners WHERE tenant_id = $1")
+        .bind(ms_emulator::DEMO_CONTOSO)
+        .fetch_one(&app.pool)
+        .await
+        .expect("Contoso is a partner")
+}
+
+/// Contoso's first demo customer.
+fn contoso_customer(n: u128) -> Uuid {
+    Uuid::from_u128(0xc0570000_0000_4000_8000_000000000000 | (0xc0 << 8) | n)
+}
+
+async fn page_text(browser: &Browser, path: &str) -> String {
+    let response = browser.get(path).await;
+    assert_eq!(response.status(), StatusCode::OK, "GET {path}");
+    response.text().await.expect("page")
+}
+
+#[tokio::test]
+async fn refresh_now_redeems_the_grant_shows_the_outcome_and_is_audited() {
+    let app = TestApp::spawn().await;
+    let partner = consented_contoso(&app).await;
+    let (browser, staff) = signed_in(&app, Role::Operator).await;
+    let refreshes = app.microsoft().token_calls("refresh_token");
+
+    let response = browser
+        .submit(&format!("/admin/partners/{partner}/refresh"), &[])
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let target = location(&response);
+    assert_eq!(target, format!("/admin/partners/{partner}?refresh=ok"));
+    assert_eq!(
+        app.microsoft().token_calls("refresh_token"),
+        refreshes + 1,
+        "one refresh at Microsoft"
+    );
+    let html = page_text(&browser, &target).await;
+    assert!(
+        html.contains("Refreshed: Microsoft issued a new token"),
+        "{html}"
+    );
+    assert!(html.contains("id=\"refresh-now\""));
+
+    app.microsoft()
+        .revoke_refresh_tokens(ms_emulator::DEMO_CONTOSO_ADMIN);
+    let response = browser
+        .submit(&format!("/admin/partners/{partner}/refresh"), &[])
+        .await;
+    let target = location(&response);
+    assert!(target.ends_with("?refresh=consent_required"), "{target}");
+    let html = page_text(&browser, &target).await;
+    assert!(html.contains("consent is no longer valid"), "{html}");
+    assert!(
+        html.contains("Needs consent"),
+        "the partner's status changed"
+    );
+    assert!(html.contains("What to do"), "advice is shown");
+
+    let outcomes: Vec<String> = sqlx::query_scalar(
+        "SELECT details->>'outcome' FROM audit_events
+         WHERE action = 'grant.refresh_requested' AND actor = $1 ORDER BY id",
+    )
+    .bind(format!("staff:{staff}"))
+    .fetch_all(&app.pool)
+    .await
+    .expect("audit");
+    assert_eq!(outcomes, ["ok", "consent_required"]);
+}
+
+#[tokio::test]
+async fn a_partners_customers_are_read_live_paged_by_continuation_and_cached_briefly() {
+    let app = TestApp::spawn().await;
+    let partner = consented_contoso(&app).await;
+    for n in 0..55u128 {
+        app.microsoft()
+            .add_customer(
+                ms_emulator::DEMO_CONTOSO,
+                ms_emulator::TenantSeed::new(
+                    Uuid::from_u128(0xcafe_0000_0000_4000_8000_0000_0000_0000 | n),
+                    &format!("Customer {n:02}"),
+                    &format!("customer{n}.onmicrosoft.com"),
+                ),
+            )
+            .expect("customer");
+    }
+    let (browser, _) = signed_in(&app, Role::Viewer).await;
+    let before = app.microsoft().route_calls("/v1/customers");
+    let first = page_text(&browser, &format!("/admin/partners/{partner}/customers")).await;
+    assert_eq!(first.matches("<tr id=\"customer-").count(), 50);
+    assert!(first.contains(&contoso_customer(1).to_string()));
+    assert!(
+        !first.contains("data-grant="),
+        "viewers get no consent buttons"
+    );
+    let next = link_href(&first, "id=\"next-page\"").expect("a next page");
+    assert!(next.contains("page="), "{next}");
+
+    let second = page_text(&browser, &next).await;
+    assert_eq!(second.matches("<tr id=\"customer-").count(), 57 - 50);
+    assert!(!second.contains("id=\"next-page\""), "the last page");
+    assert!(second.contains("rel=\"first\""));
+    assert_eq!(app.microsoft().route_calls("/v1/customers") - before, 2);
+
+    page_text(&browser, &format!("/admin/partners/{partner}/customers")).await;
+    page_text(&browser, &next).await;
+    assert_eq!(
+        app.microsoft().route_calls("/v1/customers") - before,
+        2,
+        "pages come from the cache for a minute"
+    );
+
+    let tampered = browser
+        .get(&format!("/admin/partners/{partner}/customers?page=%0D%0Ax"))
+        .await;
+    assert_eq!(tampered.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn a_microsoft_failure_on_the_customers_page_is_explained_not_a_server_error() {
+    let app = TestApp::spawn().await;
+    let partner = consented_contoso(&app).await;
+    let (browser, _) = signed_in(&app, Role::Operator).await;
+    app.microsoft()
+        .fail_next(ms_emulator::Fault::path("/v1/customers").throttle(30));
+    let html = page_text(&browser, &format!("/admin/partners/{partner}/customers")).await;
+    assert!(html.contains("id=\"customers-problem\""), "{html}");
+    assert!(html.contains("throttling"), "{html}");
+    assert!(!html.contains("id=\"grant-all\""));
+
+    // Failures are not cached: the next visit reads the customers.
+    let html = page_text(&browser, &format!("/admin/partners/{partner}/customers")).await;
+    assert!(html.contains(&contoso_customer(1).to_string()), "{html}");
+
+    let (never, _) = seed_partner(&app, "Never Consented").await;
+    let html = page_text(&browser, &format!("/admin/partners/{never}/customers")).await;
+    assert!(html.contains("holds no consent for this partner"), "{html}");
+}
+
+#[tokio::test]
+async fn an_operator_grants_and_removes_the_cpv_app_consent_in_a_customer_idempotently() {
+    let app = TestApp::spawn().await;
+    let partner = consented_contoso(&app).await;
+    let (browser, _) = signed_in(&app, Role::Operator).await;
+    let customer = contoso_customer(1);
+    let client_id = ms_emulator::DEMO_CLIENT_ID;
+    let grant = format!("/admin/partners/{partner}/customers/{customer}/app-consent");
+    let remove = format!("{grant}/remove");
+
+    let response = browser.submit(&grant, &[("page", "")]).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(app.microsoft().app_consented(customer, client_id));
+    let html = page_text(&browser, &location(&response)).await;
+    assert!(html.contains("class=\"changed\""), "the row is marked");
+    assert!(html.contains(">Granted<"), "{html}");
+
+    // Already there (409 at Partner Center) is success.
+    browser.submit(&grant, &[]).await;
+    let states: Vec<String> =
+        sqlx::query_scalar("SELECT state FROM app_consents WHERE customer_tenant_id = $1")
+            .bind(customer)
+            .fetch_all(&app.pool)
+            .await
+            .expect("states");
+    assert_eq!(states, ["granted"]);
+
+    browser.submit(&remove, &[]).await;
+    assert!(!app.microsoft().app_consented(customer, client_id));
+    // Nothing left to remove (404) is success too.
+    let response = browser.submit(&remove, &[]).await;
+    let html = page_text(&browser, &location(&response)).await;
+    assert!(html.contains(">Removed<"), "{html}");
+
+    let actions: Vec<(String, serde_json::Value)> = sqlx::query_as(
+        "SELECT action, details FROM audit_events WHERE action LIKE 'app_consent.%' ORDER BY id",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .expect("audit");
+    let names: Vec<&str> = actions.iter().map(|(a, _)| a.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "app_consent.granted",
+            "app_consent.granted",
+            "app_consent.removed",
+            "app_consent.removed"
+        ]
+    );
+    assert_eq!(actions[1].1["already_existed"], true);
+    assert_eq!(actions[3].1["was_absent"], true);
+    assert_eq!(
+        actions[0].1["grants"][0]["scopes"], "User.Read.All",
+        "the configured grants are recorded"
+    );
+
+    // A failure is shown on the row with advice.
+    app.microsoft().fail_next(
+        ms_emulator::Fault::path(&format!("/v1/customers/{customer}/applicationconsents"))
+            .status(403)
+            .body(serde_json::json!({"code": 20002, "description": "no relationship"})),
+    );
+    let response = browser.submit(&grant, &[]).await;
+    let html = page_text(&browser, &location(&response)).await;
+    assert!(html.contains(">Failed<"), "{html}");
+    assert!(html.contains("forbidden PC20002"), "{html}");
+    assert!(html.contains("Admin agent role"), "{html}");
+}
+
+async fn wait_for_run(app: &TestApp, run: Uuid) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let state: String = sqlx::query_scalar("SELECT state FROM app_consent_runs WHERE id = $1")
+            .bind(run)
+            .fetch_one(&app.pool)
+            .await
+            .expect("run");
+        if state != "running" {
+            return state;
+        }
+        assert!(std::time::Instant::now() < deadline, "the run never ended");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn granting_to_all_customers_runs_in_the_background_with_progress_and_is_idempotent() {
+    let app = TestApp::spawn().await;
+    let partner = consented_contoso(&app).await;
+    let client_id = ms_emulator::DEMO_CLIENT_ID;
+    app.microsoft()
+        .grant_app_consent(contoso_customer(2), client_id);
+    let (browser, _) = signed_in(&app, Role::Operator).await;
+
+    let response = browser
+        .submit(&format!("/admin/partners/{partner}/app-consent-runs"), &[])
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let run_page = location(&response);
+    let run: Uuid = run_page
+        .rsplit('/')
+        .next()
+        .and_then(|id| id.parse().ok())
+        .expect("run id");
+    assert_eq!(wait_for_run(&app, run).await, "finished");
+    assert!(
+        app.microsoft()
+            .app_consented(contoso_customer(1), client_id)
+    );
+    assert!(
+        app.microsoft()
+            .app_consented(contoso_customer(2), client_id)
+    );
+
+    let html = page_text(&browser, &run_page).await;
+    assert!(html.contains("2 of 2 customers done"), "{html}");
+    assert!(
+        html.contains(">Granted<") && html.contains(">Already granted<"),
+        "{html}"
+    );
+    assert!(
+        !html.contains("http-equiv=\"refresh\""),
+        "a finished run stops reloading"
+    );
+
+    let again = browser
+        .submit(&format!("/admin/partners/{partner}/app-consent-runs"), &[])
+        .await;
+    let second: Uuid = location(&again)
+        .rsplit('/')
+        .next()
+        .and_then(|id| id.parse().ok())
+        .expect("id");
+    assert_ne!(second, run);
+    assert_eq!(wait_for_run(&app, second).await, "finished");
+    let states: Vec<String> = sqlx::query_scalar(
+        "SELECT state FROM app_consent_run_items WHERE run_id = $1 ORDER BY position",
+    )
+    .bind(second)
+    .fetch_all(&app.pool)
+    .await
+    .expect("items");
+    assert_eq!(states, ["already_granted", "already_granted"]);
+    let finished: Vec<serde_json::Value> = sqlx::query_scalar(
+        "SELECT details FROM audit_events WHERE action = 'app_consent.run_finished' ORDER BY id",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .expect("audit");
+    assert_eq!(finished.len(), 2);
+    assert_eq!(finished[0]["granted"], 1);
+    assert_eq!(finished[0]["already_granted"], 1);
+
+    // A run whose instance died (no heartbeat for minutes) is taken over, not waited on forever.
+    sqlx::query(
+        "INSERT INTO app_consent_runs (id, partner_id, started_by, started_at, heartbeat_at)
+         VALUES ($1, $2, 'test', $3, $3)",
+    )
+    .bind(Uuid::now_v7())
+    .bind(partner)
+    .bind(app.app.clock.now() - time::Duration::minutes(10))
+    .execute(&app.pool)
+    .await
+    .expect("stale run");
+    let third = browser
+        .submit(&format!("/admin/partners/{partner}/app-consent-runs"), &[])
+        .await;
+    let third: Uuid = location(&third)
+        .rsplit('/')
+        .next()
+        .and_then(|id| id.parse().ok())
+        .expect("id");
+    assert_eq!(wait_for_run(&app, third).await, "finished");
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM app_consent_runs WHERE state = 'abandoned'"
+        )
+        .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn an_admin_creates_a_client_issues_a_key_once_and_revocation_stops_it_at_once() {
+    let app = TestApp::spawn().await;
+    consented_contoso(&app).await;
+    let (browser, _) = signed_in(&app, Role::Admin).await;
+    let html = page_text(&browser, "/admin/clients").await;
+    assert!(
+        html.contains("Contoso Partners"),
+        "partners are offered for the scope"
+    );
+
+    let contoso = ms_emulator::DEMO_CONTOSO.to_string();
+    let fabrikam = ms_emulator::DEMO_FABRIKAM.to_string();
+    let response = browser
+        .submit(
+            "/admin/clients",
+            &[
+                ("name", "billing-sync"),
+                ("description", "Nightly billing"),
+                ("scope", "chosen"),
+                ("partners", &contoso),
+                ("read_only", "yes"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let duplicate = browser
+        .submit(
+            "/admin/clients",
+            &[("name", "billing-sync"), ("scope", "all")],
+        )
+        .await;
+    assert_eq!(duplicate.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        duplicate
+            .text()
+            .await
+            .expect("page")
+            .contains("already exists")
+    );
+    let none_chosen = browser
+        .submit("/admin/clients", &[("name", "other"), ("scope", "chosen")])
+        .await;
+    assert_eq!(none_chosen.status(), StatusCode::UNPROCESSABLE_ENTITY);
+
+    let client = samgate::api_keys::find_client(&app.pool, "billing-sync")
+        .await
+        .expect("lookup")
+        .expect("created");
+    assert!(client.read_only);
+    assert_eq!(
+        client.scope,
+        samgate::api_keys::PartnerScope::from_stored(false, [ms_emulator::DEMO_CONTOSO])
+    );
+
+    let issued = browser
+        .submit(&format!("/admin/clients/{}/keys", client.id), &[])
+        .await;
+    assert_eq!(issued.status(), StatusCode::OK);
+    let html = issued.text().await.expect("page");
+    let key = field_value(&html, "id=\"api-key\"").expect("the key is shown");
+    assert!(key.starts_with("sgk_"));
+    let list = page_text(&browser, "/admin/clients").await;
+    assert!(!list.contains(&key), "the key is shown only once");
+    assert!(
+        list.contains(&format!("{}…", &key[..12])) || list.contains("sgk_"),
+        "{list}"
+    );
+
+    let call = |key: String, tenant: String| {
+        let app = &app;
+        async move {
+            app.client
+                .get(app.url(&format!(
+                    "/api/v1/partners/{tenant}/partner-center/v1/customers"
+                )))
+                .bearer_auth(key)
+                .send()
+                .await
+                .expect("proxy call")
+                .status()
+        }
+    };
+    assert_eq!(call(key.clone(), contoso.clone()).await, StatusCode::OK);
+    assert_eq!(call(key.clone(), fabrikam).await, StatusCode::FORBIDDEN);
+
+    let key_id: Uuid = sqlx::query_scalar("SELECT id FROM api_keys WHERE client_id = $1")
+        .bind(client.id)
+        .fetch_one(&app.pool)
+        .await
+        .expect("key id");
+    let revoked = browser
+        .submit(
+            &format!("/admin/clients/{}/keys/{key_id}/revoke", client.id),
+            &[],
+        )
+        .await;
+    assert_eq!(revoked.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        call(key.clone(), contoso.clone()).await,
+        StatusCode::UNAUTHORIZED,
+        "refused at once"
+    );
+    let again = browser
+        .submit(
+            &format!("/admin/clients/{}/keys/{key_id}/revoke", client.id),
+            &[],
+        )
+        .await;
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+
+    let disabled = browser
+        .submit(&format!("/admin/clients/{}/disable", client.id), &[])
+        .await;
+    assert_eq!(disabled.status(), StatusCode::SEE_OTHER);
+    let html = page_text(&browser, "/admin/clients").await;
+    assert!(
+        html.contains(">disabled<") && html.contains(">revoked<"),
+        "{html}"
+    );
+    let events: Vec<String> =
+        sqlx::query_scalar("SELECT action FROM audit_events WHERE action LIKE 'api_%' ORDER BY id")
+            .fetch_all(&app.pool)
+            .await
+            .expect("audit");
+    assert_eq!(
+        events,
+        [
+            "api_client.created",
+            "api_key.issued",
+            "api_key.revoked",
+            "api_client.disabled"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn the_dashboard_counts_grants_never_used_and_unused_long_enough_to_expire() {
+    let app = TestApp::spawn().await;
+    let partner = consented_contoso(&app).await;
+    let (browser, _) = signed_in(&app, Role::Viewer).await;
+    let html = page_text(&browser, "/admin").await;
+    assert!(
+        html.contains("<span class=\"tile-count\" id=\"never-used\">1</span>"),
+        "{html}"
+    );
+    assert!(html.contains("<span class=\"tile-count\" id=\"expiring-unused\">0</span>"));
+
+    let now = app.app.clock.now();
+    sqlx::query("UPDATE grants SET refreshed_at = $2, last_used_at = $3 WHERE partner_id = $1")
+        .bind(partner)
+        .bind(now - time::Duration::days(75))
+        .bind(now - time::Duration::days(70))
+        .execute(&app.pool)
+        .await
+        .expect("age the grant");
+    let html = page_text(&browser, "/admin").await;
+    assert!(
+        html.contains("<span class=\"tile-count\" id=\"never-used\">0</span>"),
+        "{html}"
+    );
+    assert!(html.contains("<span class=\"tile-count\" id=\"expiring-unused\">1</span>"));
+    assert!(html.contains("about 20 days"), "90 - 70 days: {html}");
 }

@@ -143,6 +143,7 @@ async fn malformed_keys_are_rejected_before_any_lookup_and_unknown_keys_after_on
     let (_, key) = app.issue_key(client.id, None).await;
     let valid = key.expose_secret();
     let verifier = &app.app.api_keys;
+    app.settle_key_changes().await;
 
     let before = verifier.lookups();
     for malformed in [
@@ -362,6 +363,7 @@ async fn a_verified_key_is_answered_from_memory_even_with_the_database_down() {
     let (_, key) = app.issue_key(client.id, None).await;
     let (_, cold_key) = app.issue_key(client.id, None).await;
     let verifier = &app.app.api_keys;
+    app.settle_key_changes().await;
     let before = verifier.lookups();
 
     // 200 concurrent first uses of a key: one database query (single flight).

@@ -4,13 +4,17 @@
 mod harness;
 
 mod admin;
+mod admin_journey;
 mod api_keys;
 mod browser;
 mod cli;
 mod consent;
 mod foundation;
+mod hardening;
 mod id_token;
+mod lifecycle;
 mod ops;
 mod proxy;
 mod scale_out;
 mod vault_at_rest;
+mod webhooks;

@@ -221,6 +221,7 @@ async fn with_the_database_down_cached_calls_keep_serving_others_fail_fast_and_a
     );
     let key = key_for_all(&app, "warm").await;
     let cold_key = key_for_all(&app, "cold").await;
+    app.settle_key_changes().await;
     let path = format!("/api/v1/partners/{DEMO_CONTOSO}/partner-center/v1/customers?size=1");
     let call = |key: String| {
         let request = app.client.get(app.url(&path)).bearer_auth(key);

@@ -185,3 +185,78 @@ async fn three_instances_share_tokens_keys_and_revocations_and_survive_losing_on
         "revocation must reach every live instance within 5 s"
     );
 }
+
+#[tokio::test]
+async fn a_staff_session_made_on_one_instance_is_valid_on_another() {
+    let app = TestApp::spawn().await;
+    let (_, password) = samgate::staff::add_staff(
+        &app.pool,
+        samgate::staff::NewStaffRequest {
+            email: "ops@northwind.example",
+            display_name: None,
+            role: samgate::staff::Role::Viewer,
+            password: None,
+            actor: "test",
+        },
+        app.app.clock.now(),
+    )
+    .await
+    .expect("staff");
+    // A second instance: its own process state, the same database.
+    let other = crate::harness::second_instance(&app).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let other_url = format!("http://{}", listener.local_addr().expect("addr"));
+    let router = samgate::web::router(samgate::app::AppState(other));
+    tokio::spawn(samgate::web::serve(
+        router,
+        listener,
+        std::future::pending(),
+    ));
+
+    let form = app
+        .get("/admin/login")
+        .await
+        .text()
+        .await
+        .expect("login page");
+    let csrf = form
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("csrf token")
+        .to_owned();
+    use secrecy::ExposeSecret;
+    let signed_in = app
+        .client
+        .post(app.url("/admin/login"))
+        .header("origin", &app.address)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("return_to", "/admin"),
+            ("email", "ops@northwind.example"),
+            ("password", password.expose_secret()),
+        ])
+        .send()
+        .await
+        .expect("sign in");
+    assert!(
+        signed_in.status().is_redirection(),
+        "{}",
+        signed_in.status()
+    );
+    // The browser's cookie (same host, other port) is accepted by the other instance.
+    let dashboard = app
+        .client
+        .get(format!("{other_url}/admin"))
+        .send()
+        .await
+        .expect("dashboard");
+    assert_eq!(dashboard.status(), 200);
+    let page = dashboard.text().await.expect("page");
+    assert!(
+        !page.contains("name=\"password\""),
+        "not sent back to the sign-in form"
+    );
+}

@@ -51,6 +51,10 @@ pub struct Fault {
     /// How many calls the fault applies to.
     #[serde(default = "one")]
     pub times: u32,
+    /// When set, each matching call fails with this probability (0.0–1.0) instead of the next
+    /// `times` calls failing; the fault stays until cleared.
+    #[serde(default)]
+    pub fraction: Option<f64>,
 }
 
 fn one() -> u32 {
@@ -92,6 +96,7 @@ impl Fault {
             route,
             status: 500,
             retry_after: None,
+            fraction: None,
             body: None,
             latency: None,
             drop_connection: false,
@@ -146,6 +151,12 @@ impl Fault {
     /// Applies to the next `n` matching calls.
     pub fn times(mut self, n: u32) -> Fault {
         self.times = n;
+        self
+    }
+
+    /// Fails each matching call with probability `p` until `clear_faults` (load tests).
+    pub fn fraction(mut self, p: f64) -> Fault {
+        self.fraction = Some(p.clamp(0.0, 1.0));
         self
     }
 }

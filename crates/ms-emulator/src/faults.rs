@@ -37,6 +37,15 @@ impl Family {
 /// Takes one use of the first pending fault matching `pred`.
 fn take_fault(shared: &Shared, pred: impl Fn(&RouteMatch) -> bool) -> Option<Fault> {
     let mut faults = lock(&shared.faults);
+    // A fractional fault stays and fires with its probability; a counted one is used up.
+    if let Some(fault) = faults
+        .iter()
+        .find(|f| f.fraction.is_some() && pred(&f.route))
+    {
+        use rand::RngExt;
+        let p = fault.fraction.unwrap_or(0.0);
+        return (rand::rng().random::<f64>() < p).then(|| fault.clone());
+    }
     let idx = faults.iter().position(|f| f.times > 0 && pred(&f.route))?;
     let fault = faults[idx].clone();
     faults[idx].times -= 1;

@@ -4,6 +4,8 @@
 
 mod audit;
 mod auth;
+mod clients;
+mod customers;
 mod invitations;
 mod partners;
 mod staff;
@@ -65,10 +67,22 @@ fn routes() -> Vec<RouteRow> {
         row(M::GET,  "/admin/partners",                      Staff(Viewer),   partners::list_partners),
         row(M::GET,  "/admin/partners/{id}",                 Staff(Viewer),   partners::show_partner),
         row(M::POST, "/admin/partners/{id}/invitations",     Staff(Operator), partners::invite_partner_again),
+        row(M::POST, "/admin/partners/{id}/refresh",         Staff(Operator), partners::refresh_partner),
+        row(M::POST, "/admin/partners/{id}/offboard",        Staff(Admin),    partners::offboard_partner),
+        row(M::GET,  "/admin/partners/{id}/customers",       Staff(Viewer),   customers::list_customers),
+        row(M::POST, "/admin/partners/{id}/customers/{customer}/app-consent", Staff(Operator), customers::grant_app_consent),
+        row(M::POST, "/admin/partners/{id}/customers/{customer}/app-consent/remove", Staff(Operator), customers::remove_app_consent),
+        row(M::POST, "/admin/partners/{id}/app-consent-runs", Staff(Operator), customers::start_app_consent_run),
+        row(M::GET,  "/admin/partners/{id}/app-consent-runs/{run}", Staff(Viewer), customers::show_app_consent_run),
         row(M::GET,  "/admin/invitations",                   Staff(Viewer),   invitations::list_invitations),
         row(M::POST, "/admin/invitations",                   Staff(Operator), invitations::create_invitation),
         row(M::POST, "/admin/invitations/{id}/revoke",       Staff(Operator), invitations::revoke_invitation),
         row(M::GET,  "/admin/audit",                         Staff(Viewer),   audit::list_audit_events),
+        row(M::GET,  "/admin/clients",                       Staff(Admin),    clients::list_clients),
+        row(M::POST, "/admin/clients",                       Staff(Admin),    clients::create_client),
+        row(M::POST, "/admin/clients/{id}/keys",             Staff(Admin),    clients::issue_api_key),
+        row(M::POST, "/admin/clients/{id}/keys/{key}/revoke", Staff(Admin),   clients::revoke_api_key),
+        row(M::POST, "/admin/clients/{id}/disable",          Staff(Admin),    clients::disable_api_client),
         row(M::GET,  "/admin/staff",                         Staff(Admin),    staff::list_staff),
         row(M::POST, "/admin/staff",                         Staff(Admin),    staff::add_staff),
         row(M::POST, "/admin/staff/{id}/role",               Staff(Admin),    staff::change_staff_role),
@@ -114,6 +128,10 @@ pub fn router(state: AppState) -> Router<AppState> {
             "samgate_admin"
         });
     router
+        // Customer pages read from Partner Center, cached a minute per (partner, page).
+        .layer(axum::Extension(
+            crate::app_consents::CustomerPages::default(),
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::check_csrf,

@@ -1,10 +1,10 @@
-//! Dashboard, partners list (search, status filter, keyset pages), partner detail, and the
-//! re-consent invitation action.
+//! Dashboard, partners list (search, status filter, keyset pages), partner detail with token
+//! health, and the partner actions: re-consent invitation, refresh now, offboard.
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -13,6 +13,7 @@ use super::view::{
     PageFrame, STATUSES, StatusBadge, advice_for, compact, consent_link, when, when_or,
 };
 use crate::app::AppState;
+use crate::broker::BrokerError;
 use crate::db;
 use crate::db::staff::{PartnerFilter, PartnerRow};
 use crate::onboarding::{self, NewInvitationRequest};
@@ -67,6 +68,20 @@ struct DashboardPage {
     total: i64,
     pending_invitations: i64,
     failures: Vec<PartnerLine>,
+    never_used: i64,
+    unused_days: i64,
+    unused_total: i64,
+    unused: Vec<UnusedLine>,
+}
+
+/// Days without refresh or use after which the dashboard warns (Microsoft ends a refresh token
+/// after 90 days without use).
+const UNUSED_WARNING_DAYS: i64 = 60;
+const REFRESH_TOKEN_INACTIVITY_DAYS: i64 = 90;
+
+struct UnusedLine {
+    partner: PartnerLine,
+    days_left: i64,
 }
 
 /// `GET /admin`: partners by health, pending invitations, recent failures.
@@ -93,8 +108,39 @@ pub async fn show_dashboard(
     let failures = db::staff::failing_partners(&state.pool, 20)
         .await
         .map_err(PageError::internal)?;
+    let now = state.clock.now();
+    let never_used = db::dashboard::count_never_used(&state.pool)
+        .await
+        .map_err(PageError::internal)?;
+    let (unused_total, unused) = db::dashboard::unused_since(
+        &state.pool,
+        now - time::Duration::days(UNUSED_WARNING_DAYS),
+        20,
+    )
+    .await
+    .map_err(PageError::internal)?;
+    let unused = unused
+        .into_iter()
+        .map(|row| {
+            let last_activity = row
+                .refreshed_at
+                .into_iter()
+                .chain(row.last_used_at)
+                .max()
+                .unwrap_or(now);
+            UnusedLine {
+                days_left: (REFRESH_TOKEN_INACTIVITY_DAYS - (now - last_activity).whole_days())
+                    .max(0),
+                partner: PartnerLine::of(row),
+            }
+        })
+        .collect();
     Ok(render(&DashboardPage {
         frame: staff.frame("dashboard"),
+        never_used,
+        unused_days: UNUSED_WARNING_DAYS,
+        unused_total,
+        unused,
         total: by_status.iter().map(|(_, n)| n).sum(),
         counts,
         pending_invitations,
@@ -211,6 +257,7 @@ struct GrantView {
     refreshed: String,
     used: String,
     last_error: String,
+    last_error_advice: String,
 }
 
 struct AuditLine {
@@ -218,6 +265,12 @@ struct AuditLine {
     actor: String,
     action: String,
     details: String,
+}
+
+/// A notice at the top of the partner page after an action (the outcome of the redirect).
+struct Notice {
+    class: &'static str,
+    text: String,
 }
 
 #[derive(Template)]
@@ -229,6 +282,125 @@ struct PartnerPage {
     created: String,
     grant: Option<GrantView>,
     events: Vec<AuditLine>,
+    notice: Option<Notice>,
+    offboarded: bool,
+}
+
+/// The outcome of "refresh now" (carried in the redirect's query string).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RefreshOutcome {
+    Ok,
+    ConsentRequired,
+    MfaRequired,
+    Throttled,
+    Unavailable,
+    AppConfiguration,
+    NoGrant,
+}
+
+impl RefreshOutcome {
+    const ALL: [Self; 7] = [
+        Self::Ok,
+        Self::ConsentRequired,
+        Self::MfaRequired,
+        Self::Throttled,
+        Self::Unavailable,
+        Self::AppConfiguration,
+        Self::NoGrant,
+    ];
+
+    fn of(result: &Result<(), BrokerError>) -> Self {
+        match result {
+            Ok(()) => Self::Ok,
+            Err(BrokerError::ConsentRequired(_)) => Self::ConsentRequired,
+            Err(BrokerError::MfaRequired(_)) => Self::MfaRequired,
+            Err(BrokerError::Throttled) => Self::Throttled,
+            Err(BrokerError::AppConfiguration(_)) => Self::AppConfiguration,
+            Err(BrokerError::NoGrant) => Self::NoGrant,
+            Err(_) => Self::Unavailable,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::ConsentRequired => "consent_required",
+            Self::MfaRequired => "mfa_required",
+            Self::Throttled => "throttled",
+            Self::Unavailable => "unavailable",
+            Self::AppConfiguration => "app_configuration",
+            Self::NoGrant => "no_grant",
+        }
+    }
+
+    fn notice(self) -> Notice {
+        let (class, text) = match self {
+            Self::Ok => (
+                "success",
+                "Refreshed: Microsoft issued a new token for this partner.",
+            ),
+            Self::ConsentRequired => (
+                "notice",
+                "Refresh failed: the partner's consent is no longer valid. Create a re-consent invitation below.",
+            ),
+            Self::MfaRequired => (
+                "notice",
+                "Refresh failed: the partner's admin must sign in with MFA again. Create a re-consent invitation below.",
+            ),
+            Self::Throttled => (
+                "notice",
+                "Refresh failed: Microsoft is throttling. Try again in a minute.",
+            ),
+            Self::Unavailable => (
+                "notice",
+                "Refresh failed: Microsoft could not be reached. This is usually temporary; try again in a few minutes.",
+            ),
+            Self::AppConfiguration => (
+                "notice",
+                "Refresh failed: Microsoft refused the CPV app's own credentials. Check the app's secret or certificate.",
+            ),
+            Self::NoGrant => (
+                "notice",
+                "Nothing to refresh: samgate holds no consent for this partner.",
+            ),
+        };
+        Notice {
+            class,
+            text: text.to_owned(),
+        }
+    }
+}
+
+/// The partner page's query string: outcomes of the actions that redirect back to it.
+#[derive(Debug, Default, Deserialize)]
+pub struct PartnerQuery {
+    #[serde(default)]
+    refresh: String,
+    #[serde(default)]
+    offboard: String,
+}
+
+fn offboard_notice(code: &str) -> Option<Notice> {
+    let (class, text) = match code {
+        "ok" => (
+            "success",
+            "Offboarded: the grant was destroyed and pending invitations revoked.",
+        ),
+        "already" => ("notice", "This partner was already offboarded."),
+        "token" => (
+            "notice",
+            "Not offboarded: app consents cannot be removed without a working grant. Offboard without removing them, or have the partner consent again first.",
+        ),
+        "partner_center" => (
+            "notice",
+            "Not offboarded: Partner Center failed while removing app consents. The grant was kept; try again later.",
+        ),
+        _ => return None,
+    };
+    Some(Notice {
+        class,
+        text: text.to_owned(),
+    })
 }
 
 #[derive(Template)]
@@ -255,7 +427,14 @@ pub async fn show_partner(
     State(state): State<AppState>,
     staff: CurrentStaff,
     Path(id): Path<String>,
+    query: Result<Query<PartnerQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, PageError> {
+    let query = query.map(|Query(q)| q).unwrap_or_default();
+    let notice = RefreshOutcome::ALL
+        .into_iter()
+        .find(|o| o.as_str() == query.refresh)
+        .map(RefreshOutcome::notice)
+        .or_else(|| offboard_notice(&query.offboard));
     let id = Uuid::parse_str(&id).map_err(|_| partner_not_found())?;
     let partner = db::partners::find(&state.pool, id)
         .await
@@ -288,6 +467,8 @@ pub async fn show_partner(
     });
     Ok(render(&PartnerPage {
         frame: staff.frame("partners"),
+        notice,
+        offboarded: partner.status == "offboarded",
         partner: line,
         mpn_id: partner.mpn_id.unwrap_or_default(),
         created: when(partner.created_at),
@@ -301,6 +482,9 @@ pub async fn show_partner(
             cloud: g.cloud,
             refreshed: when(g.refreshed_at),
             used: when_or(g.last_used_at, "never"),
+            last_error_advice: advice_for(g.last_error_code.as_deref())
+                .unwrap_or_default()
+                .to_owned(),
             last_error: match (g.last_error_code, g.last_error_at) {
                 (Some(code), Some(at)) => format!("{code} at {}", when(at)),
                 (Some(code), None) => code,
@@ -372,5 +556,86 @@ pub async fn invite_partner_again(
         reconsent: true,
         partner_id: Some(partner.id),
     })?
+    .into_response())
+}
+
+async fn find_partner(state: &AppState, id: &str) -> Result<db::partners::Partner, PageError> {
+    let id = Uuid::parse_str(id).map_err(|_| partner_not_found())?;
+    db::partners::find(&state.pool, id)
+        .await
+        .map_err(PageError::internal)?
+        .ok_or_else(partner_not_found)
+}
+
+/// `POST /admin/partners/{id}/refresh`: refreshes the grant now through the broker (which records
+/// a consent-class failure on the partner), audits the request and its outcome, and shows it.
+pub async fn refresh_partner(
+    State(state): State<AppState>,
+    staff: CurrentStaff,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let partner = find_partner(&state, &id).await?;
+    let info = crate::broker::PartnerInfo {
+        id: partner.id,
+        tenant_id: partner.tenant_id,
+        display_name: partner.display_name.clone(),
+        status: partner.status.clone(),
+        status_code: partner.status_code.clone(),
+        status_reason: partner.status_reason.clone(),
+    };
+    let result = state.broker.refresh_grant(&info).await;
+    let outcome = RefreshOutcome::of(&result);
+    state.broker.partners().invalidate(partner.tenant_id).await;
+    db::audit::record(
+        &state.pool,
+        &staff.actor(),
+        "grant.refresh_requested",
+        Some(partner.tenant_id),
+        serde_json::json!({ "outcome": outcome.as_str() }),
+        state.clock.now(),
+    )
+    .await
+    .map_err(PageError::internal)?;
+    Ok(Redirect::to(&format!(
+        "/admin/partners/{}?refresh={}",
+        partner.id,
+        outcome.as_str()
+    ))
+    .into_response())
+}
+
+/// The offboarding form.
+#[derive(Debug, Default, Deserialize)]
+pub struct OffboardForm {
+    #[serde(default)]
+    remove_app_consents: String,
+}
+
+/// `POST /admin/partners/{id}/offboard` (admin): `lifecycle::offboard` (grant crypto-shredded,
+/// invitations revoked, optionally app consents removed first; it writes the audit record).
+pub async fn offboard_partner(
+    State(state): State<AppState>,
+    staff: CurrentStaff,
+    Path(id): Path<String>,
+    form: Result<axum::Form<OffboardForm>, axum::extract::rejection::FormRejection>,
+) -> Result<Response, PageError> {
+    let partner = find_partner(&state, &id).await?;
+    let remove = form.is_ok_and(|axum::Form(f)| f.remove_app_consents == "yes");
+    let outcome =
+        match crate::lifecycle::offboard(&state, partner.tenant_id, &staff.actor(), remove).await {
+            Ok(_) => "ok",
+            Err(crate::lifecycle::OffboardError::AlreadyOffboarded) => "already",
+            Err(crate::lifecycle::OffboardError::Token(_)) => "token",
+            Err(crate::lifecycle::OffboardError::PartnerCenter(_)) => "partner_center",
+            Err(crate::lifecycle::OffboardError::NotFound) => return Err(partner_not_found()),
+            Err(err @ crate::lifecycle::OffboardError::Database(_)) => {
+                return Err(PageError::internal(err));
+            }
+        };
+    state.broker.partners().invalidate(partner.tenant_id).await;
+    Ok(Redirect::to(&format!(
+        "/admin/partners/{}?offboard={outcome}",
+        partner.id
+    ))
     .into_response())
 }

@@ -86,9 +86,21 @@ fn view(row: db::partners::PartnerWithGrant) -> PartnerView {
 pub async fn list_partners(
     State(state): State<AppState>,
     ApiCaller(principal): ApiCaller,
-    Query(query): Query<ListQuery>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<PartnerPage>, ApiError> {
-    let limit = query.limit.unwrap_or(100).clamp(1, 500);
+    // Refused as JSON with a stable code (axum's own rejection is plain text), and the documented
+    // range is enforced rather than silently clamped (found by schemathesis, docs/SECURITY.md).
+    let bad_query = || {
+        ApiError::new(
+            ApiErrorCode::BadRequest,
+            "`after` must be a tenant id (a GUID) and `limit` an integer from 1 to 500",
+        )
+    };
+    let Query(query) = query.map_err(|_| bad_query())?;
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(bad_query());
+    }
     let only = match &principal.scope {
         crate::api_keys::PartnerScope::All => None,
         crate::api_keys::PartnerScope::Only(set) => Some(set.iter().copied().collect::<Vec<_>>()),

@@ -188,7 +188,7 @@ async fn start_consent_flow(
 
 /// The callback parameters (query for `response_mode=query`, form for `form_post`).
 #[derive(Deserialize)]
-struct CallbackParams {
+pub(crate) struct CallbackParams {
     #[serde(default)]
     state: Option<String>,
     #[serde(default)]
@@ -197,6 +197,20 @@ struct CallbackParams {
     error: Option<String>,
     #[serde(default)]
     error_description: Option<String>,
+}
+
+impl CallbackParams {
+    /// Whether every parameter fits [`MAX_PARAM_LEN`] (checked before the session is touched).
+    pub(crate) fn within_limits(&self) -> bool {
+        [
+            &self.state,
+            &self.code,
+            &self.error,
+            &self.error_description,
+        ]
+        .iter()
+        .all(|p| p.as_ref().is_none_or(|v| v.len() <= MAX_PARAM_LEN))
+    }
 }
 
 async fn handle_oauth_callback_query(
@@ -232,15 +246,7 @@ async fn handle_oauth_callback(
     session: Session,
     params: CallbackParams,
 ) -> Result<Response, PageError> {
-    let too_long = [
-        &params.state,
-        &params.code,
-        &params.error,
-        &params.error_description,
-    ]
-    .iter()
-    .any(|p| p.as_ref().is_some_and(|v| v.len() > MAX_PARAM_LEN));
-    if too_long {
+    if !params.within_limits() {
         return Err(malformed_callback());
     }
     // Taken out before anything else: whatever happens next, this flow cannot be replayed.

@@ -71,6 +71,23 @@ impl TestApp {
             .expect("request")
     }
 
+    /// Waits until the API-key change notifications caused by the test's own setup (keys and
+    /// clients it just created) have reached the verifier, so cache assertions start settled.
+    pub async fn settle_key_changes(&self) {
+        let quiet_for = std::time::Duration::from_millis(150);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        let mut seen = self.app.api_keys.changes_seen();
+        let mut since = std::time::Instant::now();
+        while std::time::Instant::now() < deadline && since.elapsed() < quiet_for {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            let now_seen = self.app.api_keys.changes_seen();
+            if now_seen != seen {
+                seen = now_seen;
+                since = std::time::Instant::now();
+            }
+        }
+    }
+
     /// The emulator's control handle.
     pub fn microsoft(&self) -> Control {
         self.emulator.control()

@@ -140,3 +140,42 @@ async fn requests_to_partner_center_are_recorded_with_all_headers() {
         "identity calls are not recorded"
     );
 }
+
+#[tokio::test]
+async fn a_fractional_fault_fails_about_that_share_of_calls_until_cleared() {
+    let emulator = ms_emulator::Emulator::start(ms_emulator::Seed::demo("http://127.0.0.1:1/cb"))
+        .await
+        .expect("start");
+    let control = emulator.control();
+    control.fail_next(
+        ms_emulator::Fault::path("/graph/v1.0/organization")
+            .status(503)
+            .fraction(0.5),
+    );
+    let client = reqwest::Client::new();
+    let url = format!("{}/graph/v1.0/organization", emulator.base_url());
+    let mut failed = 0;
+    for _ in 0..200 {
+        let status = client
+            .get(&url)
+            .send()
+            .await
+            .expect("call")
+            .status()
+            .as_u16();
+        if status == 503 {
+            failed += 1;
+        }
+    }
+    // Without a token the real handler answers 401; the fault answers 503 about half the time.
+    assert!((50..=150).contains(&failed), "{failed} of 200 failed");
+    control.clear_faults();
+    let status = client
+        .get(&url)
+        .send()
+        .await
+        .expect("call")
+        .status()
+        .as_u16();
+    assert_ne!(status, 503);
+}

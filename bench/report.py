@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""Renders bench/run.sh's results.json as the Markdown table of BENCHMARKS.md."""
+import json
+import sys
+
+r = json.load(open(sys.argv[1]))
+
+
+def best(target):
+    """The better of the two saturation rounds (the machine is shared: noise only slows down)."""
+    runs = [r.get(f"small_{target}_r{i}") for i in (1, 2)]
+    runs = [x for x in runs if x]
+    return max(runs, key=lambda x: x["rps"])
+
+
+def yes(ok):
+    return "yes" if ok else "**no**"
+
+
+def mb(kb):
+    return f"{kb / 1024:.1f} MiB"
+
+
+rows = []
+d, n, s = best("direct"), best("nginx"), best("samgate")
+ratio = s["rps"] / n["rps"]
+rows.append((
+    "proxy, warm token, small GET (`v1/customers?size=1`), wrk -t2 -c32",
+    "requests/s; p50 / p99",
+    "samgate ≥ 0.8× nginx",
+    f"direct {d['rps']:.0f} ({d['p50_ms']:.2f} / {d['p99_ms']:.2f} ms); "
+    f"nginx {n['rps']:.0f} ({n['p50_ms']:.2f} / {n['p99_ms']:.2f} ms); "
+    f"samgate {s['rps']:.0f} ({s['p50_ms']:.2f} / {s['p99_ms']:.2f} ms) = **{ratio:.2f}× nginx**",
+    yes(ratio >= 0.8),
+))
+hd, hn, hs = r["half_direct"], r["half_nginx"], r["half_samgate"]
+added = hs["p99_ms"] - hd["p99_ms"]
+rows.append((
+    f"same, paced at half of samgate's saturation ({hs['rps']:.0f} req/s achieved)",
+    "p99 added over direct",
+    "≤ 2 ms",
+    f"direct p50/p99 {hd['p50_ms']:.2f}/{hd['p99_ms']:.2f} ms; nginx {hn['p50_ms']:.2f}/{hn['p99_ms']:.2f} ms "
+    f"(+{hn['p99_ms'] - hd['p99_ms']:.2f}); samgate {hs['p50_ms']:.2f}/{hs['p99_ms']:.2f} ms (**+{added:.2f} ms**)",
+    yes(added <= 2.0),
+))
+db = r["db_per_request"]
+rows.append((
+    "proxy steady state (the 2nd samgate saturation run)",
+    "DB statements per proxied request (pg_stat_statements, samgate's DB)",
+    "0 apart from batched call records",
+    f"{db['proxied_requests']} requests: {db['record_batches']} call-record batch INSERTs, "
+    f"{db['other_statements']} other statements (**{db['other_statements_per_request']:.5f}/request**); "
+    f"raw xact_commit {db['xact_commit']} ({db['xact_commit_per_request']:.4f}/request), "
+    f"tup_returned {db['tup_returned']} ({db['tup_returned_per_request']:.2f}/request)",
+    yes(db["other_statements_per_request"] < 0.001),
+))
+small_peak = r["big_small_samgate"]
+peaks = []
+for size, label in (("1048576", "1 MiB"), ("20971520", "20 MiB")):
+    bd, bn, bs = (r[f"big_{size}_{t}"] for t in ("direct", "nginx", "samgate"))
+    peaks.append(bs["samgate_sampled_peak_rss_kb"])
+    rows.append((
+        f"proxy, {label} responses (bigdata), wrk -t2 -c8",
+        "throughput; samgate peak RSS",
+        "streaming: RSS flat in body size",
+        f"direct {bd['mb_per_sec']:.0f} MiB/s, nginx {bn['mb_per_sec']:.0f} MiB/s, samgate "
+        f"{bs['mb_per_sec']:.0f} MiB/s ({bs['rps']:.1f} req/s, p99 {bs['p99_ms']:.0f} ms); peak RSS "
+        f"{mb(bs['samgate_sampled_peak_rss_kb'])} (small GETs at -c8: {mb(small_peak['samgate_sampled_peak_rss_kb'])})",
+        "",
+    ))
+flat = peaks[1] <= peaks[0] * 1.25 + 4096
+rows[-1] = rows[-1][:4] + (yes(flat),)
+rows[-2] = rows[-2][:4] + (yes(flat),)
+st = r["storm"]
+ok200 = st["statuses"].get("200", 0)
+rows.append((
+    "refresh storm: 1,000 concurrent calls, one partner, token due",
+    "token calls; statuses",
+    "exactly 1 token call; all succeed",
+    f"**{st['token_calls']} token call(s)**; statuses {st['statuses']}; wall {st['wall_ms']:.0f} ms, "
+    f"p50 {st['p50_ms']} ms, p99 {st['p99_ms']} ms",
+    yes(st["token_calls"] == 1 and ok200 == st["requests"]),
+))
+s1, s4 = r["sweep_1k"], r["sweep_4k"]
+cq = r["claim_query"]
+lin = s4["per_grant_ms"] / s1["per_grant_ms"]
+rows.append((
+    f"many partners: {r['seed']['partners']:,} seeded grants; keep-alive sweep "
+    "(`samgate partners refresh`, concurrency 8, jitter 0) against the emulator",
+    "sweep time per grant; RSS; DB time per grant",
+    "linear in partners, flat memory",
+    f"{s1['due']} due: {s1['secs']} s ({s1['per_grant_ms']:.2f} ms/grant, max RSS {mb(s1['max_rss_kb'])}, "
+    f"DB {s1['db_ms_per_grant']:.2f} ms/grant); {s4['due']} due: {s4['secs']} s "
+    f"({s4['per_grant_ms']:.2f} ms/grant, max RSS {mb(s4['max_rss_kb'])}, DB {s4['db_ms_per_grant']:.2f} ms/grant); "
+    f"claim statement at 100k: {cq['nothing_due_ms']:.2f} ms (none due), {cq['all_100k_due_ms']:.1f} ms (all due); "
+    f"100k sweep ≈ {100000 * s4['per_grant_ms'] / 1000 / 60:.0f} min",
+    yes(lin < 1.3 and s4["max_rss_kb"] < s1["max_rss_kb"] * 1.3),
+))
+admin = [(k[6:], v) for k, v in r.items() if k.startswith("admin_")]
+worst = max(v["p50_ms"] for _, v in admin)
+rows.append((
+    f"admin partners list, {r['seed']['partners'] + 1:,} partners (50 requests each)",
+    "p50 (p90) of server time",
+    "p50 ≤ 50 ms",
+    "; ".join(f"{k} {v['p50_ms']:.1f} ({v['p90_ms']:.1f}) ms" for k, v in admin),
+    yes(worst <= 50),
+))
+v = r["vault"]
+rows.append((
+    "vault (AES-256-GCM envelope)",
+    "seal / open per operation",
+    "report",
+    "; ".join(f"{k}: seal {x['seal_ns'] / 1000:.2f} µs, open {x['open_ns'] / 1000:.2f} µs" for k, x in v.items()),
+    "—",
+))
+t = r["tokens_10k"]
+soak = r["soak"]["rss_kb_every_5s"]
+rows.append((
+    "idle footprint",
+    "RSS after start; with 10,000 cached access tokens; soak",
+    "report; no leak",
+    f"idle {mb(r['idle_rss_kb'])}; before the 10k warm-up {mb(t['rss_before_kb'])}, after "
+    f"{t['calls']} partners' tokens {mb(t['rss_after_kb'])} (≈{t['per_token_bytes']} B/token incl. partner "
+    f"cache; {t['statuses']}); soak {r['soak']['rps']:.0f} req/s for {len(soak) * 5 - 5} s: RSS "
+    f"{mb(soak[0])} → {mb(soak[-1])}",
+    yes(soak[-1] <= soak[0] * 1.1 + 2048),
+))
+
+print("| scenario | measure | target | this machine | met? |")
+print("| --- | --- | --- | --- | --- |")
+for row in rows:
+    print("| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |")
+m = r["machine"]
+print()
+print(f"Machine: {m['nproc']} cores, {m['cpu']}, {m['mem']}, kernel {m['kernel']}, load average at "
+      f"start {m['loadavg_at_start']} (shared machine); nginx {m['nginx']}, {m['wrk']}, PostgreSQL "
+      f"{m['postgres']}, rustc {m['rustc']}. Total run {r.get('total_secs', '?')} s"
+      + (f" (build {r['build_secs']} s)." if "build_secs" in r else "."))

@@ -1,0 +1,471 @@
+#!/usr/bin/env bash
+# samgate benchmarks, side by side in one run (see BENCHMARKS.md).
+#
+# Starts a private PostgreSQL, the Microsoft emulator (release), samgate (release, `serve`) and
+# nginx (a plain reverse proxy to the same emulator that injects a fixed bearer token), completes
+# one partner consent over HTTP, creates an API key, then measures:
+#   1 proxy small GET: direct vs nginx vs samgate at the same concurrency, and at half saturation
+#   2 database statements per proxied request (pg_stat_statements / pg_stat_database)
+#   3 1 MiB and 20 MiB responses: throughput and samgate's peak RSS
+#   4 refresh storm: 1,000 concurrent calls right after the token is due
+#   5 many partners: 100,000 seeded grants, keep-alive sweeps, claim query
+#   6 admin partners list at 100,000 partners
+#   7 vault seal/open
+#   8 idle footprint, 10,000 cached access tokens, soak
+# Results: $BENCH_WORK/results.json and $BENCH_WORK/results.md (also printed at the end).
+#
+# Knobs (environment): BENCH_WORK (/tmp/samgate-bench), BENCH_DURATION (15 s per load run),
+# BENCH_CONCURRENCY (32), BENCH_PARTNERS (100000), BENCH_EMULATED (10000), BENCH_SOAK_SECS (60),
+# BENCH_SAMGATE_PORT/BENCH_EMU_PORT/BENCH_NGINX_PORT (18080/18081/18082), BENCH_SKIP_BUILD=1.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BENCH=$ROOT/bench
+WORK=${BENCH_WORK:-/tmp/samgate-bench}
+SG_PORT=${BENCH_SAMGATE_PORT:-18080}
+EMU_PORT=${BENCH_EMU_PORT:-18081}
+NGINX_PORT=${BENCH_NGINX_PORT:-18082}
+DURATION=${BENCH_DURATION:-15}
+CONC=${BENCH_CONCURRENCY:-32}
+PARTNERS=${BENCH_PARTNERS:-100000}
+EMULATED=${BENCH_EMULATED:-10000}
+SOAK=${BENCH_SOAK_SECS:-60}
+SG=http://127.0.0.1:$SG_PORT
+EMU=http://127.0.0.1:$EMU_PORT
+NGX=http://127.0.0.1:$NGINX_PORT
+CLIENT_ID=5a3e6a7e-0000-4c9a-9d3e-00000000c0de
+CLIENT_SECRET=demo-cpv-secret-value
+CONTOSO=c0470500-0000-4000-8000-0000000000c0
+CONTOSO_ADMIN=admin@contosopartners.onmicrosoft.com
+PASSWORD='Passw0rd!demo'
+STARTED=$(date +%s)
+
+log() { printf '[%s +%4ss] %s\n' "$(date +%T)" "$(($(date +%s) - STARTED))" "$*" >&2; }
+die() { log "FAILED: $*"; exit 1; }
+
+# ---------------------------------------------------------------------------------------------
+# 0. Tools
+# ---------------------------------------------------------------------------------------------
+need_apt=()
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
+command -v wrk >/dev/null || need_apt+=(wrk)
+command -v jq >/dev/null || need_apt+=(jq)
+command -v curl >/dev/null || need_apt+=(curl)
+[ -x /usr/bin/time ] || need_apt+=(time)
+command -v psql >/dev/null || need_apt+=(postgresql-client)
+ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1 || command -v pg_ctl >/dev/null || need_apt+=(postgresql)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    log "installing ${need_apt[*]}"
+    apt-get install -y "${need_apt[@]}" >/dev/null 2>&1 \
+        || { apt-get update >/dev/null && apt-get install -y "${need_apt[@]}" >/dev/null; }
+fi
+python3 -c 'import requests' 2>/dev/null || pip install --quiet requests
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+if command -v pg_config >/dev/null && [ -x "$(pg_config --bindir)/initdb" ]; then
+    PGBIN=$(pg_config --bindir)
+else
+    PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+fi
+[ -x "$PGBIN/initdb" ] || die "no initdb found (install postgresql)"
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+# ---------------------------------------------------------------------------------------------
+# Processes we start, and their clean-up (only these pids, never by name)
+# ---------------------------------------------------------------------------------------------
+SG_PID='' EMU_PID='' NGINX_PID='' SAMPLER_PID=''
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+pg_stop() { [ -f "$WORK/pg/data/postmaster.pid" ] && as_pg "$PGBIN/pg_ctl" -D "$WORK/pg/data" -m fast -w stop >/dev/null 2>&1 || true; }
+cleanup() {
+    set +e
+    for pid in $SAMPLER_PID $NGINX_PID $SG_PID $EMU_PID; do
+        kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+    done
+    pg_stop
+}
+trap cleanup EXIT
+
+# A previous run's leftovers (only our own work directory).
+if [ -d "$WORK" ]; then
+    for f in "$WORK"/*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true; done
+    pg_stop
+    rm -rf "$WORK"
+fi
+mkdir -p "$WORK" && chmod 755 "$WORK"
+RESULTS=$WORK/results.json
+echo '{}' >"$RESULTS"
+# put KEY JSON: records a result.
+put() { jq --arg k "$1" --argjson v "$2" '.[$k] = $v' "$RESULTS" >"$RESULTS.tmp" && mv "$RESULTS.tmp" "$RESULTS"; }
+rss_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
+
+put machine "$(jq -n --arg cpu "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')" \
+    --arg nproc "$(nproc)" --arg kernel "$(uname -r)" --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" \
+    --arg mem "$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)" \
+    --arg nginx "$($NGINX -v 2>&1 | sed 's/.*\///')" --arg wrk "$(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)" \
+    --arg pg "$("$PGBIN/postgres" --version | awk '{print $3}')" --arg rustc "$(rustc --version | cut -d' ' -f2)" \
+    '{cpu:$cpu, nproc:$nproc, kernel:$kernel, loadavg_at_start:$load, mem:$mem, nginx:$nginx, wrk:$wrk, postgres:$pg, rustc:$rustc}')"
+
+# ---------------------------------------------------------------------------------------------
+# 1. One release build
+# ---------------------------------------------------------------------------------------------
+TARGET=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps | jq -r .target_directory)
+BIN=$TARGET/release
+if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
+    log "cargo build --release -p samgate -p ms-emulator -p samgate-bench"
+    t0=$(date +%s)
+    (cd "$ROOT" && cargo build --release -p samgate -p ms-emulator -p samgate-bench)
+    put build_secs "$(($(date +%s) - t0))"
+fi
+for b in samgate ms-emulator samgate-bench; do [ -x "$BIN/$b" ] || die "$BIN/$b missing"; done
+
+# ---------------------------------------------------------------------------------------------
+# 2. Private PostgreSQL (like src/local_pg.rs: initdb/pg_ctl, Unix socket only, as postgres when
+#    root), with pg_stat_statements for per-statement counts.
+# ---------------------------------------------------------------------------------------------
+log "starting a private PostgreSQL in $WORK/pg"
+mkdir -p "$WORK/pg"
+[ "$(id -u)" = 0 ] && chown postgres "$WORK/pg"
+as_pg "$PGBIN/initdb" -D "$WORK/pg/data" -U postgres --auth=trust --no-sync -E UTF8 --locale=C --no-instructions >/dev/null
+as_pg "$PGBIN/pg_ctl" -D "$WORK/pg/data" -l "$WORK/pg/server.log" -w -t 60 \
+    -o "-k $WORK/pg -c listen_addresses='' -c max_connections=300 -c shared_buffers=128MB -c shared_preload_libraries=pg_stat_statements" \
+    start >/dev/null
+PSQL=(psql -h "$WORK/pg" -U postgres -X -q -At -v ON_ERROR_STOP=1)
+"${PSQL[@]}" -d postgres -c 'CREATE DATABASE samgate'
+"${PSQL[@]}" -d samgate -c 'CREATE EXTENSION pg_stat_statements'
+sql() { "${PSQL[@]}" -d samgate -c "$1"; }
+DATABASE_URL="postgres://postgres@localhost/samgate?host=$WORK/pg"
+
+# ---------------------------------------------------------------------------------------------
+# 3. The emulator (release, its own process, fixed port, control API)
+# ---------------------------------------------------------------------------------------------
+log "starting ms-emulator on $EMU"
+"$BIN/ms-emulator" --port "$EMU_PORT" --control --demo-redirect-uri "$SG/oauth/callback" \
+    >"$WORK/emulator.out" 2>"$WORK/emulator.log" &
+EMU_PID=$!
+echo "$EMU_PID" >"$WORK/emulator.pid"
+for _ in $(seq 100); do curl -sf "$EMU/_emulator/clock" >/dev/null && break; sleep 0.1; done
+emu_settings() { curl -sf -X POST -H 'content-type: application/json' -d "$1" "$EMU/_emulator/settings" >/dev/null; }
+# Tokens minted from now on live 5 min 20 s: samgate treats a token as due 5 min before expiry,
+# so the first token becomes due 20 s after the warm-up call (scenario 4).
+emu_settings '{"access_token_lifetime_secs":320}'
+
+# ---------------------------------------------------------------------------------------------
+# 4. samgate serve (release) with env pointing at the emulator
+# ---------------------------------------------------------------------------------------------
+cd "$WORK" # no stray .env from the checkout
+KEKS="1:$("$BIN/samgate" keys generate)"
+cat >"$WORK/samgate.env" <<EOF
+DATABASE_URL='$DATABASE_URL'
+SAMGATE_LISTEN='127.0.0.1:$SG_PORT'
+SAMGATE_PUBLIC_URL='$SG/'
+SAMGATE_AUTHORITY_URL='$EMU'
+SAMGATE_PARTNER_CENTER_URL='$EMU'
+SAMGATE_GRAPH_URL='$EMU/graph'
+SAMGATE_CLIENT_ID='$CLIENT_ID'
+SAMGATE_CLIENT_SECRET='$CLIENT_SECRET'
+SAMGATE_KEKS='$KEKS'
+SAMGATE_PROXY_CLIENT_CONCURRENCY='4096'
+SAMGATE_PROXY_PARTNER_CONCURRENCY='4096'
+SAMGATE_KEEPALIVE_INTERVAL_SECS='3600'
+SAMGATE_KEEPALIVE_JITTER_MS='0'
+EOF
+export SAMGATE_ENV_FILE=$WORK/samgate.env
+samgate() { "$BIN/samgate" "$@"; }
+
+log "starting samgate serve on $SG"
+"$BIN/samgate" serve >"$WORK/samgate.out" 2>"$WORK/samgate.log" &
+SG_PID=$!
+echo "$SG_PID" >"$WORK/samgate.pid"
+for _ in $(seq 300); do [ "$(curl -s -o /dev/null -w '%{http_code}' "$SG/readyz")" = 200 ] && break; sleep 0.1; done
+[ "$(curl -s -o /dev/null -w '%{http_code}' "$SG/readyz")" = 200 ] || die "samgate not ready (see $WORK/samgate.log)"
+sleep 2
+put idle_rss_kb "$(rss_kb "$SG_PID" VmRSS)"
+log "samgate idle RSS $(rss_kb "$SG_PID" VmRSS) kB"
+
+# ---------------------------------------------------------------------------------------------
+# 5. One partner consent over HTTP, an API client and key
+# ---------------------------------------------------------------------------------------------
+LINK=$(samgate invitations create --partner-name "Contoso Partners" --login-hint "$CONTOSO_ADMIN" | awk '$1 == "link" {print $2}')
+python3 "$BENCH/consent.py" "$LINK" "$CONTOSO_ADMIN" "$PASSWORD" >&2
+[ "$(sql "SELECT status FROM partners WHERE tenant_id = '$CONTOSO'")" = healthy ] || die "consent did not make the partner healthy"
+samgate clients create --name bench --all-partners >/dev/null
+KEY=$(samgate clients keys create --client bench 2>/dev/null | grep '^sgk_' | tail -1)
+[ -n "$KEY" ] || die "no API key"
+export BENCH_API_KEY=$KEY
+PC="$SG/api/v1/partners/$CONTOSO/partner-center"
+SMALL_SG="$PC/v1/customers?size=1"
+SMALL_EMU="$EMU/v1/customers?size=1"
+SMALL_NGX="$NGX/v1/customers?size=1"
+
+# ---------------------------------------------------------------------------------------------
+# 6. Scenario 4, part 1: warm the token (lifetime 320 s), then make new tokens long-lived
+# ---------------------------------------------------------------------------------------------
+WARM_AT=$(date +%s)
+CUSTOMER=$(curl -sf -H "Authorization: Bearer $KEY" "$SMALL_SG" | jq -r '.items[0].id')
+[ -n "$CUSTOMER" ] && [ "$CUSTOMER" != null ] || die "first proxied call failed"
+emu_settings '{"access_token_lifetime_secs":86400}'
+
+# Scenario 7 (vault) while the token ages.
+log "vault seal/open timing loop"
+put vault "$(SAMGATE_KEKS=$KEKS "$BIN/samgate-bench" vault)"
+
+# ---------------------------------------------------------------------------------------------
+# 7. Scenario 4: refresh storm, 1,000 concurrent calls once samgate considers the token due
+# ---------------------------------------------------------------------------------------------
+while [ $(($(date +%s) - WARM_AT)) -lt 26 ]; do sleep 1; done
+curl -sf -X DELETE "$EMU/_emulator/counters" >/dev/null
+curl -sf -X DELETE "$EMU/_emulator/requests" >/dev/null
+log "refresh storm: 1000 concurrent calls"
+STORM=$("$BIN/samgate-bench" storm --url "$SMALL_SG" --requests 1000)
+TOKEN_CALLS=$(curl -sf "$EMU/_emulator/counters" | jq '[.token[] | select(.grant_type == "refresh_token") | .count] | add // 0')
+UPSTREAM_CALLS=$(curl -sf "$EMU/_emulator/counters" | jq '[.routes | to_entries[] | select(.key | startswith("/v1/customers")) | .value] | add // 0')
+put storm "$(jq -n --argjson s "$STORM" --argjson t "$TOKEN_CALLS" --argjson u "$UPSTREAM_CALLS" '$s + {token_calls: $t, upstream_calls: $u}')"
+log "storm: $STORM, token calls $TOKEN_CALLS"
+
+# The token samgate now holds (minted during the storm, 24 h): nginx injects the same one.
+TOKEN=$(curl -sf "$EMU/_emulator/requests" | jq -r '[.[] | select(.path | startswith("/v1/"))] | last | .headers[] | select(.[0] == "authorization") | .[1]' | sed 's/^Bearer //')
+TOKEN_TTL=$(python3 -c 'import base64,json,sys,time; p=sys.argv[1].split(".")[1]; p+="="*(-len(p)%4); print(int(json.loads(base64.urlsafe_b64decode(p))["exp"]-time.time()))' "$TOKEN")
+[ "$TOKEN_TTL" -gt 3600 ] || die "captured token lives only ${TOKEN_TTL}s"
+
+# ---------------------------------------------------------------------------------------------
+# 8. nginx, injecting that token
+# ---------------------------------------------------------------------------------------------
+mkdir -p "$WORK/nginx/tmp"
+sed -e "s#@WORK@#$WORK#g" -e "s#@NGINX_PORT@#$NGINX_PORT#g" -e "s#@EMU_PORT@#$EMU_PORT#g" -e "s#@TOKEN@#$TOKEN#g" \
+    "$BENCH/nginx.conf.tmpl" >"$WORK/nginx/nginx.conf"
+"$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" 2>"$WORK/nginx/stderr.log" &
+NGINX_PID=$!
+for _ in $(seq 100); do curl -s -o /dev/null "$NGX/" && break; sleep 0.1; done
+for url in "$SMALL_NGX" ; do [ "$(curl -s -o /dev/null -w '%{http_code}' "$url")" = 200 ] || die "nginx: $url"; done
+[ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "$SMALL_EMU")" = 200 ] || die "direct call refused"
+
+# wrk_json TARGET_URL AUTH THREADS CONNECTIONS SECONDS [RATE_PER_THREAD]: one load run -> JSON.
+wrk_json() {
+    local out
+    curl -sf -X DELETE "$EMU/_emulator/requests" >/dev/null # the emulator records every request
+    out=$(BENCH_AUTH=$2 BENCH_RATE_PER_THREAD=${6:-} wrk -t"$3" -c"$4" -d"$5"s --timeout 10s --latency \
+        -s "$BENCH/wrk/report.lua" "$1")
+    echo "$out" >>"$WORK/wrk.log"
+    echo "$out" | sed -n 's/^JSON //p'
+}
+auth_for() {
+    case $1 in
+        direct) echo "Bearer $TOKEN" ;;
+        nginx) echo "" ;;
+        samgate) echo "Bearer $KEY" ;;
+    esac
+}
+url_for() { # TARGET PATH_AND_QUERY (Partner Center path without the leading slash)
+    case $1 in
+        direct) echo "$EMU/$2" ;;
+        nginx) echo "$NGX/$2" ;;
+        samgate) echo "$PC/$2" ;;
+    esac
+}
+
+# ---------------------------------------------------------------------------------------------
+# 9. Scenarios 1 and 2: small GET at saturation, two interleaved rounds; the second samgate run
+#    is wrapped in database statistics.
+# ---------------------------------------------------------------------------------------------
+db_snapshot() {
+    sql "SELECT json_build_object('xact_commit', xact_commit, 'xact_rollback', xact_rollback, 'tup_returned', tup_returned,
+                                  'tup_fetched', tup_fetched, 'tup_inserted', tup_inserted, 'tup_updated', tup_updated)
+         FROM pg_stat_database WHERE datname = 'samgate'"
+}
+for round in 1 2; do
+    for target in direct nginx samgate; do
+        if [ "$target" = samgate ] && [ "$round" = 2 ]; then
+            sleep 1
+            sql "SELECT pg_stat_statements_reset()" >/dev/null
+            BEFORE=$(db_snapshot)
+            CALLS_BEFORE=$(sql "SELECT count(*) FROM proxy_calls")
+        fi
+        log "small GET, $target, round $round: wrk -t2 -c$CONC -d${DURATION}s"
+        R=$(wrk_json "$(url_for $target 'v1/customers?size=1')" "$(auth_for $target)" 2 "$CONC" "$DURATION")
+        put "small_${target}_r$round" "$R"
+        log "  $(echo "$R" | jq -c '{rps, p50_ms, p99_ms, err_status}')"
+        if [ "$target" = samgate ] && [ "$round" = 2 ]; then
+            sleep 1.5 # the call-record writer gathers for up to 200 ms
+            AFTER=$(db_snapshot)
+            PROXIED=$(($(sql "SELECT count(*) FROM proxy_calls") - CALLS_BEFORE))
+            STATEMENTS=$(sql "SELECT coalesce(json_agg(json_build_object('calls', calls, 'rows', rows, 'ms', round(total_exec_time::numeric, 1),
+                                         'query', left(regexp_replace(query, '\s+', ' ', 'g'), 140)) ORDER BY calls DESC), '[]')
+                              FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+                              WHERE d.datname = 'samgate' AND query !~* 'pg_stat' AND query !~* '^SELECT count\(\*\) FROM proxy_calls'")
+            put db_per_request "$(jq -n --argjson b "$BEFORE" --argjson a "$AFTER" --argjson n "$PROXIED" --argjson s "$STATEMENTS" '
+                {proxied_requests: $n,
+                 xact_commit: ($a.xact_commit - $b.xact_commit), tup_returned: ($a.tup_returned - $b.tup_returned),
+                 tup_inserted: ($a.tup_inserted - $b.tup_inserted),
+                 statements: $s,
+                 record_batches: ([$s[] | select(.query | test("INSERT INTO proxy_calls")) | .calls] | add // 0),
+                 other_statements: ([$s[] | select(.query | test("INSERT INTO proxy_calls|^(BEGIN|COMMIT)") | not) | .calls] | add // 0)}
+                | . + {other_statements_per_request: (.other_statements / .proxied_requests),
+                       xact_commit_per_request: (.xact_commit / .proxied_requests),
+                       tup_returned_per_request: (.tup_returned / .proxied_requests)}')"
+            log "  DB: $(jq -c '.db_per_request | {proxied_requests, xact_commit, record_batches, other_statements}' "$RESULTS")"
+        fi
+    done
+done
+put rss_after_small_kb "$(rss_kb "$SG_PID" VmRSS)"
+
+# Saturation rate = the better samgate round; half of it is the "half saturation" rate.
+SAT=$(jq '[.small_samgate_r1.rps, .small_samgate_r2.rps] | max' "$RESULTS")
+HALF=$(jq -n --argjson s "$SAT" '($s / 2) | floor')
+PER_THREAD=$(jq -n --argjson h "$HALF" '$h / 2')
+for target in direct nginx samgate; do
+    log "small GET at half saturation ($HALF req/s), $target"
+    R=$(wrk_json "$(url_for $target 'v1/customers?size=1')" "$(auth_for $target)" 2 16 "$DURATION" "$PER_THREAD")
+    put "half_$target" "$R"
+    log "  $(echo "$R" | jq -c '{rps, p50_ms, p99_ms, err_status}')"
+done
+
+# ---------------------------------------------------------------------------------------------
+# 10. Scenario 3: large responses (streaming): throughput and samgate's peak RSS per size
+# ---------------------------------------------------------------------------------------------
+# Peak RSS per phase: VmHWM reset through /proc/PID/clear_refs ("5"), else sampled VmRSS.
+hwm_reset() { echo 5 >"/proc/$SG_PID/clear_refs" 2>/dev/null; }
+sampler_start() {
+    ( max=0; while :; do r=$(rss_kb "$SG_PID" VmRSS); [ "${r:-0}" -gt "$max" ] && max=$r && echo "$max" >"$WORK/rss.max"; sleep 0.05; done ) &
+    SAMPLER_PID=$!
+}
+sampler_stop() { kill "$SAMPLER_PID" 2>/dev/null; wait "$SAMPLER_PID" 2>/dev/null || true; SAMPLER_PID=''; cat "$WORK/rss.max"; rm -f "$WORK/rss.max"; }
+BIG_SECS=$((DURATION * 2 / 3))
+for size in small 1048576 20971520; do
+    for target in direct nginx samgate; do
+        if [ "$size" = small ]; then
+            [ "$target" = samgate ] || continue # baseline peak at the same concurrency
+            path='v1/customers?size=1'
+        else
+            path="v1/customers/$CUSTOMER/bigdata?bytes=$size"
+        fi
+        [ "$target" = samgate ] && { hwm_reset; echo 0 >"$WORK/rss.max"; sampler_start; }
+        log "large response $size bytes, $target: wrk -t2 -c8 -d${BIG_SECS}s"
+        R=$(wrk_json "$(url_for $target "$path")" "$(auth_for $target)" 2 8 "$BIG_SECS")
+        if [ "$target" = samgate ]; then
+            SAMPLED=$(sampler_stop)
+            R=$(echo "$R" | jq --argjson h "$(rss_kb "$SG_PID" VmHWM)" --argjson s "$SAMPLED" '. + {samgate_vmhwm_kb: $h, samgate_sampled_peak_rss_kb: $s}')
+        fi
+        put "big_${size}_$target" "$R"
+        log "  $(echo "$R" | jq -c '{rps, mb_per_sec, p50_ms, p99_ms, err_status, samgate_vmhwm_kb, samgate_sampled_peak_rss_kb}')"
+    done
+done
+
+# ---------------------------------------------------------------------------------------------
+# 11. Scenarios 5 and 6: 100,000 partners with sealed grants; the first $EMULATED are tenants the
+#     emulator knows (GDAP from Contoso + app consent), so their refresh tokens really redeem.
+# ---------------------------------------------------------------------------------------------
+log "seeding $PARTNERS partners ($EMULATED known to the emulator)"
+SEED=$(DATABASE_URL=$DATABASE_URL SAMGATE_KEKS=$KEKS "$BIN/samgate-bench" seed --partners "$PARTNERS" \
+    --emulated "$EMULATED" --emulator "$EMU" --source-tenant "$CONTOSO" --client-id "$CLIENT_ID" \
+    --tenants-out "$WORK/tenants.txt")
+put seed "$SEED"
+log "  $SEED"
+sql "CREATE TABLE bench_emulated (n serial, tenant_id uuid)"
+"${PSQL[@]}" -d samgate -c "\\copy bench_emulated (tenant_id) FROM '$WORK/tenants.txt'"
+sql "VACUUM ANALYZE partners" && sql "VACUUM ANALYZE grants"
+
+# Keep-alive claim statement at 100k grants (EXPLAIN ANALYZE inside a rolled-back transaction):
+# nothing due, and everything due (the worst case after a mass onboarding).
+CLAIM="WITH due AS (SELECT g.partner_id FROM grants g JOIN partners p ON p.id = g.partner_id
+        WHERE g.refreshed_at < now() - interval '14 days'
+          AND (g.keepalive_lease_until IS NULL OR g.keepalive_lease_until <= now())
+          AND p.status IN ('healthy', 'degraded')
+        ORDER BY g.refreshed_at LIMIT 100 FOR UPDATE OF g SKIP LOCKED)
+      UPDATE grants g SET keepalive_lease_until = now() + interval '5 minutes' FROM due, partners p
+      WHERE g.partner_id = due.partner_id AND p.id = g.partner_id
+      RETURNING g.partner_id, p.tenant_id, p.display_name, p.status, p.status_code, p.status_reason"
+claim_ms() {
+    "${PSQL[@]}" -d samgate -c "BEGIN" -c "$1" -c "EXPLAIN (ANALYZE, FORMAT JSON) $CLAIM" -c "ROLLBACK" | jq -s '.[0][0]["Execution Time"]'
+}
+put claim_query "$(jq -n --argjson none "$(claim_ms "SET LOCAL work_mem = '4MB'")" \
+    --argjson all "$(claim_ms "UPDATE grants SET refreshed_at = now() - interval '30 days'")" \
+    '{nothing_due_ms: $none, all_100k_due_ms: $all}')"
+log "  claim query: $(jq -c .claim_query "$RESULTS")"
+
+# Keep-alive sweeps with `samgate partners refresh` (the keep-alive job's code, default
+# concurrency 8, jitter 0): N due grants among 100,000; two sizes to check linearity.
+sweep() { # FIRST LAST LABEL
+    sql "UPDATE grants SET refreshed_at = now() - interval '30 days'
+         WHERE partner_id IN (SELECT p.id FROM partners p JOIN bench_emulated e USING (tenant_id) WHERE e.n BETWEEN $1 AND $2)" >/dev/null
+    sql "SELECT pg_stat_statements_reset()" >/dev/null
+    curl -sf -X DELETE "$EMU/_emulator/counters" >/dev/null
+    log "keep-alive sweep of $(($2 - $1 + 1)) due grants among $PARTNERS"
+    local out secs rss
+    out=$( { /usr/bin/time -f 'TIME %e %M' "$BIN/samgate" partners refresh 2>&1 1>&3 | grep '^TIME' >"$WORK/time.out"; } 3>&1 )
+    read -r _ secs rss <"$WORK/time.out"
+    local dbms tokens
+    dbms=$(sql "SELECT round(sum(total_exec_time)::numeric, 1) FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = 'samgate' AND query !~* 'pg_stat'")
+    tokens=$(curl -sf "$EMU/_emulator/counters" | jq '[.token[] | select(.grant_type == "refresh_token") | .count] | add // 0')
+    out=$(echo "$out" | grep -E '^refreshed [0-9]+' | tail -1)
+    put "sweep_$3" "$(jq -n --arg out "$out" --argjson n "$(($2 - $1 + 1))" --argjson secs "$secs" --argjson rss "$rss" \
+        --argjson dbms "$dbms" --argjson tokens "$tokens" \
+        '{due: $n, summary: $out, secs: $secs, per_grant_ms: ($secs * 1000 / $n), max_rss_kb: $rss,
+          db_exec_ms: $dbms, db_ms_per_grant: ($dbms / $n), token_calls: $tokens}')"
+    log "  $(jq -c ".sweep_$3" "$RESULTS")"
+}
+sweep 1 1000 1k
+sweep 1001 5000 4k
+
+# ---------------------------------------------------------------------------------------------
+# 12. Scenario 8: 10,000 cached access tokens (one proxied Graph call per emulated partner)
+# ---------------------------------------------------------------------------------------------
+WARM_N=$((EMULATED < 10000 ? EMULATED : 10000))
+log "filling samgate's token cache: $WARM_N partners"
+RSS_BEFORE_WARM=$(rss_kb "$SG_PID" VmRSS)
+WARM=$("$BIN/samgate-bench" warm --base "$SG" --tenants "$WORK/tenants.txt" --limit "$WARM_N" --concurrency 32)
+sleep 2
+put tokens_10k "$(jq -n --argjson w "$WARM" --argjson before "$RSS_BEFORE_WARM" --argjson after "$(rss_kb "$SG_PID" VmRSS)" \
+    '$w + {rss_before_kb: $before, rss_after_kb: $after, per_token_bytes: ((($after - $before) * 1024 / $w.calls) | floor)}')"
+log "  $(jq -c .tokens_10k "$RESULTS")"
+
+# ---------------------------------------------------------------------------------------------
+# 13. Scenario 6: admin partners list at 100,000 partners (staff viewer, CSRF login)
+# ---------------------------------------------------------------------------------------------
+log "admin list at $PARTNERS partners"
+STAFF_PW=$(samgate staff add --email bench@example.com --role viewer | awk '$1 == "password" {print $2}')
+JAR=$WORK/cookies.txt
+CSRF=$(curl -sf -c "$JAR" -b "$JAR" "$SG/admin/login" | grep -o 'name="csrf" value="[^"]*"' | sed 's/.*value="//; s/"$//')
+CODE=$(curl -s -o /dev/null -w '%{http_code}' -c "$JAR" -b "$JAR" -H "Origin: $SG" \
+    --data-urlencode "csrf=$CSRF" --data-urlencode "email=bench@example.com" \
+    --data-urlencode "password=$STAFF_PW" --data-urlencode "return_to=/admin" "$SG/admin/login")
+[ "$CODE" = 303 ] || die "staff sign-in answered $CODE"
+AFTER_500=$(sql "SELECT id FROM partners ORDER BY display_name, id OFFSET 24949 LIMIT 1")
+admin_p50() { # LABEL PATH
+    local status
+    status=$(curl -s -o "$WORK/admin-$1.html" -w '%{http_code}' -b "$JAR" "$SG$2")
+    [ "$status" = 200 ] || die "admin $2 answered $status"
+    local rows
+    rows=$(grep -c 'href="/admin/partners/' "$WORK/admin-$1.html" || true)
+    for _ in $(seq 50); do curl -s -o /dev/null -b "$JAR" -w '%{time_total}\n' "$SG$2"; done | sort -n >"$WORK/admin-$1.times"
+    put "admin_$1" "$(jq -n --arg p "$2" --argjson rows "$rows" \
+        --argjson p50 "$(awk 'NR == 25 {print $1 * 1000}' "$WORK/admin-$1.times")" \
+        --argjson p90 "$(awk 'NR == 45 {print $1 * 1000}' "$WORK/admin-$1.times")" \
+        '{path: $p, rows_linked: $rows, p50_ms: $p50, p90_ms: $p90}')"
+    log "  $1: $(jq -c ".admin_$1" "$RESULTS")"
+}
+admin_p50 first "/admin/partners"
+admin_p50 page500 "/admin/partners?after=$AFTER_500"
+admin_p50 q_common "/admin/partners?q=Nimbus"
+admin_p50 q_rare "/admin/partners?q=Cedar%20Labs%20012"
+admin_p50 q_none "/admin/partners?q=no-such-partner"
+admin_p50 status "/admin/partners?status=needs_consent"
+admin_p50 status_page500 "/admin/partners?status=healthy&after=$AFTER_500"
+
+# ---------------------------------------------------------------------------------------------
+# 14. Scenario 8: soak at half saturation, RSS sampled
+# ---------------------------------------------------------------------------------------------
+log "soak: ${SOAK}s of small GETs at $HALF req/s"
+( for _ in $(seq $((SOAK / 5 + 1))); do rss_kb "$SG_PID" VmRSS; sleep 5; done ) >"$WORK/soak.rss" &
+SAMPLER_PID=$!
+R=$(wrk_json "$SMALL_SG" "Bearer $KEY" 2 16 "$SOAK" "$PER_THREAD")
+wait "$SAMPLER_PID" 2>/dev/null || true
+SAMPLER_PID=''
+put soak "$(echo "$R" | jq --argjson rss "$(jq -s . "$WORK/soak.rss")" '{rps, p50_ms, p99_ms, err_status, rss_kb_every_5s: $rss}')"
+put rss_end_kb "$(rss_kb "$SG_PID" VmRSS)"
+put total_secs "$(($(date +%s) - STARTED))"
+
+# ---------------------------------------------------------------------------------------------
+# 15. Report
+# ---------------------------------------------------------------------------------------------
+python3 "$BENCH/report.py" "$RESULTS" >"$WORK/results.md"
+cat "$WORK/results.md"
+log "done in $(($(date +%s) - STARTED)) s; results in $RESULTS and $WORK/results.md"
