@@ -267,11 +267,7 @@ async fn invitations(command: InvitationsCommand) -> anyhow::Result<()> {
 
 /// The link a partner admin opens.
 pub fn consent_link(config: &Config, token: &onboarding::InvitationToken) -> String {
-    format!(
-        "{}/consent/{}",
-        config.public_url.as_str().trim_end_matches('/'),
-        token.expose()
-    )
+    onboarding::consent_link(&config.public_url, token)
 }
 
 async fn keys(command: KeysCommand) -> anyhow::Result<()> {

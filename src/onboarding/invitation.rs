@@ -136,6 +136,58 @@ pub async fn create_invitation(
     Ok((invitation, token))
 }
 
+/// Creates a re-consent invitation for an existing partner: bound to its tenant, pre-filled with
+/// the account that consented last, recorded in the partner's audit trail. `None` when there is
+/// no such partner.
+pub async fn create_reconsent_invitation(
+    pool: &PgPool,
+    partner_id: Uuid,
+    created_by: &str,
+    ttl: std::time::Duration,
+    now: OffsetDateTime,
+) -> Result<Option<(Invitation, InvitationToken)>, sqlx::Error> {
+    let Some(partner) = db::partners::find(pool, partner_id).await? else {
+        return Ok(None);
+    };
+    let login_hint = db::grants::find(pool, partner_id)
+        .await?
+        .and_then(|grant| grant.consented_by_upn);
+    let tenant = partner.tenant_id.to_string();
+    let (invitation, token) = create_invitation(
+        pool,
+        &NewInvitationRequest {
+            partner_name: &partner.display_name,
+            expected_tenant: Some(&tenant),
+            login_hint: login_hint.as_deref(),
+            partner_id: Some(partner.id),
+            ttl,
+            created_by,
+        },
+        now,
+    )
+    .await?;
+    // create_invitation's own event names no partner; this one puts the request in its trail.
+    db::audit::record(
+        pool,
+        created_by,
+        "partner.reconsent_requested",
+        Some(partner.tenant_id),
+        serde_json::json!({ "invitation_id": invitation.id }),
+        now,
+    )
+    .await?;
+    Ok(Some((invitation, token)))
+}
+
+/// The link a partner admin opens: `{public_url}/consent/{token}`.
+pub fn consent_link(public_url: &url::Url, token: &InvitationToken) -> String {
+    format!(
+        "{}/consent/{}",
+        public_url.as_str().trim_end_matches('/'),
+        token.expose()
+    )
+}
+
 /// Where an invitation stands.
 #[derive(Debug)]
 pub enum InvitationState {

@@ -9,8 +9,8 @@ pub use complete::{
     ConsentError, ConsentFlow, ConsentOutcome, choose_prompt, complete_consent, start_consent,
 };
 pub use invitation::{
-    InvitationState, InvitationToken, NewInvitationRequest, create_invitation, find_invitation,
-    parse_expected_tenant,
+    InvitationState, InvitationToken, NewInvitationRequest, consent_link, create_invitation,
+    create_reconsent_invitation, find_invitation, parse_expected_tenant,
 };
 
 /// The vault purpose of a partner's refresh token; the row is the partner tenant id.

@@ -55,11 +55,21 @@ pub async fn run_once(app: &App, now: OffsetDateTime) -> anyhow::Result<Delivery
             .collect()
             .await;
         for outcome in outcomes {
-            match outcome {
-                Outcome::Delivered => summary.delivered += 1,
-                Outcome::Retrying => summary.retrying += 1,
-                Outcome::Failed => summary.failed += 1,
-            }
+            let label = match outcome {
+                Outcome::Delivered => {
+                    summary.delivered += 1;
+                    "delivered"
+                }
+                Outcome::Retrying => {
+                    summary.retrying += 1;
+                    "retrying"
+                }
+                Outcome::Failed => {
+                    summary.failed += 1;
+                    "failed"
+                }
+            };
+            metrics::counter!("samgate_webhook_deliveries_total", "outcome" => label).increment(1);
         }
         if !full {
             return Ok(summary);

@@ -239,11 +239,14 @@ async fn consent_pages_reveal_nothing_about_other_partners() {
 
     let page = app.get(&contoso).await;
     assert_eq!(page.status(), 200);
-    assert_reveals_nothing_of_fabrikam("Contoso's invitation page", &page.text().await.unwrap());
+    assert_reveals_nothing_of_fabrikam(
+        "Contoso's invitation page",
+        &page.text().await.expect("page"),
+    );
 
     let used = app.get(&fabrikam).await;
     assert_eq!(used.status(), 410);
-    assert_reveals_nothing_of_fabrikam("the used link", &used.text().await.unwrap());
+    assert_reveals_nothing_of_fabrikam("the used link", &used.text().await.expect("page"));
 
     // Fabrikam's admin signs in on Contoso's tenant-bound link: refused without naming either
     // (when the emulated Microsoft lets the sign-in reach samgate at all).
@@ -264,7 +267,7 @@ async fn consent_pages_reveal_nothing_about_other_partners() {
     let contoso = app.invite("Contoso", None).await;
     let done = app.consent_as(&contoso, DEMO_CONTOSO_ADMIN).await;
     assert_eq!(done.status(), 200);
-    assert_reveals_nothing_of_fabrikam("Contoso's success page", &done.text().await.unwrap());
+    assert_reveals_nothing_of_fabrikam("Contoso's success page", &done.text().await.expect("page"));
 }
 
 /// Opens a raw connection and returns it with the server's address.

@@ -722,3 +722,61 @@ async fn the_openapi_document_describes_every_api_route_and_its_page_renders() {
     assert!(html.contains("/api/v1/partners/{partner_tid}/partner-center/{path}"));
     assert!(!html.contains("<script"), "no script, no CDN");
 }
+
+#[tokio::test]
+async fn a_backend_gets_a_reconsent_link_for_a_partner_that_lost_its_consent() {
+    let app = TestApp::spawn().await;
+    consented(&app).await;
+    let key = api_key(&app, "billing", None, false).await;
+    let reader = api_key(&app, "reader", None, true).await;
+    app.microsoft().revoke_refresh_tokens(DEMO_CONTOSO_ADMIN);
+    assert_eq!(
+        call(&app, &key, reqwest::Method::GET, &pc("v1/customers?size=1"))
+            .await
+            .status(),
+        409
+    );
+
+    let path = format!("/api/v1/partners/{DEMO_CONTOSO}/reconsent-invitation");
+    let refused = app
+        .client
+        .post(app.url(&path))
+        .bearer_auth(&reader)
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(
+        refused.status(),
+        403,
+        "read-only keys cannot create invitations"
+    );
+    let created = app
+        .client
+        .post(app.url(&path))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(created.status(), 201);
+    let body: serde_json::Value = created.json().await.expect("json");
+    let url = body["url"].as_str().expect("url");
+    let link = url.trim_start_matches(&app.address).to_owned();
+    assert!(link.starts_with("/consent/sgi_"));
+
+    // The partner's admin uses it: the same partner is healthy again, with a new grant.
+    let response = app.consent_as(&link, DEMO_CONTOSO_ADMIN).await;
+    assert_eq!(response.status(), 200);
+    assert!(
+        response
+            .text()
+            .await
+            .expect("page")
+            .contains("Connection renewed")
+    );
+    assert_eq!(
+        call(&app, &key, reqwest::Method::GET, &pc("v1/customers?size=1"))
+            .await
+            .status(),
+        200
+    );
+}

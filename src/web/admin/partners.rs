@@ -16,7 +16,7 @@ use crate::app::AppState;
 use crate::broker::BrokerError;
 use crate::db;
 use crate::db::staff::{PartnerFilter, PartnerRow};
-use crate::onboarding::{self, NewInvitationRequest};
+use crate::onboarding;
 use crate::web::errors::{PageError, render};
 
 const PAGE_SIZE: i64 = 50;
@@ -511,43 +511,17 @@ pub async fn invite_partner_again(
     staff: CurrentStaff,
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
-    let id = Uuid::parse_str(&id).map_err(|_| partner_not_found())?;
-    let partner = db::partners::find(&state.pool, id)
-        .await
-        .map_err(PageError::internal)?
-        .ok_or_else(partner_not_found)?;
-    let login_hint = db::staff::grant_facts(&state.pool, id)
-        .await
-        .map_err(PageError::internal)?
-        .and_then(|g| g.consented_by_upn);
-    let now = state.clock.now();
-    let actor = staff.actor();
-    let tenant = partner.tenant_id.to_string();
-    let (invitation, token) = onboarding::create_invitation(
+    let partner = find_partner(&state, &id).await?;
+    let (invitation, token) = onboarding::create_reconsent_invitation(
         &state.pool,
-        &NewInvitationRequest {
-            partner_name: &partner.display_name,
-            expected_tenant: Some(&tenant),
-            login_hint: login_hint.as_deref(),
-            partner_id: Some(partner.id),
-            ttl: state.config.invitation_ttl,
-            created_by: &actor,
-        },
-        now,
+        partner.id,
+        &staff.actor(),
+        state.config.invitation_ttl,
+        state.clock.now(),
     )
     .await
-    .map_err(PageError::internal)?;
-    // create_invitation's own event has no partner; this one puts the request in its trail.
-    db::audit::record(
-        &state.pool,
-        &actor,
-        "partner.reconsent_requested",
-        Some(partner.tenant_id),
-        serde_json::json!({ "invitation_id": invitation.id }),
-        now,
-    )
-    .await
-    .map_err(PageError::internal)?;
+    .map_err(PageError::internal)?
+    .ok_or_else(partner_not_found)?;
     Ok(render(&InvitationCreatedPage {
         frame: staff.frame("partners"),
         partner_name: partner.display_name,

@@ -44,11 +44,7 @@ pub fn consent_link(
     state: &crate::app::AppState,
     token: &crate::onboarding::InvitationToken,
 ) -> String {
-    format!(
-        "{}/consent/{}",
-        state.config.public_url.as_str().trim_end_matches('/'),
-        token.expose()
-    )
+    crate::onboarding::consent_link(&state.config.public_url, token)
 }
 
 /// `2026-11-28 14:03 UTC`.

@@ -5,6 +5,7 @@ mod docs;
 mod offboard;
 mod partners;
 mod proxy;
+mod reconsent;
 
 use axum::Router;
 use axum::extract::FromRequestParts;
@@ -29,6 +30,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/api/v1/partners/{partner_tid}/offboard",
             post(offboard::offboard_partner),
+        )
+        .route(
+            "/api/v1/partners/{partner_tid}/reconsent-invitation",
+            post(reconsent::create_reconsent_invitation),
         )
         .route(
             "/api/v1/partners/{partner_tid}/partner-center/{*path}",
