@@ -72,17 +72,18 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 # ---------------------------------------------------------------------------------------------
 # Processes we start, and their clean-up (only these pids, never by name)
 # ---------------------------------------------------------------------------------------------
-SG_PID='' EMU_PID='' NGINX_PID='' SAMPLER_PID=''
+SG_PID='' EMU_PID='' NGINX_PID='' SAMPLER_PID='' SCRAPER_PID='' HOLD_PID=''
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 pg_stop() { [ -f "$WORK/pg/data/postmaster.pid" ] && as_pg "$PGBIN/pg_ctl" -D "$WORK/pg/data" -m fast -w stop >/dev/null 2>&1 || true; }
 cleanup() {
     set +e
-    for pid in $SAMPLER_PID $NGINX_PID $SG_PID $EMU_PID; do
+    for pid in $HOLD_PID $SAMPLER_PID $SCRAPER_PID $NGINX_PID $SG_PID $EMU_PID; do
         kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
     done
     pg_stop
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT
 
 # A previous run's leftovers (only our own work directory).
 if [ -d "$WORK" ]; then
@@ -238,14 +239,37 @@ for _ in $(seq 100); do curl -s -o /dev/null "$NGX/" && break; sleep 0.1; done
 for url in "$SMALL_NGX" ; do [ "$(curl -s -o /dev/null -w '%{http_code}' "$url")" = 200 ] || die "nginx: $url"; done
 [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "$SMALL_EMU")" = 200 ] || die "direct call refused"
 
-# wrk_json TARGET_URL AUTH THREADS CONNECTIONS SECONDS [RATE_PER_THREAD]: one load run -> JSON.
+# CPU time (user + system, clock ticks) of a process and its children's threads, e.g. nginx's
+# workers (children found through /proc, never by name).
+cpu_ticks() {
+    local total=0 pid
+    for pid in "$@"; do
+        [ -r "/proc/$pid/stat" ] || continue
+        total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+    done
+    echo "$total"
+}
+nginx_pids() { echo "$NGINX_PID" $(cat /proc/"$NGINX_PID"/task/*/children 2>/dev/null); }
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+hold() { # keep everything running for manual profiling (BENCH_HOLD=setup|end)
+    { echo "SG_PID=$SG_PID EMU_PID=$EMU_PID NGINX_PID=$NGINX_PID"; echo "KEY=$KEY"; echo "TOKEN=$TOKEN"; echo "PC=$PC"; echo "CUSTOMER=$CUSTOMER"; } >"$WORK/hold.env"
+    log "holding (BENCH_HOLD=$BENCH_HOLD): see $WORK/hold.env; kill $$ to stop"
+    sleep infinity &
+    HOLD_PID=$!
+    wait "$HOLD_PID"
+}
+# wrk_json TARGET_URL AUTH THREADS CONNECTIONS SECONDS [RATE_PER_THREAD]: one load run -> JSON,
+# with the CPU time samgate, nginx and the emulator spent per request during the run.
 wrk_json() {
-    local out
+    local out s0 n0 e0
     curl -sf -X DELETE "$EMU/_emulator/requests" >/dev/null # the emulator records every request
+    s0=$(cpu_ticks "$SG_PID"); n0=$(cpu_ticks $(nginx_pids)); e0=$(cpu_ticks "$EMU_PID")
     out=$(BENCH_AUTH=$2 BENCH_RATE_PER_THREAD=${6:-} wrk -t"$3" -c"$4" -d"$5"s --timeout 10s --latency \
         -s "$BENCH/wrk/report.lua" "$1")
     echo "$out" >>"$WORK/wrk.log"
-    echo "$out" | sed -n 's/^JSON //p'
+    echo "$out" | sed -n 's/^JSON //p' | jq -c --argjson s "$(($(cpu_ticks "$SG_PID") - s0))" \
+        --argjson n "$(($(cpu_ticks $(nginx_pids)) - n0))" --argjson e "$(($(cpu_ticks "$EMU_PID") - e0))" --argjson t "$TICK_US" \
+        '. + {cpu_us_per_req: {samgate: ($s * $t / .requests | floor), nginx: ($n * $t / .requests | floor), emulator: ($e * $t / .requests | floor)}}'
 }
 auth_for() {
     case $1 in
@@ -261,6 +285,8 @@ url_for() { # TARGET PATH_AND_QUERY (Partner Center path without the leading sla
         samgate) echo "$PC/$2" ;;
     esac
 }
+
+[ "${BENCH_HOLD:-}" = setup ] && hold
 
 # ---------------------------------------------------------------------------------------------
 # 9. Scenarios 1 and 2: small GET at saturation, two interleaved rounds; the second samgate run
@@ -282,7 +308,7 @@ for round in 1 2; do
         log "small GET, $target, round $round: wrk -t2 -c$CONC -d${DURATION}s"
         R=$(wrk_json "$(url_for $target 'v1/customers?size=1')" "$(auth_for $target)" 2 "$CONC" "$DURATION")
         put "small_${target}_r$round" "$R"
-        log "  $(echo "$R" | jq -c '{rps, p50_ms, p99_ms, err_status}')"
+        log "  $(echo "$R" | jq -c '{rps, p50_ms, p99_ms, err_status, cpu_us_per_req}')"
         if [ "$target" = samgate ] && [ "$round" = 2 ]; then
             sleep 1.5 # the call-record writer gathers for up to 200 ms
             AFTER=$(db_snapshot)
@@ -297,7 +323,8 @@ for round in 1 2; do
                  tup_inserted: ($a.tup_inserted - $b.tup_inserted),
                  statements: $s,
                  record_batches: ([$s[] | select(.query | test("INSERT INTO proxy_calls")) | .calls] | add // 0),
-                 other_statements: ([$s[] | select(.query | test("INSERT INTO proxy_calls|^(BEGIN|COMMIT)") | not) | .calls] | add // 0)}
+                 batch_writer_statements: ([$s[] | select(.query | test("INSERT INTO proxy_calls|^UPDATE grants SET last_used_at|^(BEGIN|COMMIT)$")) | .calls] | add // 0),
+                 other_statements: ([$s[] | select(.query | test("INSERT INTO proxy_calls|^UPDATE grants SET last_used_at|^(BEGIN|COMMIT)$") | not) | .calls] | add // 0)}
                 | . + {other_statements_per_request: (.other_statements / .proxied_requests),
                        xact_commit_per_request: (.xact_commit / .proxied_requests),
                        tup_returned_per_request: (.tup_returned / .proxied_requests)}')"
@@ -311,11 +338,14 @@ put rss_after_small_kb "$(rss_kb "$SG_PID" VmRSS)"
 SAT=$(jq '[.small_samgate_r1.rps, .small_samgate_r2.rps] | max' "$RESULTS")
 HALF=$(jq -n --argjson s "$SAT" '($s / 2) | floor')
 PER_THREAD=$(jq -n --argjson h "$HALF" '$h / 2')
-for target in direct nginx samgate; do
-    log "small GET at half saturation ($HALF req/s), $target"
-    R=$(wrk_json "$(url_for $target 'v1/customers?size=1')" "$(auth_for $target)" 2 16 "$DURATION" "$PER_THREAD")
-    put "half_$target" "$R"
-    log "  $(echo "$R" | jq -c '{rps, p50_ms, p99_ms, err_status}')"
+HALF_SECS=$((DURATION * 2 / 3))
+for round in 1 2; do
+    for target in direct nginx samgate; do
+        log "small GET at half saturation ($HALF req/s), $target, round $round: wrk -t2 -c16 -d${HALF_SECS}s, paced"
+        R=$(wrk_json "$(url_for $target 'v1/customers?size=1')" "$(auth_for $target)" 2 16 "$HALF_SECS" "$PER_THREAD")
+        put "half_${target}_r$round" "$R"
+        log "  $(echo "$R" | jq -c '{rps, p50_ms, p99_ms, err_status, cpu_us_per_req}')"
+    done
 done
 
 # ---------------------------------------------------------------------------------------------
@@ -348,6 +378,31 @@ for size in small 1048576 20971520; do
         log "  $(echo "$R" | jq -c '{rps, mb_per_sec, p50_ms, p99_ms, err_status, samgate_vmhwm_kb, samgate_sampled_peak_rss_kb}')"
     done
 done
+
+# ---------------------------------------------------------------------------------------------
+# 10b. Scenario 8: soak at a steady, moderate rate (BENCH_SOAK_RATE, default 1000 req/s, well below
+#      saturation, as production mostly runs), /metrics scraped every 15 s like Prometheus would.
+#      Runs before the seeding: the emulator slows down once it holds 10,000 extra tenants.
+# ---------------------------------------------------------------------------------------------
+SOAK_RATE=${BENCH_SOAK_RATE:-1000}
+log "soak: ${SOAK}s of small GETs at $SOAK_RATE req/s (RSS every 5 s, /metrics every 15 s)"
+INSERT_TEXTS_BEFORE=$(sql "SELECT count(*) FROM pg_stat_statements WHERE query LIKE 'INSERT INTO proxy_calls%'")
+( for _ in $(seq $((SOAK / 5 + 1))); do rss_kb "$SG_PID" VmRSS; sleep 5; done ) >"$WORK/soak.rss" &
+SAMPLER_PID=$!
+( while :; do sleep 15; curl -s -o /dev/null "$SG/metrics"; done ) &
+SCRAPER_PID=$!
+R=$(wrk_json "$SMALL_SG" "Bearer $KEY" 2 16 "$SOAK" "$((SOAK_RATE / 2))")
+wait "$SAMPLER_PID" 2>/dev/null || true
+kill "$SCRAPER_PID" 2>/dev/null; wait "$SCRAPER_PID" 2>/dev/null || true
+SAMPLER_PID=''
+# The call-record writer's INSERT has one text per batch size (VALUES lists): count the distinct
+# texts PostgreSQL saw, and the private memory of samgate's PostgreSQL backends.
+INSERT_TEXTS=$(($(sql "SELECT count(*) FROM pg_stat_statements WHERE query LIKE 'INSERT INTO proxy_calls%'") - INSERT_TEXTS_BEFORE))
+BACKEND_ANON=$(for p in $(sql "SELECT pid FROM pg_stat_activity WHERE datname = 'samgate' AND pid <> pg_backend_pid()"); do
+    awk '/RssAnon/ {print $2}' "/proc/$p/status" 2>/dev/null; done | jq -s '{backends: length, anon_kb_total: add, anon_kb_max: max}')
+put soak "$(echo "$R" | jq --argjson rss "$(jq -s . "$WORK/soak.rss")" --argjson texts "$INSERT_TEXTS" --argjson pg "$BACKEND_ANON" \
+    '{rate: '"$SOAK_RATE"', rps, p50_ms, p99_ms, err_status, cpu_us_per_req, rss_kb_every_5s: $rss, new_insert_statement_texts: $texts, pg_backends: $pg}')"
+log "  $(jq -c '.soak | del(.rss_kb_every_5s)' "$RESULTS"); RSS $(jq -c '.soak.rss_kb_every_5s' "$RESULTS")"
 
 # ---------------------------------------------------------------------------------------------
 # 11. Scenarios 5 and 6: 100,000 partners with sealed grants; the first $EMULATED are tenants the
@@ -402,8 +457,9 @@ sweep() { # FIRST LAST LABEL
           db_exec_ms: $dbms, db_ms_per_grant: ($dbms / $n), token_calls: $tokens}')"
     log "  $(jq -c ".sweep_$3" "$RESULTS")"
 }
-sweep 1 1000 1k
-sweep 1001 5000 4k
+SWEEP_SMALL=$((EMULATED / 10))
+sweep 1 "$SWEEP_SMALL" small
+sweep $((SWEEP_SMALL + 1)) "$EMULATED" large
 
 # ---------------------------------------------------------------------------------------------
 # 12. Scenario 8: 10,000 cached access tokens (one proxied Graph call per emulated partner)
@@ -449,18 +505,14 @@ admin_p50 q_rare "/admin/partners?q=Cedar%20Labs%20012"
 admin_p50 q_none "/admin/partners?q=no-such-partner"
 admin_p50 status "/admin/partners?status=needs_consent"
 admin_p50 status_page500 "/admin/partners?status=healthy&after=$AFTER_500"
+# The statement behind the slowest variant (db::staff::list_partners with q=Nimbus), for the record.
+"${PSQL[@]}" -d samgate -c "EXPLAIN (ANALYZE, BUFFERS) SELECT p.id, p.tenant_id, p.display_name, p.domain, p.status,
+     p.status_reason, p.status_code, p.status_changed_at, g.refreshed_at, g.last_used_at
+     FROM partners p LEFT JOIN grants g ON g.partner_id = p.id
+     WHERE TRUE AND (p.display_name ILIKE '%Nimbus%' OR p.domain ILIKE '%Nimbus%') ORDER BY p.display_name, p.id LIMIT 51" \
+    >"$WORK/explain-admin-q.txt"
+put admin_q_plan_ms "$(awk '/Execution Time/ {print $3}' "$WORK/explain-admin-q.txt")"
 
-# ---------------------------------------------------------------------------------------------
-# 14. Scenario 8: soak at half saturation, RSS sampled
-# ---------------------------------------------------------------------------------------------
-log "soak: ${SOAK}s of small GETs at $HALF req/s"
-( for _ in $(seq $((SOAK / 5 + 1))); do rss_kb "$SG_PID" VmRSS; sleep 5; done ) >"$WORK/soak.rss" &
-SAMPLER_PID=$!
-R=$(wrk_json "$SMALL_SG" "Bearer $KEY" 2 16 "$SOAK" "$PER_THREAD")
-wait "$SAMPLER_PID" 2>/dev/null || true
-SAMPLER_PID=''
-put soak "$(echo "$R" | jq --argjson rss "$(jq -s . "$WORK/soak.rss")" '{rps, p50_ms, p99_ms, err_status, rss_kb_every_5s: $rss}')"
-put rss_end_kb "$(rss_kb "$SG_PID" VmRSS)"
 put total_secs "$(($(date +%s) - STARTED))"
 
 # ---------------------------------------------------------------------------------------------
@@ -469,3 +521,5 @@ put total_secs "$(($(date +%s) - STARTED))"
 python3 "$BENCH/report.py" "$RESULTS" >"$WORK/results.md"
 cat "$WORK/results.md"
 log "done in $(($(date +%s) - STARTED)) s; results in $RESULTS and $WORK/results.md"
+[ "${BENCH_HOLD:-}" = end ] && hold
+exit 0

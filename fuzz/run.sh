@@ -27,13 +27,15 @@ fi
 flags=(--sanitizer "$sanitizer" --debug-assertions)
 
 "${fuzz[@]}" build "${flags[@]}"
+# Run the built binaries directly: `cargo fuzz run` would rebuild whenever src/ changed meanwhile.
+bin_dir="target/$(rustc -vV | sed -n 's/^host: //p')/release"
 failed=()
 for target in "${targets[@]}"; do
-  mkdir -p "work/$target"
+  mkdir -p "work/$target" "artifacts/$target"
   echo "== $target: ${seconds}s"
-  if ! "${fuzz[@]}" run "${flags[@]}" "$target" "work/$target" "corpus/$target" -- \
-      -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=16384 \
-      -print_final_stats=1; then
+  if ! "$bin_dir/$target" "work/$target" "corpus/$target" \
+      -artifact_prefix="artifacts/$target/" -max_total_time="$seconds" -timeout=10 \
+      -rss_limit_mb=2048 -max_len=16384 -print_final_stats=1; then
     failed+=("$target")
   fi
 done

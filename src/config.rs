@@ -25,6 +25,9 @@ pub struct Config {
     pub public_url: Url,
     /// `SAMGATE_LOG_FORMAT`: `text` (default) or `json`.
     pub log_format: LogFormat,
+    /// `SAMGATE_TRUSTED_PROXIES`: comma-separated addresses or CIDRs of the reverse proxies in
+    /// front of samgate, whose `X-Forwarded-For` is believed (sign-in throttling per address).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// `SAMGATE_METRICS_LISTEN`: serve `/metrics` on this address only (e.g. `127.0.0.1:9090`)
     /// instead of on the public listener.
     pub metrics_listen: Option<SocketAddr>,
@@ -314,6 +317,7 @@ impl Config {
             env.problem("SAMGATE_PUBLIC_URL must be an http or https URL".into());
         }
         let log_format = env.optional("SAMGATE_LOG_FORMAT", LogFormat::Text, "text or json");
+        let trusted_proxies = read_trusted_proxies(&mut env);
         let metrics_listen = env.maybe(
             "SAMGATE_METRICS_LISTEN",
             "an address and port such as 127.0.0.1:9090",
@@ -350,6 +354,7 @@ impl Config {
                 public_url,
                 log_format,
                 metrics_listen,
+                trusted_proxies,
                 max_body_bytes,
                 request_timeout,
                 cpv_name,
@@ -502,6 +507,27 @@ fn read_lifecycle(env: &mut EnvReader<'_>) -> LifecycleConfig {
         proxy_call_retention: days(env, "SAMGATE_PROXY_CALL_RETENTION_DAYS", 30),
         webhook_retention: days(env, "SAMGATE_WEBHOOK_RETENTION_DAYS", 30),
     }
+}
+
+fn read_trusted_proxies(env: &mut EnvReader<'_>) -> Vec<ipnet::IpNet> {
+    let text = env.optional(
+        "SAMGATE_TRUSTED_PROXIES",
+        String::new(),
+        "addresses or CIDRs",
+    );
+    let mut nets = Vec::new();
+    for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let parsed = item
+            .parse::<ipnet::IpNet>()
+            .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
+        match parsed {
+            Ok(net) => nets.push(net),
+            Err(_) => env.problem(format!(
+                "SAMGATE_TRUSTED_PROXIES is malformed: `{item}` is not an address or CIDR"
+            )),
+        }
+    }
+    nets
 }
 
 fn read_proxy(env: &mut EnvReader<'_>) -> ProxyConfig {

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod api;
 pub mod assets;
+pub mod client_ip;
 pub mod consent;
 pub mod errors;
 pub mod health;
@@ -13,7 +14,6 @@ mod middleware;
 pub mod sessions;
 
 use std::future::Future;
-use std::net::SocketAddr;
 
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, Request, StatusCode};
@@ -155,18 +155,99 @@ fn show_panic(_payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
     PageError::internal("a handler panicked").into_response()
 }
 
+/// A client must send a request's headers within this time (slowloris), and an idle keep-alive
+/// connection is closed after it.
+const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Connections beyond this are closed at once rather than queued (many idle connections).
+const MAX_CONNECTIONS: usize = 4096;
+/// In-flight requests get this long to finish at shutdown.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Serves `router` on `listener` until `shutdown` resolves, then drains in-flight requests.
+/// Unlike `axum::serve`, connections have a header-read timeout, HTTP/2 keep-alive pings and a cap
+/// on their number, so slow or idle clients cannot pile up.
 pub async fn serve(
     router: Router,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
+    use hyper_util::server::graceful::GracefulShutdown;
+    use hyper_util::service::TowerToHyperService;
+    use tower::ServiceExt;
+
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(std::time::Duration::from_secs(30)))
+        .keep_alive_timeout(std::time::Duration::from_secs(10))
+        .max_concurrent_streams(256);
+    let graceful = GracefulShutdown::new();
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %err, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let service =
+            router
+                .clone()
+                .map_request(move |mut request: Request<hyper::body::Incoming>| {
+                    request
+                        .extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
+                    request
+                });
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            // The protocol sniffing of the auto builder waits for the first bytes without a
+            // timer: a connection that stays silent is closed here instead.
+            let mut first = [0u8; 1];
+            if !matches!(
+                tokio::time::timeout(HEADER_READ_TIMEOUT, stream.peek(&mut first)).await,
+                Ok(Ok(1..))
+            ) {
+                drop(slot);
+                return;
+            }
+            let connection = builder.serve_connection_with_upgrades(
+                TokioIo::new(stream),
+                TowerToHyperService::new(service),
+            );
+            let _ = watcher.watch(connection.into_owned()).await;
+            drop(slot);
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(DRAIN_TIMEOUT) => {
+            tracing::warn!("shutdown: connections still open after the drain timeout");
+        }
+    }
+    Ok(())
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

@@ -19,6 +19,10 @@ impl Instance {
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .expect("free port");
+        #[expect(
+            clippy::zombie_processes,
+            reason = "the child is killed and waited for in Instance::kill, also on drop"
+        )]
         let child = Command::new(env!("CARGO_BIN_EXE_samgate"))
             .arg("serve")
             .env_clear()
@@ -93,7 +97,7 @@ async fn three_instances_share_tokens_keys_and_revocations_and_survive_losing_on
         .expect("key");
     let key = key.expose_secret().to_owned();
 
-    let mut instances = vec![
+    let mut instances = [
         Instance::start(&app).await,
         Instance::start(&app).await,
         Instance::start(&app).await,

@@ -393,6 +393,7 @@ pub struct LoginForm {
 pub async fn log_in(
     State(state): State<AppState>,
     connect: Result<ConnectInfo<SocketAddr>, axum::extract::rejection::ExtensionRejection>,
+    headers: axum::http::HeaderMap,
     session: Session,
     form: Result<axum::Form<LoginForm>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, PageError> {
@@ -404,7 +405,8 @@ pub async fn log_in(
         )
     })?;
     // Without connect info (a misconfigured server) every client shares one address bucket.
-    let address = connect.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(a)| a.ip());
+    let peer = connect.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(a)| a.ip());
+    let address = crate::web::client_ip::client_ip(peer, &headers, &state.config.trusted_proxies);
     let now = state.clock.now();
     let return_to = ReturnPath::parse(&form.return_to).unwrap_or_else(ReturnPath::dashboard);
     let password = SecretString::from(form.password);
