@@ -223,32 +223,6 @@ async fn two_workers_on_one_database_refresh_each_grant_exactly_once_per_cycle()
     assert_eq!(health(&app, DEMO_FABRIKAM).await.status, "healthy");
 }
 
-async fn api_key(
-    app: &TestApp,
-    name: &str,
-    partners: Option<Vec<Uuid>>,
-    read_only: bool,
-) -> String {
-    let now = app.app.clock.now();
-    let client = samgate::api_keys::create_client(
-        &app.pool,
-        samgate::api_keys::NewClient {
-            name,
-            description: None,
-            partners,
-            read_only,
-            created_by: "test",
-        },
-        now,
-    )
-    .await
-    .expect("client");
-    let (_, key) = samgate::api_keys::issue_key(&app.pool, client.id, None, "test", now)
-        .await
-        .expect("key");
-    key.expose_secret().to_owned()
-}
-
 fn contoso_customer(n: u128) -> Uuid {
     Uuid::from_u128(0xc0570000_0000_4000_8000_000000000000 | (0xc0 << 8) | n)
 }
@@ -317,7 +291,9 @@ async fn offboarding_removes_app_consents_destroys_the_grant_and_the_proxy_answe
     // One customer has the app consented, the other does not (its removal answers 404).
     app.microsoft()
         .grant_app_consent(contoso_customer(1), DEMO_CLIENT_ID);
-    let key = api_key(&app, "provisioning", Some(vec![DEMO_CONTOSO]), false).await;
+    let key = app
+        .api_key("provisioning", Some(vec![DEMO_CONTOSO]), false)
+        .await;
     let proxied = app
         .client
         .get(app.url(&format!(
@@ -331,14 +307,14 @@ async fn offboarding_removes_app_consents_destroys_the_grant_and_the_proxy_answe
     app.invite_with("Contoso", None, Some(partner_id)).await;
 
     // Read-only keys and keys for other partners cannot offboard.
-    let reader = api_key(&app, "reader", Some(vec![DEMO_CONTOSO]), true).await;
+    let reader = app.api_key("reader", Some(vec![DEMO_CONTOSO]), true).await;
     assert_eq!(
         offboard(&app, &reader, serde_json::json!({}))
             .await
             .status(),
         403
     );
-    let other = api_key(&app, "other", Some(vec![DEMO_FABRIKAM]), false).await;
+    let other = app.api_key("other", Some(vec![DEMO_FABRIKAM]), false).await;
     assert_eq!(
         offboard(&app, &other, serde_json::json!({})).await.status(),
         403

@@ -6,27 +6,6 @@ use ms_emulator::{DEMO_CONTOSO, DEMO_CONTOSO_ADMIN};
 
 use crate::harness::TestApp;
 
-async fn key_for_all(app: &TestApp, name: &str) -> String {
-    let now = app.app.clock.now();
-    let client = samgate::api_keys::create_client(
-        &app.pool,
-        samgate::api_keys::NewClient {
-            name,
-            description: None,
-            partners: None,
-            read_only: false,
-            created_by: "test",
-        },
-        now,
-    )
-    .await
-    .expect("client");
-    let (_, key) = samgate::api_keys::issue_key(&app.pool, client.id, None, "test", now)
-        .await
-        .expect("key");
-    key.expose_secret().to_owned()
-}
-
 #[tokio::test]
 async fn metrics_count_requests_by_route_template_upstream_latency_tokens_and_partner_health() {
     let app = TestApp::spawn().await;
@@ -37,7 +16,7 @@ async fn metrics_count_requests_by_route_template_upstream_latency_tokens_and_pa
             .status(),
         200
     );
-    let key = key_for_all(&app, "metrics").await;
+    let key = app.api_key("metrics", None, false).await;
     let path = format!("/api/v1/partners/{DEMO_CONTOSO}/partner-center/v1/customers?size=1");
     let response = app
         .client
@@ -85,7 +64,7 @@ async fn a_whole_journey_leaves_no_secret_in_the_logs() {
     let invitation = app.invite("Contoso", None).await;
     let consent = app.consent_as(&invitation, DEMO_CONTOSO_ADMIN).await;
     assert_eq!(consent.status(), 200);
-    let key = key_for_all(&app, "journey").await;
+    let key = app.api_key("journey", None, false).await;
     let path = format!("/api/v1/partners/{DEMO_CONTOSO}/partner-center/v1/customers?size=1");
     assert_eq!(
         app.client
@@ -219,8 +198,8 @@ async fn with_the_database_down_cached_calls_keep_serving_others_fail_fast_and_a
             .status(),
         200
     );
-    let key = key_for_all(&app, "warm").await;
-    let cold_key = key_for_all(&app, "cold").await;
+    let key = app.api_key("warm", None, false).await;
+    let cold_key = app.api_key("cold", None, false).await;
     app.settle_key_changes().await;
     let path = format!("/api/v1/partners/{DEMO_CONTOSO}/partner-center/v1/customers?size=1");
     let call = |key: String| {

@@ -8,33 +8,6 @@ use uuid::Uuid;
 
 use crate::harness::TestApp;
 
-/// Creates an API client and returns a fresh key for it.
-async fn api_key(
-    app: &TestApp,
-    name: &str,
-    partners: Option<Vec<Uuid>>,
-    read_only: bool,
-) -> String {
-    let now = app.app.clock.now();
-    let client = samgate::api_keys::create_client(
-        &app.pool,
-        samgate::api_keys::NewClient {
-            name,
-            description: None,
-            partners,
-            read_only,
-            created_by: "test",
-        },
-        now,
-    )
-    .await
-    .expect("create client");
-    let (_, key) = samgate::api_keys::issue_key(&app.pool, client.id, None, "test", now)
-        .await
-        .expect("issue key");
-    key.expose_secret().to_owned()
-}
-
 async fn consented(app: &TestApp) {
     let invitation = app.invite("Contoso", None).await;
     assert_eq!(
@@ -72,7 +45,7 @@ fn customer_of_fabrikam() -> Uuid {
 async fn a_backend_lists_a_partners_customers_through_the_proxy() {
     let app = TestApp::spawn().await;
     consented(&app).await;
-    let key = api_key(&app, "billing", None, false).await;
+    let key = app.api_key("billing", None, false).await;
     let response = app
         .client
         .get(app.url(&pc("v1/customers?size=1")))
@@ -117,7 +90,7 @@ async fn a_backend_lists_a_partners_customers_through_the_proxy() {
 async fn the_callers_credentials_and_hop_by_hop_headers_never_reach_microsoft() {
     let app = TestApp::spawn().await;
     consented(&app).await;
-    let key = api_key(&app, "billing", None, false).await;
+    let key = app.api_key("billing", None, false).await;
     let response = app
         .client
         .get(app.url(&pc("v1/customers?size=1")))
@@ -157,8 +130,10 @@ async fn the_callers_credentials_and_hop_by_hop_headers_never_reach_microsoft() 
 async fn keys_are_scoped_to_partners_and_read_only_clients_cannot_write() {
     let app = TestApp::spawn().await;
     consented(&app).await;
-    let only_fabrikam = api_key(&app, "fabrikam-only", Some(vec![DEMO_FABRIKAM]), false).await;
-    let reader = api_key(&app, "reader", Some(vec![DEMO_CONTOSO]), true).await;
+    let only_fabrikam = app
+        .api_key("fabrikam-only", Some(vec![DEMO_FABRIKAM]), false)
+        .await;
+    let reader = app.api_key("reader", Some(vec![DEMO_CONTOSO]), true).await;
 
     let response = call(
         &app,
@@ -250,7 +225,7 @@ async fn unknown_missing_and_malformed_keys_get_401_with_www_authenticate() {
 async fn path_traversal_and_absolute_url_attempts_are_refused_before_any_upstream_call() {
     let app = TestApp::spawn().await;
     consented(&app).await;
-    let key = api_key(&app, "billing", None, false).await;
+    let key = app.api_key("billing", None, false).await;
     // Sent raw, so no client-side URL normalisation hides what samgate receives.
     for raw in [
         "v1/../_emulator/counters",
@@ -312,7 +287,7 @@ async fn five_hundred_concurrent_calls_after_expiry_cause_exactly_one_refresh() 
         .spawn()
         .await;
     consented(&app).await;
-    let key = api_key(&app, "billing", None, false).await;
+    let key = app.api_key("billing", None, false).await;
     assert_eq!(
         call(&app, &key, reqwest::Method::GET, &pc("v1/customers?size=1"))
             .await
@@ -418,7 +393,7 @@ async fn a_refresh_rotates_the_stored_refresh_token_before_use_and_a_lost_rotati
 
     // samgate's next refresh still works with the old token (Microsoft does not revoke it), and
     // stores the newly rotated one.
-    let key = api_key(&app, "billing", None, false).await;
+    let key = app.api_key("billing", None, false).await;
     assert_eq!(
         call(&app, &key, reqwest::Method::GET, &pc("v1/customers?size=1"))
             .await
@@ -438,7 +413,7 @@ async fn a_refresh_rotates_the_stored_refresh_token_before_use_and_a_lost_rotati
 async fn a_revoked_consent_marks_the_partner_and_stops_calling_microsoft() {
     let app = TestApp::spawn().await;
     consented(&app).await;
-    let key = api_key(&app, "billing", None, false).await;
+    let key = app.api_key("billing", None, false).await;
     app.microsoft().revoke_refresh_tokens(DEMO_CONTOSO_ADMIN);
     let response = call(&app, &key, reqwest::Method::GET, &pc("v1/customers?size=1")).await;
     assert_eq!(response.status(), 409);
@@ -475,7 +450,7 @@ async fn a_revoked_consent_marks_the_partner_and_stops_calling_microsoft() {
 async fn a_throttled_partner_is_retried_within_the_budget_and_refused_beyond_it() {
     let app = TestApp::spawn().await;
     consented(&app).await;
-    let key = api_key(&app, "billing", None, false).await;
+    let key = app.api_key("billing", None, false).await;
     app.microsoft()
         .fail_next(Fault::path("/v1/customers").throttle(1).times(1));
     let response = app
@@ -516,7 +491,7 @@ async fn a_throttled_partner_is_retried_within_the_budget_and_refused_beyond_it(
 async fn server_errors_are_retried_for_reads_only_and_passed_through_marked_as_upstream() {
     let app = TestApp::spawn().await;
     consented(&app).await;
-    let key = api_key(&app, "billing", None, false).await;
+    let key = app.api_key("billing", None, false).await;
     app.microsoft()
         .fail_next(Fault::path("/v1/customers").status(500).times(1));
     assert_eq!(
@@ -548,7 +523,7 @@ async fn server_errors_are_retried_for_reads_only_and_passed_through_marked_as_u
 async fn a_twenty_megabyte_answer_streams_through() {
     let app = TestApp::spawn().await;
     consented(&app).await;
-    let key = api_key(&app, "billing", None, false).await;
+    let key = app.api_key("billing", None, false).await;
     let customer = customer_of_contoso(&app);
     let mut response = call(
         &app,
@@ -571,7 +546,7 @@ async fn a_twenty_megabyte_answer_streams_through() {
 async fn customer_graph_calls_need_the_app_consent_and_the_partners_access() {
     let app = TestApp::spawn().await;
     consented(&app).await;
-    let key = api_key(&app, "billing", None, false).await;
+    let key = app.api_key("billing", None, false).await;
     let customer = customer_of_contoso(&app);
     let path =
         format!("/api/v1/partners/{DEMO_CONTOSO}/customers/{customer}/graph/v1.0/users?$top=1");
@@ -613,7 +588,7 @@ async fn customer_graph_calls_need_the_app_consent_and_the_partners_access() {
 async fn a_token_microsoft_stops_accepting_is_dropped_and_replaced_once() {
     let app = TestApp::spawn().await;
     consented(&app).await;
-    let key = api_key(&app, "billing", None, false).await;
+    let key = app.api_key("billing", None, false).await;
     assert_eq!(
         call(&app, &key, reqwest::Method::GET, &pc("v1/customers?size=1"))
             .await
@@ -637,7 +612,7 @@ async fn a_token_microsoft_stops_accepting_is_dropped_and_replaced_once() {
 async fn every_proxied_call_is_recorded_without_bodies_or_tokens() {
     let app = TestApp::spawn().await;
     consented(&app).await;
-    let key = api_key(&app, "billing", None, false).await;
+    let key = app.api_key("billing", None, false).await;
     assert_eq!(
         call(&app, &key, reqwest::Method::GET, &pc("v1/customers?size=1"))
             .await
@@ -727,8 +702,8 @@ async fn the_openapi_document_describes_every_api_route_and_its_page_renders() {
 async fn a_backend_gets_a_reconsent_link_for_a_partner_that_lost_its_consent() {
     let app = TestApp::spawn().await;
     consented(&app).await;
-    let key = api_key(&app, "billing", None, false).await;
-    let reader = api_key(&app, "reader", None, true).await;
+    let key = app.api_key("billing", None, false).await;
+    let reader = app.api_key("reader", None, true).await;
     app.microsoft().revoke_refresh_tokens(DEMO_CONTOSO_ADMIN);
     assert_eq!(
         call(&app, &key, reqwest::Method::GET, &pc("v1/customers?size=1"))

@@ -88,6 +88,33 @@ impl TestApp {
         }
     }
 
+    /// Creates an API client (all partners when `partners` is `None`) and returns a new key.
+    pub async fn api_key(
+        &self,
+        name: &str,
+        partners: Option<Vec<uuid::Uuid>>,
+        read_only: bool,
+    ) -> String {
+        let now = self.app.clock.now();
+        let client = samgate::api_keys::create_client(
+            &self.pool,
+            samgate::api_keys::NewClient {
+                name,
+                description: None,
+                partners,
+                read_only,
+                created_by: "test",
+            },
+            now,
+        )
+        .await
+        .expect("create client");
+        let (_, key) = samgate::api_keys::issue_key(&self.pool, client.id, None, "test", now)
+            .await
+            .expect("issue key");
+        key.expose_secret().to_owned()
+    }
+
     /// The emulator's control handle.
     pub fn microsoft(&self) -> Control {
         self.emulator.control()
