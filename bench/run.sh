@@ -16,7 +16,8 @@
 #
 # Knobs (environment): BENCH_WORK (/tmp/samgate-bench), BENCH_DURATION (15 s per load run),
 # BENCH_CONCURRENCY (32), BENCH_PARTNERS (100000), BENCH_EMULATED (10000), BENCH_SOAK_SECS (60),
-# BENCH_SAMGATE_PORT/BENCH_EMU_PORT/BENCH_NGINX_PORT (18080/18081/18082), BENCH_SKIP_BUILD=1.
+# BENCH_SOAK_RATE (1000), BENCH_SAMGATE_PORT/BENCH_EMU_PORT/BENCH_NGINX_PORT (18080/18081/18082),
+# BENCH_SKIP_BUILD=1, BENCH_HOLD=setup|end (keep everything running for profiling).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)

@@ -411,13 +411,18 @@ impl Broker {
             authority_tenant: partner.tenant_id,
             resource: Resource::PartnerCenter,
         };
-        let slot = self
-            .slots
-            .get_with(key, async { Arc::new(RwLock::new(None)) })
-            .await;
-        let mut guard = slot.write().await;
-        let token = self.refresh(key, true).await?;
-        *guard = Some(token);
+        // Keep-alive refreshes grants nobody is using: update a cached token only if there is one,
+        // so a sweep over every partner does not fill memory with tokens (BENCHMARKS.md).
+        match self.slots.get(&key).await {
+            Some(slot) => {
+                let mut guard = slot.write().await;
+                let token = self.refresh(key, true).await?;
+                *guard = Some(token);
+            }
+            None => {
+                self.refresh(key, true).await?;
+            }
+        }
         Ok(())
     }
 
