@@ -963,6 +963,25 @@ async fn partner_pages_follow_the_keyset_without_overlap_or_gaps() {
         .await
         .expect("page");
     assert_eq!(partner_ids(&html).len(), 1);
+    // A text search over many matches pages the same way (trigram-first query plan).
+    let mut searched = Vec::new();
+    let mut next = Some("/admin/partners?q=onmicrosoft".to_owned());
+    while let Some(path) = next {
+        let html = browser.get(&path).await.text().await.expect("page");
+        searched.extend(partner_ids(&html));
+        next = link_href(&html, "id=\"next-page\"").map(|href| href.replace("&amp;", "&"));
+    }
+    let unique: std::collections::HashSet<_> = searched.iter().collect();
+    assert_eq!(unique.len(), searched.len(), "pages overlap");
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM partners WHERE domain ILIKE '%onmicrosoft%' OR display_name ILIKE '%onmicrosoft%'")
+        .fetch_one(&app.pool)
+        .await
+        .expect("count");
+    assert_eq!(
+        searched.len() as i64,
+        total,
+        "every match on exactly one page"
+    );
     let tenant: Uuid = sqlx::query_scalar("SELECT tenant_id FROM partners LIMIT 1")
         .fetch_one(&app.pool)
         .await
