@@ -65,8 +65,10 @@ pub struct LifecycleConfig {
     pub keepalive_interval: Duration,
     /// `SAMGATE_KEEPALIVE_CONCURRENCY`: refreshes in flight per instance (default 8).
     pub keepalive_concurrency: usize,
-    /// `SAMGATE_KEEPALIVE_JITTER_MS`: random delay before each refresh, up to this (default 2000),
-    /// so many partners do not hit Microsoft at the same instant.
+    /// `SAMGATE_KEEPALIVE_JITTER_MS`: random delay before each refresh, up to this (default 250),
+    /// so many partners do not hit Microsoft at the same instant. It is taken inside a concurrency
+    /// slot, so it also paces the sweep: 8 slots × 125 ms on average ≈ 64 refreshes/s, 100,000
+    /// grants in about 26 minutes (BENCHMARKS.md).
     pub keepalive_jitter: Duration,
     /// `SAMGATE_WEBHOOKS_ALLOW_PRIVATE`: let webhook URLs reach loopback, link-local and private
     /// addresses (default false: the SSRF guard refuses them).
@@ -486,7 +488,7 @@ fn read_lifecycle(env: &mut EnvReader<'_>) -> LifecycleConfig {
         keepalive_concurrency: keepalive_concurrency.max(1),
         keepalive_jitter: Duration::from_millis(env.optional(
             "SAMGATE_KEEPALIVE_JITTER_MS",
-            2000,
+            250,
             "milliseconds",
         )),
         webhooks_allow_private: env.optional(

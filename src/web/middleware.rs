@@ -54,14 +54,19 @@ pub fn make_request_span<B>(request: &axum::http::Request<B>) -> Span {
     )
 }
 
-/// Records the status and logs one line per request.
+/// Records the status and logs one line per request (see below for levels).
+/// Successes are logged at debug level: every request is already counted in the metrics and every
+/// proxied call is in `proxy_calls`, and a line per success cost ~15 % of the proxy's CPU in the
+/// benchmark (BENCHMARKS.md). Refusals and failures stay at info and above.
 pub fn on_response<B>(response: &axum::http::Response<B>, latency: Duration, span: &Span) {
-    span.record("http.status", response.status().as_u16());
-    tracing::info!(
-        http.status = response.status().as_u16(),
-        latency_ms = latency.as_millis() as u64,
-        "request finished"
-    );
+    let status = response.status().as_u16();
+    span.record("http.status", status);
+    let latency_ms = latency.as_millis() as u64;
+    if status < 400 {
+        tracing::debug!(http.status = status, latency_ms, "request finished");
+    } else {
+        tracing::info!(http.status = status, latency_ms, "request finished");
+    }
 }
 
 /// Logs the failure a handler returned, once, with the reference id the client was shown.

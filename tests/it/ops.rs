@@ -149,7 +149,8 @@ async fn json_logs_carry_the_route_template_and_request_id_in_stable_fields() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("start samgate serve");
-    let url = format!("http://127.0.0.1:{port}/healthz");
+    // Successes log at debug; a refused request (404) logs at info, with the same fields.
+    let url = format!("http://127.0.0.1:{port}/no-such-page");
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let mut answered = false;
     while std::time::Instant::now() < deadline && !answered {
@@ -159,7 +160,7 @@ async fn json_logs_carry_the_route_template_and_request_id_in_stable_fields() {
             .header("x-request-id", "ops-test-42")
             .send()
             .await
-            .is_ok_and(|r| r.status() == 200);
+            .is_ok_and(|r| r.status() == 404);
         if !answered {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -179,10 +180,12 @@ async fn json_logs_carry_the_route_template_and_request_id_in_stable_fields() {
         .collect();
     let request = lines
         .iter()
-        .find(|line| line["span"]["request.id"] == "ops-test-42")
+        .find(|line| {
+            line["span"]["request.id"] == "ops-test-42" && line["message"] == "request finished"
+        })
         .unwrap_or_else(|| panic!("no log line for the request: {stdout}"));
-    assert_eq!(request["span"]["http.route"], "/healthz");
-    assert_eq!(request["http.status"], 200);
+    assert_eq!(request["span"]["http.route"], "unmatched");
+    assert_eq!(request["http.status"], 404);
     assert!(request["timestamp"].is_string() && request["level"].is_string());
     assert!(!stdout.contains(ms_emulator::DEMO_CLIENT_SECRET));
     assert!(!stdout.contains(app.keks.trim_start_matches("1:")));
