@@ -49,6 +49,9 @@ pub struct Config {
     pub lifecycle: LifecycleConfig,
     /// `SAMGATE_APP_CONSENT_GRANTS`: what the CPV app asks for in customer tenants (admin UI).
     pub app_consent_grants: Vec<AppConsentGrant>,
+    /// `SAMGATE_STAFF_SSO_TENANT`: the CPV's own Entra tenant (GUID); when set, staff may also
+    /// sign in with Microsoft (OpenID Connect through the CPV app). Unset: local accounts only.
+    pub staff_sso_tenant: Option<Uuid>,
 }
 
 /// Grant keep-alive, webhook delivery and housekeeping settings.
@@ -347,6 +350,10 @@ impl Config {
         let proxy = read_proxy(&mut env);
         let lifecycle = read_lifecycle(&mut env);
         let app_consent_grants = read_app_consent_grants(&mut env);
+        let staff_sso_tenant = env.maybe(
+            "SAMGATE_STAFF_SSO_TENANT",
+            "the CPV's Entra tenant id, a GUID such as 00000000-0000-0000-0000-000000000000",
+        );
         env.finish()?;
         // finish() returned Ok, so every required value is present.
         match (database_url, public_url, microsoft, key_ring) {
@@ -366,6 +373,7 @@ impl Config {
                 proxy,
                 lifecycle,
                 app_consent_grants,
+                staff_sso_tenant,
             }),
             _ => Err(ConfigError {
                 problems: vec!["internal: a required value was lost".into()],
@@ -377,6 +385,15 @@ impl Config {
     pub fn redirect_uri(&self) -> String {
         format!(
             "{}/oauth/callback",
+            self.public_url.as_str().trim_end_matches('/')
+        )
+    }
+
+    /// The staff sign-in redirect URI (register it on the app when staff SSO is on):
+    /// `{public_url}/admin/login/sso/callback`.
+    pub fn staff_sso_redirect_uri(&self) -> String {
+        format!(
+            "{}/admin/login/sso/callback",
             self.public_url.as_str().trim_end_matches('/')
         )
     }

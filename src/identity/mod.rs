@@ -21,6 +21,9 @@ pub use tenant::{MSA_TENANT, TenantId};
 /// The OIDC scopes every consent asks for; `offline_access` is what yields a refresh token.
 pub const OIDC_SCOPES: [&str; 3] = ["openid", "profile", "offline_access"];
 
+/// The scopes of a staff sign-in (OpenID Connect only: no refresh token, no resource).
+pub const SIGN_IN_SCOPES: [&str; 3] = ["openid", "profile", "email"];
+
 /// How the app authenticates at the token endpoint.
 pub enum ClientCredential {
     /// `client_secret` in the form body.
@@ -230,8 +233,22 @@ impl IdentityClient {
 
     /// The URL the browser is sent to (v2 authorize endpoint, `response_mode=query`).
     pub fn authorize_url(&self, request: &AuthorizeRequest<'_>) -> Result<Url, IdentityError> {
+        self.authorize_url_with(&OIDC_SCOPES, request)
+    }
+
+    /// Like [`authorize_url`](Self::authorize_url) for a plain sign-in: [`SIGN_IN_SCOPES`]
+    /// (without `offline_access`) and then `request.scopes`.
+    pub fn sign_in_url(&self, request: &AuthorizeRequest<'_>) -> Result<Url, IdentityError> {
+        self.authorize_url_with(&SIGN_IN_SCOPES, request)
+    }
+
+    fn authorize_url_with(
+        &self,
+        base_scopes: &[&str],
+        request: &AuthorizeRequest<'_>,
+    ) -> Result<Url, IdentityError> {
         let mut url = self.endpoint(request.tenant, "oauth2/v2.0/authorize")?;
-        let scope = OIDC_SCOPES
+        let scope = base_scopes
             .iter()
             .map(|s| (*s).to_owned())
             .chain(request.scopes.iter().cloned())

@@ -394,6 +394,8 @@ fn expected_policy() -> Vec<(&'static str, &'static str, Access)> {
     vec![
         ("GET", "/admin/login", Public),
         ("POST", "/admin/login", Public),
+        ("POST", "/admin/login/sso", Public),
+        ("GET", "/admin/login/sso/callback", Public),
         ("POST", "/admin/logout", Staff(Viewer)),
         ("POST", "/admin/logout-everywhere", Staff(Viewer)),
         ("GET", "/admin", Staff(Viewer)),

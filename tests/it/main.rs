@@ -5,6 +5,7 @@ mod harness;
 
 mod admin;
 mod admin_journey;
+mod admin_sso;
 mod api_keys;
 mod browser;
 mod cli;

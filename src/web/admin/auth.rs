@@ -21,7 +21,8 @@ use uuid::Uuid;
 use super::view::PageFrame;
 use crate::app::AppState;
 use crate::db;
-use crate::staff::{Role, SignIn};
+use crate::identity::{AuthorizeRequest, Prompt};
+use crate::staff::{Role, SignIn, StaffEmail};
 use crate::web::errors::{PageError, render};
 
 /// Sessions end after this long without a request (also the cookie store's inactivity expiry).
@@ -349,6 +350,8 @@ struct LoginPage<'a> {
     return_to: &'a str,
     email: &'a str,
     error: Option<&'a str>,
+    /// Whether "Sign in with Microsoft" is offered.
+    sso: bool,
 }
 
 #[derive(Deserialize)]
@@ -374,6 +377,7 @@ pub async fn show_login_page(
         return_to: return_to.as_str(),
         email: "",
         error: None,
+        sso: state.config.staff_sso_tenant.is_some(),
     })?
     .into_response())
 }
@@ -423,11 +427,25 @@ pub async fn log_in(
                 return_to: return_to.as_str(),
                 email: form.email.trim(),
                 error: Some(SIGN_IN_REFUSED),
+                sso: state.config.staff_sso_tenant.is_some(),
             })?;
             return Ok((StatusCode::UNAUTHORIZED, page).into_response());
         }
     };
-    // A fresh id: a session id planted before sign-in is worthless afterwards.
+    establish_session(&state, &session, &member, "password", now).await?;
+    Ok(Redirect::to(return_to.as_str()).into_response())
+}
+
+/// Signs `member` in on this session, whatever the method: a fresh session id (a session id
+/// planted before sign-in is worthless afterwards), the signed-in record, a new CSRF token, the
+/// audit event.
+async fn establish_session(
+    state: &AppState,
+    session: &Session,
+    member: &crate::db::staff::StaffMember,
+    method: &str,
+    now: OffsetDateTime,
+) -> Result<(), PageError> {
     session.cycle_id().await.map_err(PageError::internal)?;
     session
         .insert(
@@ -446,15 +464,278 @@ pub async fn log_in(
         .await
         .map_err(PageError::internal)?;
     record(
-        &state,
+        state,
         &format!("staff:{}", member.id),
         "staff.signed_in",
-        serde_json::json!({ "staff_id": member.id }),
+        serde_json::json!({ "staff_id": member.id, "method": method }),
         now,
     )
     .await?;
-    tracing::info!(staff.id = %member.id, "staff signed in");
-    Ok(Redirect::to(return_to.as_str()).into_response())
+    tracing::info!(staff.id = %member.id, method, "staff signed in");
+    Ok(())
+}
+
+/// The one message for every refused sign-in with Microsoft: it says nothing about whether a
+/// staff account exists for the Microsoft account.
+pub const SSO_REFUSED: &str = "Sign-in with Microsoft did not give access to this control panel. \
+     Use the work account your administrator gave staff access to, or sign in with your email and \
+     password.";
+const SSO_FLOW_KEY: &str = "admin.sso_flow";
+/// A sign-in with Microsoft older than this is refused at the callback.
+const SSO_FLOW_MAX_AGE_SECONDS: i64 = 10 * 60;
+/// Callback parameters longer than this are refused before anything else.
+const SSO_MAX_PARAM_LEN: usize = 8 * 1024;
+/// What staff sign-in asks for at the token endpoint (no refresh token, no resource).
+const SSO_SCOPE: &str = "openid profile email";
+
+/// What the session remembers between "Sign in with Microsoft" and the callback.
+#[derive(Serialize, Deserialize)]
+struct SsoFlow {
+    state: String,
+    nonce: String,
+    code_verifier: String,
+    return_to: String,
+    started_at: i64,
+}
+
+fn random_value() -> String {
+    CsrfToken::generate().0
+}
+
+/// The "Sign in with Microsoft" form.
+#[derive(Deserialize)]
+pub struct SsoStartForm {
+    #[serde(default)]
+    return_to: String,
+}
+
+/// Starts a staff sign-in with Microsoft at the CPV's own tenant: state, nonce and PKCE verifier
+/// kept in the admin session (under a fresh id), the browser sent to the authorize endpoint.
+pub async fn start_sso(
+    State(state): State<AppState>,
+    session: Session,
+    form: Result<axum::Form<SsoStartForm>, axum::extract::rejection::FormRejection>,
+) -> Result<Response, PageError> {
+    let Some(tenant) = state.config.staff_sso_tenant else {
+        return Err(PageError::new(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "Sign-in with Microsoft is not enabled.",
+        ));
+    };
+    let return_to = form
+        .ok()
+        .and_then(|axum::Form(f)| ReturnPath::parse(&f.return_to))
+        .unwrap_or_else(ReturnPath::dashboard);
+    let (challenge, verifier) = oauth2::PkceCodeChallenge::new_random_sha256();
+    let flow = SsoFlow {
+        state: random_value(),
+        nonce: random_value(),
+        code_verifier: verifier.secret().clone(),
+        return_to: return_to.as_str().to_owned(),
+        started_at: state.clock.now().unix_timestamp(),
+    };
+    let tenant = tenant.to_string();
+    let redirect_uri = state.config.staff_sso_redirect_uri();
+    let url = state
+        .identity
+        .sign_in_url(&AuthorizeRequest {
+            tenant: &tenant,
+            redirect_uri: &redirect_uri,
+            scopes: &[],
+            state: &flow.state,
+            nonce: &flow.nonce,
+            code_challenge: challenge.as_str(),
+            prompt: Prompt::SelectAccount,
+            login_hint: None,
+            domain_hint: None,
+        })
+        .map_err(PageError::internal)?;
+    // A new id for the new flow: a session id planted before this point is worthless.
+    session.cycle_id().await.map_err(PageError::internal)?;
+    session
+        .insert(SSO_FLOW_KEY, &flow)
+        .await
+        .map_err(PageError::internal)?;
+    Ok(Redirect::to(url.as_str()).into_response())
+}
+
+/// Microsoft's answer to a staff sign-in (`response_mode=query`).
+#[derive(Deserialize)]
+pub struct SsoCallback {
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+/// Why a sign-in with Microsoft was refused: for the log line only, never shown.
+struct SsoRefusal {
+    reason: String,
+    /// [`crate::staff::log_hash`] of the Microsoft account's sign-in name, once known.
+    who: Option<String>,
+}
+
+impl SsoRefusal {
+    fn new(reason: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+            who: None,
+        }
+    }
+
+    fn of(who: &str, reason: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+            who: Some(crate::staff::log_hash(who)),
+        }
+    }
+}
+
+/// Microsoft sends the browser back here: the flow is taken out of the session (single use), the
+/// state compared, the code redeemed, the ID token validated, and the account must belong to the
+/// configured tenant and match an active staff member's email.
+pub async fn finish_sso(
+    State(state): State<AppState>,
+    session: Session,
+    query: Result<Query<SsoCallback>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, PageError> {
+    let Some(tenant) = state.config.staff_sso_tenant else {
+        return Err(PageError::new(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "Sign-in with Microsoft is not enabled.",
+        ));
+    };
+    // Taken out before anything else: whatever happens next, this flow cannot be replayed.
+    let flow: Option<SsoFlow> = session
+        .remove(SSO_FLOW_KEY)
+        .await
+        .map_err(PageError::internal)?;
+    let now = state.clock.now();
+    let outcome = match query {
+        Ok(Query(params)) => sso_member(&state, tenant, flow, params, now).await?,
+        Err(_) => Err(SsoRefusal::new("malformed callback")),
+    };
+    match outcome {
+        Ok((member, return_to)) => {
+            establish_session(&state, &session, &member, "sso", now).await?;
+            Ok(Redirect::to(return_to.as_str()).into_response())
+        }
+        Err(refusal) => {
+            tracing::info!(
+                staff.login = refusal.who.as_deref().unwrap_or("-"),
+                reason = %refusal.reason,
+                "staff sign-in with Microsoft refused"
+            );
+            let csrf = session_csrf(&session).await?;
+            let page = render(&LoginPage {
+                cpv_name: &state.config.cpv_name,
+                csrf: csrf.as_str(),
+                return_to: ReturnPath::dashboard().as_str(),
+                email: "",
+                error: Some(SSO_REFUSED),
+                sso: true,
+            })?;
+            Ok((StatusCode::FORBIDDEN, page).into_response())
+        }
+    }
+}
+
+type SsoOutcome = Result<(crate::db::staff::StaffMember, ReturnPath), SsoRefusal>;
+
+async fn sso_member(
+    state: &AppState,
+    tenant: Uuid,
+    flow: Option<SsoFlow>,
+    params: SsoCallback,
+    now: OffsetDateTime,
+) -> Result<SsoOutcome, PageError> {
+    let too_long = [&params.state, &params.code, &params.error]
+        .iter()
+        .any(|p| p.as_ref().is_some_and(|v| v.len() > SSO_MAX_PARAM_LEN));
+    if too_long {
+        return Ok(Err(SsoRefusal::new("callback parameter too long")));
+    }
+    let Some(flow) = flow else {
+        return Ok(Err(SsoRefusal::new(
+            "no sign-in in progress in this session",
+        )));
+    };
+    let state_matches = params
+        .state
+        .as_deref()
+        .is_some_and(|s| bool::from(s.as_bytes().ct_eq(flow.state.as_bytes())));
+    if !state_matches {
+        return Ok(Err(SsoRefusal::new("state missing or mismatched")));
+    }
+    if now.unix_timestamp() - flow.started_at > SSO_FLOW_MAX_AGE_SECONDS {
+        return Ok(Err(SsoRefusal::new("sign-in flow expired")));
+    }
+    if let Some(error) = params.error.as_deref() {
+        return Ok(Err(SsoRefusal::new(format!(
+            "Microsoft returned {}",
+            error.chars().take(64).collect::<String>()
+        ))));
+    }
+    let Some(code) = params.code.map(SecretString::from) else {
+        return Ok(Err(SsoRefusal::new("callback without code")));
+    };
+    let tenant_segment = tenant.to_string();
+    let verifier = SecretString::from(flow.code_verifier);
+    let tokens = match state
+        .identity
+        .redeem_code(
+            &tenant_segment,
+            &code,
+            &verifier,
+            &state.config.staff_sso_redirect_uri(),
+            SSO_SCOPE,
+        )
+        .await
+    {
+        Ok(tokens) => tokens,
+        Err(e) => return Ok(Err(SsoRefusal::new(format!("code redemption: {e}")))),
+    };
+    let Some(id_token) = tokens.id_token.as_ref() else {
+        return Ok(Err(SsoRefusal::new("no ID token in the token response")));
+    };
+    let claims = match state
+        .identity
+        .validate_id_token(id_token, &flow.nonce, now)
+        .await
+    {
+        Ok(claims) => claims,
+        Err(e) => return Ok(Err(SsoRefusal::new(e.to_string()))),
+    };
+    let username = claims.preferred_username.clone().unwrap_or_default();
+    if claims.tenant() != tenant {
+        return Ok(Err(SsoRefusal::of(
+            &username,
+            format!("account of another tenant ({})", claims.tid),
+        )));
+    }
+    let Some(email) = StaffEmail::parse(&username) else {
+        return Ok(Err(SsoRefusal::of(
+            &username,
+            "sign-in name is not an email address",
+        )));
+    };
+    let member = db::staff::find_by_email(&state.pool, email.as_str())
+        .await
+        .map_err(PageError::internal)?;
+    let member = match member {
+        Some(m) if m.disabled_at.is_none() && Role::parse(&m.role).is_some() => m,
+        Some(_) => return Ok(Err(SsoRefusal::of(&username, "staff account disabled"))),
+        None => return Ok(Err(SsoRefusal::of(&username, "no staff account"))),
+    };
+    db::staff::touch_login(&state.pool, member.id, now)
+        .await
+        .map_err(PageError::internal)?;
+    let return_to = ReturnPath::parse(&flow.return_to).unwrap_or_else(ReturnPath::dashboard);
+    Ok(Ok((member, return_to)))
 }
 
 async fn record(

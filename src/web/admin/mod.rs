@@ -24,7 +24,8 @@ pub use auth::{CurrentStaff, ReturnPath};
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    /// Anyone (the sign-in form; CSRF and the throttle still apply to its POST).
+    /// Anyone (the sign-in form and sign-in with Microsoft; CSRF still applies to their POSTs,
+    /// the throttle to the password form).
     Public,
     /// A signed-in staff member with at least this role.
     Staff(Role),
@@ -61,6 +62,8 @@ fn routes() -> Vec<RouteRow> {
         //  method   path                                    access           handler
         row(M::GET,  "/admin/login",                         Public,          auth::show_login_page),
         row(M::POST, "/admin/login",                         Public,          auth::log_in),
+        row(M::POST, "/admin/login/sso",                     Public,          auth::start_sso),
+        row(M::GET,  "/admin/login/sso/callback",            Public,          auth::finish_sso),
         row(M::POST, "/admin/logout",                        Staff(Viewer),   auth::log_out),
         row(M::POST, "/admin/logout-everywhere",             Staff(Viewer),   auth::log_out_everywhere),
         row(M::GET,  "/admin",                               Staff(Viewer),   partners::show_dashboard),
@@ -111,6 +114,10 @@ pub fn router(state: AppState) -> Router<AppState> {
         ..
     } in routes()
     {
+        // Staff sign-in with Microsoft exists only when its tenant is configured.
+        if path.starts_with("/admin/login/sso") && state.config.staff_sso_tenant.is_none() {
+            continue;
+        }
         let handler = match access {
             Access::Public => handler,
             Access::Staff(role) => handler.route_layer(axum::middleware::from_fn_with_state(
