@@ -144,10 +144,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo { dir, listen } => demo(dir, listen).await,
         Command::Migrate => migrate().await,
         Command::Invitations(command) => invitations(command).await,
-        Command::Keys(KeysCommand::Generate) => {
-            println!("{}", crate::vault::generate_key());
-            Ok(())
-        }
         Command::Keys(command) => keys(command).await,
         Command::Clients(command) => clients(command).await,
         Command::Staff(command) => staff(command).await,
@@ -271,16 +267,19 @@ pub fn consent_link(config: &Config, token: &onboarding::InvitationToken) -> Str
 }
 
 async fn keys(command: KeysCommand) -> anyhow::Result<()> {
-    let app = command_app().await?;
     match command {
+        // The key is the command's output, on stdout only; it needs no configuration, since it
+        // is how the first key of a ring is made.
         KeysCommand::Generate => println!("{}", crate::vault::generate_key()),
         KeysCommand::Status => {
+            let app = command_app().await?;
             println!("active KEK: {}", app.vault.active_kek_id());
             for (kind, kek, count) in db::grants::sealed_by_kek(&app.pool).await? {
                 println!("KEK {kek}: {count} {kind}");
             }
         }
         KeysCommand::Rotate { batch } => {
+            let app = command_app().await?;
             let report = crate::jobs::key_rotation::run(&app, batch, |done| {
                 println!("re-wrapped {done} so far");
             })

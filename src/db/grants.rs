@@ -298,3 +298,45 @@ pub async fn touch_last_used(
         .await?;
     Ok(())
 }
+
+/// A partner's grant facts as staff see them (never the sealed bytes).
+#[derive(Debug, Clone, FromRow)]
+pub struct GrantFacts {
+    /// The CPV app.
+    pub app_id: Uuid,
+    /// Cloud label.
+    pub cloud: String,
+    /// Consenting user's object id.
+    pub consented_by_oid: Uuid,
+    /// Their name.
+    pub consented_by_name: Option<String>,
+    /// Their UPN.
+    pub consented_by_upn: Option<String>,
+    /// When.
+    pub consented_at: OffsetDateTime,
+    /// Where MFA was seen.
+    pub mfa_evidence: String,
+    /// Last refresh.
+    pub refreshed_at: OffsetDateTime,
+    /// Last use.
+    pub last_used_at: Option<OffsetDateTime>,
+    /// Last refresh error code.
+    pub last_error_code: Option<String>,
+    /// When it happened.
+    pub last_error_at: Option<OffsetDateTime>,
+}
+
+/// The grant facts of a partner.
+pub async fn facts(
+    executor: impl PgExecutor<'_>,
+    partner_id: Uuid,
+) -> Result<Option<GrantFacts>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT app_id, cloud, consented_by_oid, consented_by_name, consented_by_upn, consented_at,
+                mfa_evidence, refreshed_at, last_used_at, last_error_code, last_error_at
+         FROM grants WHERE partner_id = $1",
+    )
+    .bind(partner_id)
+    .fetch_optional(executor)
+    .await
+}

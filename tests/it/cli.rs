@@ -171,3 +171,30 @@ fn demo_runs_a_private_postgres_that_keeps_its_data_and_refuses_a_second_demo() 
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn keys_generate_needs_no_configuration_and_prints_a_usable_key() {
+    let output = base_command()
+        .args(["keys", "generate"])
+        .output()
+        .expect("run");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let key = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    assert!(
+        samgate::vault::KeyRing::parse(&format!("1:{key}"), None).is_ok(),
+        "{key}"
+    );
+    let again = base_command()
+        .args(["keys", "generate"])
+        .output()
+        .expect("run");
+    assert_ne!(
+        String::from_utf8_lossy(&again.stdout).trim(),
+        key,
+        "keys are random"
+    );
+}

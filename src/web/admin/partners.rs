@@ -440,7 +440,7 @@ pub async fn show_partner(
         .await
         .map_err(PageError::internal)?
         .ok_or_else(partner_not_found)?;
-    let grant = db::staff::grant_facts(&state.pool, id)
+    let grant = db::grants::facts(&state.pool, id)
         .await
         .map_err(PageError::internal)?;
     let events = db::staff::search_audit(
