@@ -32,6 +32,10 @@ pub struct App {
     pub broker: Broker,
     /// samgate's own Partner Center calls.
     pub partner_center: PartnerCenterClient,
+    /// samgate's own Graph calls (GDAP relationships).
+    pub graph: crate::graph::GraphClient,
+    /// The in-memory side of the customer directory (the proxy's customer gate).
+    pub customers: crate::customers::CustomerDirectory,
     /// The outbound HTTP client (no redirects followed; extra CA if configured).
     pub http: reqwest::Client,
     /// Forwards API calls to Partner Center and Graph.
@@ -73,7 +77,13 @@ impl App {
             clock.clone(),
             &config.microsoft.partner_center_resource,
             &config.microsoft.graph_resource,
+            crate::broker::RefusalMemory {
+                refusal: config.customers.refusal_memory,
+                transient: config.customers.transient_memory,
+            },
         );
+        let graph =
+            crate::graph::GraphClient::new(http.clone(), config.microsoft.graph_url.clone());
         let (recorder, queue) = CallRecorder::new(config.proxy.call_record_queue);
         let proxy = Proxy::new(
             http.clone(),
@@ -102,6 +112,8 @@ impl App {
             identity,
             broker,
             partner_center,
+            graph,
+            customers: crate::customers::CustomerDirectory::default(),
             http,
         })
     }

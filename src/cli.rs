@@ -61,7 +61,7 @@ enum Command {
     /// Partners: refresh grants now, offboard.
     #[command(subcommand)]
     Partners(PartnersCommand),
-    /// Run the background jobs (keep-alive, webhook delivery, housekeeping) without serving HTTP,
+    /// Run the background jobs (keep-alive, customer sync, webhook delivery, housekeeping) without serving HTTP,
     /// for deployments that split roles (then set SAMGATE_BACKGROUND_JOBS=false on `serve`).
     Worker,
     /// Webhook endpoints and deliveries: add, list, rotate-secret, deliveries, replay.
@@ -535,7 +535,9 @@ async fn run_demo(
     let redirect_uri = format!("{public_url}oauth/callback");
     let cpv_name =
         std::env::var("SAMGATE_CPV_NAME").unwrap_or_else(|_| "Northwind Control Panel".into());
-    let mut seed = ms_emulator::Seed::demo(&redirect_uri);
+    // The demo world with its edge cases: a Contoso customer whose Conditional Access blocks
+    // partner users and one without GDAP, so the customers page shows both.
+    let mut seed = ms_emulator::Seed::demo(&redirect_uri).with_demo_edge_cases();
     // Microsoft's consent screen shows the app's registered name: the CPV's name.
     for app in &mut seed.apps {
         app.display_name = cpv_name.clone();
@@ -930,6 +932,22 @@ enum PartnersCommand {
         #[arg(long)]
         remove_app_consents: bool,
     },
+    /// Read a partner's customers (Partner Center) and GDAP relationships (Graph) again now.
+    SyncCustomers {
+        /// The partner's tenant id.
+        #[arg(long, value_name = "TENANT_ID")]
+        tenant: uuid::Uuid,
+    },
+    /// List a partner's customers with their GDAP relationship, app consent and token outcome.
+    Customers {
+        /// The partner's tenant id.
+        #[arg(long, value_name = "TENANT_ID")]
+        tenant: uuid::Uuid,
+        /// Only customers needing attention (no or expired GDAP, consent missing or stale,
+        /// token refused).
+        #[arg(long)]
+        needs_attention: bool,
+    },
 }
 
 async fn partners(command: PartnersCommand) -> anyhow::Result<()> {
@@ -972,6 +990,71 @@ async fn partners(command: PartnersCommand) -> anyhow::Result<()> {
                 report.invitations_revoked.len()
             );
         }
+        PartnersCommand::SyncCustomers { tenant } => {
+            let partner = app
+                .broker
+                .partners()
+                .by_tenant(tenant)
+                .await
+                .map_err(|e| anyhow::anyhow!("database: {e}"))?
+                .ok_or_else(|| anyhow::anyhow!("no partner has tenant id {tenant}"))?;
+            let report = crate::customers::sync(&app, &partner, "cli").await?;
+            println!(
+                "{}: {} customers listed ({} new, {} removed, {} changed); GDAP {}",
+                partner.display_name,
+                report.listed,
+                report.added,
+                report.removed,
+                report.changed,
+                if report.gdap_readable {
+                    format!(
+                        "read ({} customers with relationships)",
+                        report.gdap_customers
+                    )
+                } else {
+                    "not readable (Graph refused; relationships unknown)".to_owned()
+                }
+            );
+        }
+        PartnersCommand::Customers {
+            tenant,
+            needs_attention,
+        } => {
+            let partner = db::partners::find_by_tenant(&app.pool, tenant)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no partner has tenant id {tenant}"))?;
+            let filter = if needs_attention {
+                db::customers::CustomerFilter::NeedsAttention
+            } else {
+                db::customers::CustomerFilter::All
+            };
+            let mut after: Option<(String, uuid::Uuid)> = None;
+            loop {
+                let rows = db::customers::list(
+                    &app.pool,
+                    partner.id,
+                    filter,
+                    None,
+                    after.as_ref().map(|(n, id)| (n.as_str(), *id)),
+                    500,
+                )
+                .await?;
+                let Some(last) = rows.last() else { break };
+                after = Some((last.company_name.clone(), last.tenant_id));
+                for row in &rows {
+                    println!(
+                        "{}  {:<40}  gdap={:<12} consent={:<7} token={}",
+                        row.tenant_id,
+                        row.company_name,
+                        row.relationship.as_str(),
+                        row.consent.as_str(),
+                        row.token_error
+                            .as_deref()
+                            .unwrap_or(row.token_outcome.as_str())
+                    );
+                }
+            }
+        }
     }
     Ok(())
 }
@@ -980,7 +1063,9 @@ async fn worker() -> anyhow::Result<()> {
     let app = Arc::new(command_app().await?);
     app.check_key_ring().await?;
     let background = crate::jobs::background::Background::start_jobs(app.clone());
-    tracing::info!("samgate worker is running (keep-alive, webhook delivery, housekeeping)");
+    tracing::info!(
+        "samgate worker is running (keep-alive, customer sync, webhook delivery, housekeeping)"
+    );
     web::shutdown_signal().await;
     background.stop().await;
     app.pool.close().await;

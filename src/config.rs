@@ -47,6 +47,8 @@ pub struct Config {
     pub proxy: ProxyConfig,
     /// Keep-alive, webhooks and housekeeping.
     pub lifecycle: LifecycleConfig,
+    /// The customer directory and per-customer access.
+    pub customers: CustomersConfig,
     /// `SAMGATE_APP_CONSENT_GRANTS`: what the CPV app asks for in customer tenants (admin UI).
     pub app_consent_grants: Vec<AppConsentGrant>,
     /// `SAMGATE_STAFF_SSO_TENANT`: the CPV's own Entra tenant (GUID); when set, staff may also
@@ -88,6 +90,25 @@ pub struct LifecycleConfig {
     pub proxy_call_retention: time::Duration,
     /// `SAMGATE_WEBHOOK_RETENTION_DAYS`: delivered webhooks kept this long (default 30).
     pub webhook_retention: time::Duration,
+}
+
+/// The customer directory (each partner's customers and GDAP relationships) and the memory of
+/// refusals at customer authorities.
+#[derive(Debug, Clone)]
+pub struct CustomersConfig {
+    /// `SAMGATE_CUSTOMER_SYNC_INTERVAL_SECS`: how old a partner's directory may get before the
+    /// scheduled sync reads it again (default 21600 = 6 h).
+    pub sync_interval: time::Duration,
+    /// `SAMGATE_CUSTOMER_SYNC_CONCURRENCY`: partners synced at once per instance (default 2).
+    pub sync_concurrency: usize,
+    /// `SAMGATE_CUSTOMER_UNKNOWN_RESYNC_SECS`: when the proxy meets a customer id the directory
+    /// does not know, it reads the directory again unless it did within this time (default 300).
+    pub unknown_resync: time::Duration,
+    /// `SAMGATE_CUSTOMER_REFUSAL_MEMORY_SECS`: how long a refusal at a customer's authority is
+    /// answered from memory without asking Microsoft again (default 300).
+    pub refusal_memory: Duration,
+    /// `SAMGATE_CUSTOMER_TRANSIENT_MEMORY_SECS`: the same for a transient failure (default 30).
+    pub transient_memory: Duration,
 }
 
 /// Limits and timeouts of the proxy API.
@@ -349,6 +370,7 @@ impl Config {
         let key_ring = read_key_ring(&mut env);
         let proxy = read_proxy(&mut env);
         let lifecycle = read_lifecycle(&mut env);
+        let customers = read_customers(&mut env);
         let app_consent_grants = read_app_consent_grants(&mut env);
         let staff_sso_tenant = env.maybe(
             "SAMGATE_STAFF_SSO_TENANT",
@@ -372,6 +394,7 @@ impl Config {
                 key_ring,
                 proxy,
                 lifecycle,
+                customers,
                 app_consent_grants,
                 staff_sso_tenant,
             }),
@@ -478,6 +501,23 @@ fn read_microsoft(env: &mut EnvReader<'_>) -> Option<MicrosoftConfig> {
         extra_ca_file,
         cloud,
     })
+}
+
+fn read_customers(env: &mut EnvReader<'_>) -> CustomersConfig {
+    let secs = |env: &mut EnvReader<'_>, name: &str, default: u64| {
+        Duration::from_secs(env.optional(name, default, "whole seconds").max(1))
+    };
+    let sync_interval = secs(env, "SAMGATE_CUSTOMER_SYNC_INTERVAL_SECS", 21_600);
+    let unknown_resync = secs(env, "SAMGATE_CUSTOMER_UNKNOWN_RESYNC_SECS", 300);
+    let sync_concurrency: usize = env.optional("SAMGATE_CUSTOMER_SYNC_CONCURRENCY", 2, "a count");
+    CustomersConfig {
+        sync_interval: time::Duration::try_from(sync_interval).unwrap_or(time::Duration::HOUR),
+        sync_concurrency: sync_concurrency.max(1),
+        unknown_resync: time::Duration::try_from(unknown_resync)
+            .unwrap_or(time::Duration::minutes(5)),
+        refusal_memory: secs(env, "SAMGATE_CUSTOMER_REFUSAL_MEMORY_SECS", 300),
+        transient_memory: secs(env, "SAMGATE_CUSTOMER_TRANSIENT_MEMORY_SECS", 30),
+    }
 }
 
 fn read_lifecycle(env: &mut EnvReader<'_>) -> LifecycleConfig {

@@ -17,15 +17,23 @@ pub mod cli;
 pub mod clock;
 /// Typed configuration from the environment, validated at start.
 pub mod config;
+/// The customer directory: each partner's customers and GDAP relationships, and the proxy's gate.
+pub mod customers;
 /// The only place with SQL; migrations.
 pub mod db;
+/// Domain words as types: tenant ids, partner status, customer access facts.
+pub mod domain;
 /// Fuzz entry points over untrusted-input parsers (used by `fuzz/` and the corpus replay test).
 pub mod fuzzing;
+/// Typed Microsoft Graph calls samgate makes itself (GDAP relationships).
+pub mod graph;
+/// The owner of every partner and customer state transition (evidence in, state out).
+pub mod health;
 /// Microsoft identity platform client: authorize URL, code redemption, refresh, ID tokens, errors.
 pub mod identity;
 /// Background and on-demand jobs: key rotation, keep-alive, clean-up.
 pub mod jobs;
-/// Partner health transitions and offboarding (app consents removed, grant crypto-shredded).
+/// Offboarding: app consents removed, grant crypto-shredded, invitations revoked.
 pub mod lifecycle;
 /// A private PostgreSQL cluster from the machine's own binaries (demo and tests).
 pub mod local_pg;

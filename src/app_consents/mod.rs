@@ -105,13 +105,14 @@ impl Problem {
                 "samgate holds no consent for this partner",
                 "Create an invitation for the partner's admin; customers can be read once they consent.",
             ),
-            BrokerError::CustomerConsentMissing(c) | BrokerError::CustomerAccessDenied(c) => {
-                Self::new(
-                    with_code("customer_access", c.code),
-                    "Microsoft refused a token for the customer tenant",
-                    c.advice,
-                )
-            }
+            BrokerError::Customer(refusal) => Self::new(
+                with_code(
+                    refusal.problem.as_str(),
+                    refusal.classified.as_ref().and_then(|c| c.code),
+                ),
+                "Microsoft refused a token for the customer tenant",
+                refusal.advice,
+            ),
         }
     }
 
@@ -323,6 +324,24 @@ async fn grant_once(
     }
 }
 
+/// The canonical text of the configured grants (what a current consent must hold).
+pub fn configured_grants(app: &App) -> String {
+    let ids: Vec<String> = app
+        .config
+        .app_consent_grants
+        .iter()
+        .map(|g| g.enterprise_application_id.to_string())
+        .collect();
+    crate::health::customer::canonical_grants(
+        ids.iter().map(String::as_str).zip(
+            app.config
+                .app_consent_grants
+                .iter()
+                .map(|g| g.scopes.as_slice()),
+        ),
+    )
+}
+
 fn grants_json(app: &App) -> serde_json::Value {
     app.config
         .app_consent_grants
@@ -381,7 +400,35 @@ async fn record(
         now,
     )
     .await?;
-    tx.commit().await
+    let expected = configured_grants(app);
+    let consent = match state {
+        "granted" => Some(Some(expected.as_str())),
+        "removed" => Some(None),
+        _ => None,
+    };
+    if let Some(grants) = consent {
+        crate::health::customer::record_consent(
+            &mut tx,
+            crate::health::customer::ConsentReport {
+                partner_id: partner.id,
+                partner_tenant: partner.tenant_id,
+                customer,
+                grants,
+                expected: &expected,
+                actor,
+            },
+            now,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    if consent.is_some() {
+        app.broker
+            .forget_refusals(partner.tenant_id, customer)
+            .await;
+        app.customers.invalidate(partner.id).await;
+    }
+    Ok(())
 }
 
 /// Consents the CPV app in one customer tenant with the configured grants; records the outcome
@@ -511,18 +558,44 @@ pub async fn start_run(app: Arc<App>, partner: &PartnerInfo, actor: &str) -> Res
     Ok(run_id)
 }
 
-/// Lists every customer into the run, then grants each (a few at a time).
+/// Reads the customer directory again, lists every current customer into the run, then grants
+/// each (a few at a time). A customer granted where the partner has no active GDAP relationship
+/// is reported as such: the consent exists, but samgate cannot act there.
 async fn run(app: &App, run_id: Uuid, partner: &PartnerInfo, actor: &str) -> Result<(), Problem> {
     let db_problem = |e: sqlx::Error| Problem::database(&e);
-    let mut continuation: Option<String> = None;
+    match crate::customers::sync(app, partner, actor).await {
+        Ok(_) | Err(crate::customers::SyncError::Busy) => {}
+        Err(crate::customers::SyncError::Token(err)) => return Err(Problem::from_broker(&err)),
+        Err(crate::customers::SyncError::PartnerCenter(err)) => {
+            return Err(Problem::from_partner_center(&err));
+        }
+        Err(crate::customers::SyncError::Database(err)) => return Err(Problem::database(&err)),
+    }
+    let mut after: Option<(String, Uuid)> = None;
     let mut position = 0i32;
+    let mut no_gdap = std::collections::HashSet::new();
     loop {
-        let page = customers_page(app, partner, continuation.as_deref(), RUN_PAGE_SIZE).await?;
-        let customers: Vec<(Uuid, String)> = page
-            .customers
+        let rows = db::customers::list(
+            &app.pool,
+            partner.id,
+            db::customers::CustomerFilter::All,
+            None,
+            after.as_ref().map(|(name, id)| (name.as_str(), *id)),
+            i64::from(RUN_PAGE_SIZE),
+        )
+        .await
+        .map_err(db_problem)?;
+        let Some(last) = rows.last() else { break };
+        after = Some((last.company_name.clone(), last.tenant_id));
+        let customers: Vec<(Uuid, String)> = rows
             .iter()
             .map(|c| (c.tenant_id, c.company_name.clone()))
             .collect();
+        no_gdap.extend(
+            rows.iter()
+                .filter(|c| c.relationship.denies_access())
+                .map(|c| c.tenant_id),
+        );
         db::app_consents::add_items(&app.pool, run_id, &customers, position)
             .await
             .map_err(db_problem)?;
@@ -530,11 +603,8 @@ async fn run(app: &App, run_id: Uuid, partner: &PartnerInfo, actor: &str) -> Res
             .await
             .map_err(db_problem)?;
         position += i32::try_from(customers.len()).unwrap_or(i32::MAX);
-        match &page.continuation {
-            Some(next) => continuation = Some(next.clone()),
-            None => break,
-        }
     }
+    let no_gdap = &no_gdap;
     let items = db::app_consents::run_items(&app.pool, run_id)
         .await
         .map_err(db_problem)?;
@@ -544,6 +614,7 @@ async fn run(app: &App, run_id: Uuid, partner: &PartnerInfo, actor: &str) -> Res
             let customer = item.customer_tenant_id;
             let outcome = grant(app, partner, customer, actor).await;
             let (state, problem) = match &outcome {
+                Ok(_) if no_gdap.contains(&customer) => ("granted_no_gdap", None),
                 Ok(ConsentGranted::Created) => ("granted", None),
                 Ok(ConsentGranted::AlreadyExists) => ("already_granted", None),
                 Err(problem) => ("failed", Some(problem)),
@@ -601,6 +672,7 @@ async fn finish(
             "customers": items.len(),
             "granted": count("granted"),
             "already_granted": count("already_granted"),
+            "granted_no_gdap": count("granted_no_gdap"),
             "failed": count("failed"),
             "code": problem.map(|p| p.code.clone()),
         }),

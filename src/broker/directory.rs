@@ -9,6 +9,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::db;
+use crate::domain::PartnerStatus;
 
 /// What the proxy needs to know about a partner.
 #[derive(Debug, Clone)]
@@ -20,7 +21,7 @@ pub struct PartnerInfo {
     /// Organisation name.
     pub display_name: String,
     /// Health state.
-    pub status: String,
+    pub status: PartnerStatus,
     /// Microsoft code behind the state.
     pub status_code: Option<String>,
     /// Advice behind the state.
@@ -70,12 +71,8 @@ impl PartnerDirectory {
     }
 
     /// The cached status, without a database query.
-    pub async fn cached_status(&self, tenant_id: Uuid) -> Option<String> {
-        self.cache
-            .get(&tenant_id)
-            .await
-            .flatten()
-            .map(|p| p.status.clone())
+    pub async fn cached_status(&self, tenant_id: Uuid) -> Option<PartnerStatus> {
+        self.cache.get(&tenant_id).await.flatten().map(|p| p.status)
     }
 
     /// Forgets a partner (its state changed).

@@ -2,7 +2,10 @@
 //! shared through PostgreSQL by every instance. A refresh happens once per key however many
 //! requests wait (a per-key lock in the process, the grant's row lock across instances, then a
 //! re-read), and the rotated refresh token is sealed and committed before the new access token is
-//! handed out. Consent-class failures move the partner to `needs_consent`/`mfa_required`.
+//! handed out. Outcomes are reported to `health`: at the partner's own authority they are evidence
+//! about the partner; at a customer's authority they are facts about that customer only, are
+//! remembered for a while (so a flood costs Microsoft one call), and never take the grant's row
+//! lock (docs/ARCHITECTURE.md, "Customer-authority tokens").
 
 mod directory;
 
@@ -20,6 +23,9 @@ pub use directory::{PartnerDirectory, PartnerInfo};
 
 use crate::clock::Clock;
 use crate::db;
+use crate::domain::PartnerStatus;
+use crate::health;
+use crate::health::customer::{CustomerProblem, TokenReport, Verdict};
 use crate::identity::{Classified, ErrorClass, IdentityClient, IdentityError};
 use crate::onboarding::REFRESH_TOKEN_PURPOSE;
 use crate::vault::{SealContext, Vault};
@@ -81,12 +87,9 @@ pub enum BrokerError {
     /// The partner's account must satisfy MFA again.
     #[error("partner MFA required ({})", code_text(.0))]
     MfaRequired(Option<Classified>),
-    /// The CPV app is not consented in the customer tenant (AADSTS90099).
-    #[error("app not consented in the customer tenant")]
-    CustomerConsentMissing(Classified),
-    /// The partner has no access to that customer tenant (no GDAP relationship, AADSTS50020…).
-    #[error("partner has no access to the customer tenant")]
-    CustomerAccessDenied(Classified),
+    /// Microsoft refused a token in one customer's tenant: a fact about that customer only.
+    #[error("{} in the customer tenant ({})", .0.problem.as_str(), code_text(&.0.classified))]
+    Customer(Box<CustomerRefusal>),
     /// Microsoft throttled the token endpoint.
     #[error("token endpoint throttled")]
     Throttled,
@@ -99,6 +102,26 @@ pub enum BrokerError {
     /// The partner has no grant.
     #[error("partner has no grant")]
     NoGrant,
+}
+
+/// A refusal at a customer's authority, as remembered and answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerRefusal {
+    /// What it means.
+    pub problem: CustomerProblem,
+    /// What a person should do.
+    pub advice: &'static str,
+    /// Microsoft's classified answer, when it gave one.
+    pub classified: Option<Classified>,
+    /// Seconds until samgate asks Microsoft again.
+    pub retry_after: u64,
+}
+
+/// A remembered refusal and when it is forgotten.
+#[derive(Debug, Clone)]
+struct Remembered {
+    refusal: CustomerRefusal,
+    until: std::time::Instant,
 }
 
 fn code_text(c: &Option<Classified>) -> String {
@@ -119,8 +142,28 @@ pub struct Broker {
     clock: Arc<dyn Clock>,
     partners: PartnerDirectory,
     slots: Cache<TokenKey, Slot>,
+    refusals: Cache<TokenKey, Remembered>,
+    memory: RefusalMemory,
     partner_center_scope: String,
     graph_scope: String,
+}
+
+/// How long refusals at customer authorities are remembered.
+#[derive(Debug, Clone, Copy)]
+pub struct RefusalMemory {
+    /// A definitive refusal (policy, GDAP, consent, unknown tenant).
+    pub refusal: Duration,
+    /// A transient failure.
+    pub transient: Duration,
+}
+
+impl Default for RefusalMemory {
+    fn default() -> Self {
+        Self {
+            refusal: Duration::from_secs(300),
+            transient: Duration::from_secs(30),
+        }
+    }
 }
 
 impl std::fmt::Debug for Broker {
@@ -140,8 +183,15 @@ impl Broker {
         clock: Arc<dyn Clock>,
         partner_center_resource: &str,
         graph_resource: &str,
+        memory: RefusalMemory,
     ) -> Self {
         Self {
+            refusals: Cache::builder()
+                .max_capacity(200_000)
+                .support_invalidation_closures()
+                .time_to_live(memory.refusal.max(memory.transient))
+                .build(),
+            memory,
             partners: PartnerDirectory::new(pool.clone()),
             pool,
             vault,
@@ -176,8 +226,37 @@ impl Broker {
         self.clock.now() < token.expires_at - EXPIRY_MARGIN
     }
 
+    /// A refusal at a customer authority still remembered for `key`.
+    async fn remembered(&self, key: &TokenKey) -> Option<BrokerError> {
+        if key.authority_tenant == key.partner_tenant {
+            return None;
+        }
+        let remembered = self.refusals.get(key).await?;
+        let left = remembered
+            .until
+            .saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        metrics::counter!("samgate_token_cache_total", "result" => "remembered_refusal")
+            .increment(1);
+        let mut refusal = remembered.refusal;
+        refusal.retry_after = left.as_secs().max(1);
+        Some(BrokerError::Customer(Box::new(refusal)))
+    }
+
+    /// Forgets remembered refusals for a customer (its facts changed: consent granted, sync).
+    pub async fn forget_refusals(&self, partner_tenant: Uuid, customer: Uuid) {
+        let _ = self.refusals.invalidate_entries_if(move |key, _| {
+            key.partner_tenant == partner_tenant && key.authority_tenant == customer
+        });
+    }
+
     /// An access token for `key`: from memory, from another instance's refresh, or refreshed now.
     pub async fn access_token(&self, key: TokenKey) -> Result<AccessToken, BrokerError> {
+        if let Some(refusal) = self.remembered(&key).await {
+            return Err(refusal);
+        }
         let slot = self
             .slots
             .get_with(key, async { Arc::new(RwLock::new(None)) })
@@ -190,11 +269,14 @@ impl Broker {
         }
         metrics::counter!("samgate_token_cache_total", "result" => "miss").increment(1);
         let mut guard = slot.write().await;
-        // Whoever held the lock before us may have refreshed already.
+        // Whoever held the lock before us may have refreshed already, or been refused.
         if let Some(token) = guard.as_ref()
             && self.is_fresh(token)
         {
             return Ok(token.clone());
+        }
+        if let Some(refusal) = self.remembered(&key).await {
+            return Err(refusal);
         }
         let token = self.obtain(key).await?;
         *guard = Some(token.clone());
@@ -259,7 +341,182 @@ impl Broker {
         {
             return Ok(token);
         }
-        self.refresh(key, false).await
+        if key.authority_tenant == key.partner_tenant {
+            self.refresh(key, false).await
+        } else {
+            self.refresh_at_customer(key).await
+        }
+    }
+
+    /// Redeems the partner's refresh token at a customer's authority. No row lock: the grant is
+    /// only read, and the refresh token Microsoft returns here is not stored (the one samgate
+    /// holds stays valid; rotation is the partner-authority refresh's job), so customer calls
+    /// never wait on the partner's own refreshes or on each other.
+    async fn refresh_at_customer(&self, key: TokenKey) -> Result<AccessToken, BrokerError> {
+        let db_err = |e: sqlx::Error| BrokerError::Unavailable(format!("database: {e}"));
+        let grant = db::grants::find(&self.pool, key.partner_id)
+            .await
+            .map_err(db_err)?
+            .ok_or(BrokerError::NoGrant)?;
+        let refresh_token = self
+            .vault
+            .open_string(
+                &grant.sealed_refresh_token,
+                &SealContext::new(REFRESH_TOKEN_PURPOSE, &key.partner_tenant.to_string()),
+            )
+            .map_err(|e| BrokerError::Unavailable(format!("grant cannot be opened: {e}")))?;
+        let result = self
+            .redeem_with_retry(
+                &key.authority_tenant.to_string(),
+                &refresh_token,
+                self.scope(key.resource),
+            )
+            .await;
+        drop(refresh_token);
+        let (outcome, class) = match &result {
+            Ok(_) => ("ok", "none"),
+            Err(err) => ("error", err.class().as_str()),
+        };
+        metrics::counter!("samgate_token_refreshes_total", "outcome" => outcome, "class" => class, "authority" => "customer")
+            .increment(1);
+        let now = self.clock.now();
+        match result {
+            Ok(response) => {
+                let expires_at =
+                    now + time::Duration::seconds(response.expires_in.min(86_400) as i64);
+                let row = Self::access_token_row(&key);
+                let sealed = self
+                    .vault
+                    .seal_str(
+                        &response.access_token,
+                        &SealContext::new(ACCESS_TOKEN_PURPOSE, &row),
+                    )
+                    .map_err(|e| BrokerError::Unavailable(format!("sealing failed: {e}")))?;
+                let mut tx = self.pool.begin().await.map_err(db_err)?;
+                db::access_tokens::store(
+                    &mut *tx,
+                    key.partner_id,
+                    key.authority_tenant,
+                    key.resource.as_str(),
+                    &sealed,
+                    kek_of(&sealed)?,
+                    expires_at,
+                )
+                .await
+                .map_err(db_err)?;
+                health::customer::record_token(
+                    &mut tx,
+                    key.partner_id,
+                    key.partner_tenant,
+                    key.authority_tenant,
+                    TokenReport::Issued,
+                    now,
+                )
+                .await
+                .map_err(db_err)?;
+                tx.commit().await.map_err(db_err)?;
+                Ok(AccessToken {
+                    secret: response.access_token,
+                    expires_at,
+                })
+            }
+            Err(error) => {
+                let refusal = match error {
+                    IdentityError::Refused(classified) => {
+                        match health::customer::verdict(&classified) {
+                            Verdict::Customer(problem, advice) => CustomerRefusal {
+                                problem,
+                                advice,
+                                classified: Some(classified),
+                                retry_after: 0,
+                            },
+                            Verdict::App => return Err(BrokerError::AppConfiguration(classified)),
+                            Verdict::GrantSuspect => self.verify_grant(key, classified).await?,
+                        }
+                    }
+                    IdentityError::Unreachable(_)
+                    | IdentityError::Protocol(_)
+                    | IdentityError::IdToken(_) => CustomerRefusal {
+                        problem: CustomerProblem::Unavailable,
+                        advice: "Microsoft's token service did not answer for this customer's                                  tenant; retry after the time given.",
+                        classified: None,
+                        retry_after: 0,
+                    },
+                };
+                Err(self.remember(key, refusal).await)
+            }
+        }
+    }
+
+    /// A customer authority said the refresh token itself is dead: only the partner's own
+    /// authority may confirm that. Confirmed → the partner's error (its status changed there);
+    /// not confirmed → a refusal in this customer only.
+    async fn verify_grant(
+        &self,
+        key: TokenKey,
+        classified: Classified,
+    ) -> Result<CustomerRefusal, BrokerError> {
+        let partner_key = TokenKey {
+            authority_tenant: key.partner_tenant,
+            resource: Resource::PartnerCenter,
+            ..key
+        };
+        match self.refresh(partner_key, true).await {
+            Ok(_) => Ok(CustomerRefusal {
+                problem: CustomerProblem::AccessDenied,
+                advice: "Microsoft refused the partner's sign-in in this customer's tenant although                          it works in the partner's own tenant: check the partner's GDAP access to                          this customer.",
+                classified: Some(classified),
+                retry_after: 0,
+            }),
+            Err(err @ (BrokerError::ConsentRequired(_) | BrokerError::MfaRequired(_))) => Err(err),
+            Err(_) => Ok(CustomerRefusal {
+                problem: CustomerProblem::Unavailable,
+                advice: "Microsoft's token service did not answer for this customer's tenant; retry                          after the time given.",
+                classified: Some(classified),
+                retry_after: 0,
+            }),
+        }
+    }
+
+    /// Remembers a customer refusal, records it as the customer's token outcome, and returns the
+    /// error to answer with.
+    async fn remember(&self, key: TokenKey, mut refusal: CustomerRefusal) -> BrokerError {
+        let memory = if refusal.problem == CustomerProblem::Unavailable {
+            self.memory.transient
+        } else {
+            self.memory.refusal
+        };
+        refusal.retry_after = memory.as_secs().max(1);
+        self.refusals
+            .insert(
+                key,
+                Remembered {
+                    refusal: refusal.clone(),
+                    until: std::time::Instant::now() + memory,
+                },
+            )
+            .await;
+        if let Some(classified) = &refusal.classified
+            && refusal.problem != CustomerProblem::Unavailable
+        {
+            let recorded = async {
+                let mut tx = self.pool.begin().await?;
+                health::customer::record_token(
+                    &mut tx,
+                    key.partner_id,
+                    key.partner_tenant,
+                    key.authority_tenant,
+                    TokenReport::Refused(refusal.problem, refusal.advice, classified),
+                    self.clock.now(),
+                )
+                .await?;
+                tx.commit().await
+            };
+            if let Err(err) = recorded.await {
+                tracing::warn!(error = %err, "cannot record a customer token refusal");
+            }
+        }
+        BrokerError::Customer(Box::new(refusal))
     }
 
     /// Redeems the partner's refresh token for `key` under the grant's row lock. With
@@ -356,13 +613,12 @@ impl Broker {
                 .map_err(db_err)?;
                 // The rotated refresh token is durable before anyone uses the new access token.
                 tx.commit().await.map_err(db_err)?;
-                if !matches!(
-                    self.partners
-                        .cached_status(key.partner_tenant)
-                        .await
-                        .as_deref(),
-                    Some("healthy") | None
-                ) {
+                if force
+                    || !matches!(
+                        self.partners.cached_status(key.partner_tenant).await,
+                        Some(PartnerStatus::Healthy) | None
+                    )
+                {
                     self.mark_recovered(key).await;
                 }
                 Ok(AccessToken {
@@ -371,11 +627,18 @@ impl Broker {
                 })
             }
             Err(error) => {
-                let outcome = self.classify(&key, error);
-                if let Some((status, classified)) = outcome.partner_state() {
-                    self.record_partner_failure(&mut tx, key, status, classified, now)
-                        .await
-                        .map_err(db_err)?;
+                let outcome = self.classify(error);
+                if let Some(classified) = outcome.partner_refusal() {
+                    health::partner::record_refusal(
+                        &mut tx,
+                        key.partner_id,
+                        key.partner_tenant,
+                        classified,
+                        key.authority_tenant,
+                        now,
+                    )
+                    .await
+                    .map_err(db_err)?;
                     tx.commit().await.map_err(db_err)?;
                     self.partners.invalidate(key.partner_tenant).await;
                 } else if matches!(
@@ -384,7 +647,7 @@ impl Broker {
                 ) {
                     // Evidence for the health state machine: counted (and announced) with the
                     // grant still locked; enough in a row make the partner `degraded`.
-                    let degraded = crate::lifecycle::health::record_transient_failure(
+                    let degraded = health::partner::record_transient_failure(
                         &mut tx,
                         key.partner_id,
                         key.partner_tenant,
@@ -446,7 +709,8 @@ impl Broker {
         }
     }
 
-    fn classify(&self, key: &TokenKey, error: IdentityError) -> BrokerError {
+    /// Classifies a refusal at the partner's own authority.
+    fn classify(&self, error: IdentityError) -> BrokerError {
         let classified = match error {
             IdentityError::Refused(classified) => classified,
             IdentityError::Unreachable(detail) | IdentityError::Protocol(detail) => {
@@ -454,12 +718,7 @@ impl Broker {
             }
             IdentityError::IdToken(err) => return BrokerError::Unavailable(err.to_string()),
         };
-        let in_customer = key.authority_tenant != key.partner_tenant;
         match classified.class {
-            ErrorClass::CustomerConsentMissing => BrokerError::CustomerConsentMissing(classified),
-            ErrorClass::PartnerConfiguration | ErrorClass::AccessDenied if in_customer => {
-                BrokerError::CustomerAccessDenied(classified)
-            }
             ErrorClass::MfaRequired => BrokerError::MfaRequired(Some(classified)),
             class if class.needs_reconsent() => BrokerError::ConsentRequired(Some(classified)),
             ErrorClass::Throttled => BrokerError::Throttled,
@@ -472,67 +731,15 @@ impl Broker {
         }
     }
 
-    async fn record_partner_failure(
-        &self,
-        tx: &mut sqlx::PgConnection,
-        key: TokenKey,
-        status: &str,
-        classified: &Classified,
-        now: OffsetDateTime,
-    ) -> Result<(), sqlx::Error> {
-        let code = classified.code.map(|c| c.to_string());
-        // Announced once per change of state, with the change (webhook outbox).
-        crate::lifecycle::health::announce_refusal(
-            &mut *tx,
-            key.partner_id,
-            key.partner_tenant,
-            status,
-            classified,
-            now,
-        )
-        .await?;
-        db::partners::set_status(
-            &mut *tx,
-            key.partner_id,
-            status,
-            Some(classified.advice),
-            code.as_deref(),
-            now,
-        )
-        .await?;
-        db::grants::record_error(&mut *tx, key.partner_id, code.as_deref(), now).await?;
-        db::access_tokens::delete_for_partner(&mut *tx, key.partner_id).await?;
-        db::audit::record(
-            &mut *tx,
-            "system",
-            "grant.refresh_failed",
-            Some(key.partner_tenant),
-            serde_json::json!({
-                "status": status,
-                "error": classified.error,
-                "code": classified.code,
-                "class": classified.class.as_str(),
-                "authority_tenant": key.authority_tenant,
-            }),
-            now,
-        )
-        .await
-    }
-
     async fn mark_recovered(&self, key: TokenKey) {
         let now = self.clock.now();
         let Ok(mut tx) = self.pool.begin().await else {
             return;
         };
-        // degraded → healthy with its audit record and `partner.recovered`, all or nothing.
-        if crate::lifecycle::health::record_success(
-            &mut tx,
-            key.partner_id,
-            key.partner_tenant,
-            now,
-        )
-        .await
-        .is_err()
+        // back to healthy with its audit record and `partner.recovered`, all or nothing.
+        if health::partner::record_refresh_success(&mut tx, key.partner_id, key.partner_tenant, now)
+            .await
+            .is_err()
         {
             return;
         }
@@ -542,11 +749,10 @@ impl Broker {
 }
 
 impl BrokerError {
-    /// The partner status this failure puts the partner in, if it is partner-level.
-    fn partner_state(&self) -> Option<(&'static str, &Classified)> {
+    /// Microsoft's refusal of the partner's grant, if this failure is one.
+    fn partner_refusal(&self) -> Option<&Classified> {
         match self {
-            Self::ConsentRequired(Some(c)) => Some(("needs_consent", c)),
-            Self::MfaRequired(Some(c)) => Some(("mfa_required", c)),
+            Self::ConsentRequired(Some(c)) | Self::MfaRequired(Some(c)) => Some(c),
             _ => None,
         }
     }

@@ -15,7 +15,7 @@ pub struct ClaimedGrant {
     /// Its name.
     pub display_name: String,
     /// Its health state at claim time.
-    pub status: String,
+    pub status: crate::domain::PartnerStatus,
     /// Microsoft code behind the state.
     pub status_code: Option<String>,
     /// Advice behind the state.
@@ -96,7 +96,7 @@ pub async fn clear_failures(
 pub async fn lock_status(
     executor: impl PgExecutor<'_>,
     partner_id: Uuid,
-) -> Result<Option<String>, sqlx::Error> {
+) -> Result<Option<crate::domain::PartnerStatus>, sqlx::Error> {
     sqlx::query_scalar("SELECT status FROM partners WHERE id = $1 FOR UPDATE")
         .bind(partner_id)
         .fetch_optional(executor)

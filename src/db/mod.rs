@@ -11,6 +11,7 @@ pub mod access_tokens;
 pub mod api_clients;
 pub mod app_consents;
 pub mod audit;
+pub mod customers;
 pub mod dashboard;
 pub mod grants;
 pub mod invitations;

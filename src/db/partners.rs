@@ -4,6 +4,8 @@ use sqlx::{FromRow, PgExecutor};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::domain::PartnerStatus;
+
 /// A CSP partner.
 #[derive(Debug, Clone, FromRow)]
 pub struct Partner {
@@ -17,8 +19,8 @@ pub struct Partner {
     pub domain: Option<String>,
     /// The MPN id.
     pub mpn_id: Option<String>,
-    /// Health: pending, healthy, needs_consent, mfa_required, degraded, offboarded.
-    pub status: String,
+    /// Health state.
+    pub status: PartnerStatus,
     /// Why the status is what it is.
     pub status_reason: Option<String>,
     /// The Microsoft error code behind the status.
@@ -108,7 +110,7 @@ pub async fn upsert_consented(
 pub async fn set_status(
     executor: impl PgExecutor<'_>,
     id: Uuid,
-    status: &str,
+    status: PartnerStatus,
     reason: Option<&str>,
     code: Option<&str>,
     now: OffsetDateTime,
@@ -142,8 +144,8 @@ pub async fn list(executor: impl PgExecutor<'_>, limit: i64) -> Result<Vec<Partn
 pub async fn set_status_if(
     executor: impl PgExecutor<'_>,
     id: Uuid,
-    from: &str,
-    to: &str,
+    from: PartnerStatus,
+    to: PartnerStatus,
     now: OffsetDateTime,
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
@@ -171,7 +173,7 @@ pub struct PartnerWithGrant {
     /// MPN id.
     pub mpn_id: Option<String>,
     /// Status.
-    pub status: String,
+    pub status: PartnerStatus,
     /// Code.
     pub status_code: Option<String>,
     /// Advice.

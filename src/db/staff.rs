@@ -274,7 +274,7 @@ pub struct PartnerRow {
     /// Default domain.
     pub domain: Option<String>,
     /// Health.
-    pub status: String,
+    pub status: crate::domain::PartnerStatus,
     /// Why.
     pub status_reason: Option<String>,
     /// Microsoft code.

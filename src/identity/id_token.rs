@@ -13,7 +13,7 @@ use tokio::sync::RwLock;
 use url::Url;
 use uuid::Uuid;
 
-use super::tenant::MSA_TENANT;
+use crate::domain::MSA_TENANT;
 
 /// Clock skew tolerated on `exp`/`nbf`.
 const SKEW_SECONDS: i64 = 120;

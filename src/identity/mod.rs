@@ -5,7 +5,6 @@
 
 pub mod errors;
 mod id_token;
-mod tenant;
 
 use std::time::Duration;
 
@@ -14,9 +13,9 @@ use serde::Deserialize;
 use url::Url;
 use uuid::Uuid;
 
+pub use crate::domain::{MSA_TENANT, TenantId};
 pub use errors::{Classified, ErrorClass};
 pub use id_token::{IdTokenClaims, IdTokenError, KeySet};
-pub use tenant::{MSA_TENANT, TenantId};
 
 /// The OIDC scopes every consent asks for; `offline_access` is what yields a refresh token.
 pub const OIDC_SCOPES: [&str; 3] = ["openid", "profile", "offline_access"];

@@ -1,5 +1,5 @@
 //! The tasks that run beside the HTTP server: the call-record writer, API-key revocation
-//! listening and `last_used_at` flushing, and the lifecycle jobs (keep-alive, webhook delivery,
+//! listening and `last_used_at` flushing, and the lifecycle jobs (keep-alive, customer directory sync, webhook delivery,
 //! housekeeping; `SAMGATE_BACKGROUND_JOBS`). Started once per process; stopped with a flush.
 
 use std::sync::Arc;
@@ -37,7 +37,7 @@ impl Background {
         Self { stop, tasks }
     }
 
-    /// Starts only the jobs (keep-alive, webhook delivery, housekeeping): `samgate worker`.
+    /// Starts only the jobs (keep-alive, customer sync, webhook delivery, housekeeping): `samgate worker`.
     pub fn start_jobs(app: Arc<App>) -> Self {
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
@@ -80,6 +80,28 @@ fn spawn_jobs(app: &Arc<App>, stopped: &watch::Receiver<bool>, tasks: &mut Vec<J
         stopped.clone(),
         |app: Arc<App>| async move {
             crate::webhooks::run_once(&app, app.clock.now()).await?;
+            Ok(())
+        },
+    ));
+    // Customer directories: looked at often, each partner synced when its directory is older
+    // than SAMGATE_CUSTOMER_SYNC_INTERVAL_SECS.
+    let sync_poll = app
+        .config
+        .customers
+        .sync_interval
+        .try_into()
+        .unwrap_or(std::time::Duration::from_secs(300))
+        .min(std::time::Duration::from_secs(300));
+    tasks.push(spawn_every(
+        "customer_sync",
+        app.clone(),
+        sync_poll,
+        stopped.clone(),
+        |app: Arc<App>| async move {
+            let synced = crate::customers::run_once(&app, app.clock.now()).await?;
+            if synced > 0 {
+                tracing::info!(partners = synced, "customer directories synced");
+            }
             Ok(())
         },
     ));

@@ -19,6 +19,8 @@ pub struct Summary {
     pub proxy_calls_pruned: u64,
     /// Delivered webhooks deleted.
     pub deliveries_pruned: u64,
+    /// Customer app consents whose stale/current state changed with the configured grants.
+    pub consents_reconciled: u64,
 }
 
 /// One housekeeping pass (idempotent).
@@ -74,5 +76,12 @@ pub async fn run_once(app: &App, now: OffsetDateTime) -> anyhow::Result<Summary>
             break;
         }
     }
+    // SAMGATE_APP_CONSENT_GRANTS may have changed since consents were granted.
+    summary.consents_reconciled = crate::health::customer::reconcile_consents(
+        &app.pool,
+        &crate::app_consents::configured_grants(app),
+        now,
+    )
+    .await?;
     Ok(summary)
 }

@@ -14,7 +14,7 @@ use crate::app::App;
 use crate::broker::{BrokerError, PartnerInfo};
 use crate::db;
 use crate::db::lifecycle::ClaimedGrant;
-use crate::lifecycle::health;
+use crate::health::partner as health;
 
 /// Grants leased per batch.
 const BATCH: i64 = 100;
@@ -157,7 +157,8 @@ async fn refresh_one(app: &App, grant: ClaimedGrant) -> Outcome {
 async fn record_success(app: &App, partner: &PartnerInfo) -> Result<(), sqlx::Error> {
     let mut tx = app.pool.begin().await?;
     let changed =
-        health::record_success(&mut tx, partner.id, partner.tenant_id, app.clock.now()).await?;
+        health::record_refresh_success(&mut tx, partner.id, partner.tenant_id, app.clock.now())
+            .await?;
     tx.commit().await?;
     if changed {
         app.broker.partners().invalidate(partner.tenant_id).await;

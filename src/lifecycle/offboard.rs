@@ -82,10 +82,8 @@ pub async fn offboard(
     let mut tx = app.pool.begin().await?;
     // Grant before partner, the order the broker locks them in (no deadlock with a refresh).
     db::grants::lock(&mut *tx, partner.id).await?;
-    if db::lifecycle::lock_status(&mut *tx, partner.id)
-        .await?
-        .as_deref()
-        == Some("offboarded")
+    if db::lifecycle::lock_status(&mut *tx, partner.id).await?
+        == Some(crate::domain::PartnerStatus::Offboarded)
     {
         return Err(OffboardError::AlreadyOffboarded);
     }

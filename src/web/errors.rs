@@ -51,8 +51,14 @@ pub enum ApiErrorCode {
     ForbiddenPartner,
     /// The key's client is read-only.
     ForbiddenMethod,
-    /// The partner has no access to this customer tenant (no GDAP relationship).
-    ForbiddenCustomer,
+    /// Not a customer of this partner (checked against the customer directory).
+    CustomerNotFound,
+    /// The partner has no active delegated (GDAP) access to this customer.
+    CustomerAccessDenied,
+    /// The customer's Conditional Access or device policy refuses the partner's users.
+    CustomerPolicyBlocked,
+    /// Microsoft failed for this customer a moment ago; retry after `Retry-After` seconds.
+    CustomerUnavailable,
     /// No partner with this tenant id.
     PartnerNotFound,
     /// The partner must consent again; an operator sends a re-consent invitation.
@@ -76,6 +82,35 @@ pub enum ApiErrorCode {
 }
 
 impl ApiErrorCode {
+    /// Every code, in the order the OpenAPI document lists them.
+    pub const ALL: [ApiErrorCode; 25] = [
+        Self::BadRequest,
+        Self::Unauthorized,
+        Self::Forbidden,
+        Self::NotFound,
+        Self::PayloadTooLarge,
+        Self::Timeout,
+        Self::ServiceUnavailable,
+        Self::Internal,
+        Self::InvalidApiKey,
+        Self::ForbiddenPartner,
+        Self::ForbiddenMethod,
+        Self::PartnerNotFound,
+        Self::ConsentRequired,
+        Self::MfaRequired,
+        Self::CustomerConsentMissing,
+        Self::CustomerNotFound,
+        Self::CustomerAccessDenied,
+        Self::CustomerPolicyBlocked,
+        Self::CustomerUnavailable,
+        Self::InvalidPath,
+        Self::UpstreamThrottled,
+        Self::UpstreamUnavailable,
+        Self::RateLimited,
+        Self::AppMisconfigured,
+        Self::PartnerOffboarded,
+    ];
+
     /// The HTTP status of this code.
     pub fn status(self) -> StatusCode {
         match self {
@@ -88,10 +123,12 @@ impl ApiErrorCode {
             Self::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Self::InvalidApiKey => StatusCode::UNAUTHORIZED,
-            Self::ForbiddenPartner | Self::ForbiddenMethod | Self::ForbiddenCustomer => {
-                StatusCode::FORBIDDEN
-            }
-            Self::PartnerNotFound => StatusCode::NOT_FOUND,
+            Self::ForbiddenPartner
+            | Self::ForbiddenMethod
+            | Self::CustomerAccessDenied
+            | Self::CustomerPolicyBlocked => StatusCode::FORBIDDEN,
+            Self::PartnerNotFound | Self::CustomerNotFound => StatusCode::NOT_FOUND,
+            Self::CustomerUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::ConsentRequired | Self::MfaRequired | Self::CustomerConsentMissing => {
                 StatusCode::CONFLICT
             }
@@ -116,7 +153,10 @@ impl ApiErrorCode {
             Self::InvalidApiKey => "invalid_api_key",
             Self::ForbiddenPartner => "forbidden_partner",
             Self::ForbiddenMethod => "forbidden_method",
-            Self::ForbiddenCustomer => "forbidden_customer",
+            Self::CustomerNotFound => "customer_not_found",
+            Self::CustomerAccessDenied => "customer_access_denied",
+            Self::CustomerPolicyBlocked => "customer_policy_blocked",
+            Self::CustomerUnavailable => "customer_unavailable",
             Self::PartnerNotFound => "partner_not_found",
             Self::ConsentRequired => "consent_required",
             Self::MfaRequired => "mfa_required",
@@ -323,4 +363,31 @@ impl From<askama::Error> for PageError {
 /// Renders a template into a page response, turning a render failure into a `PageError`.
 pub fn render<T: Template>(template: &T) -> Result<Html<String>, PageError> {
     Ok(Html(template.render()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ApiErrorCode;
+
+    #[test]
+    fn the_openapi_document_lists_exactly_the_error_codes_the_server_has() {
+        let document: serde_json::Value =
+            serde_json::from_str(include_str!("api/openapi.json")).expect("openapi.json");
+        let listed: Vec<&str> =
+            document["components"]["schemas"]["Error"]["properties"]["code"]["enum"]
+                .as_array()
+                .expect("codes")
+                .iter()
+                .filter_map(|c| c.as_str())
+                .collect();
+        let ours: Vec<&str> = ApiErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(listed, ours);
+        assert_eq!(
+            ApiErrorCode::CustomerNotFound.status().as_u16(),
+            404,
+            "customer_not_found is a 404"
+        );
+        assert_eq!(ApiErrorCode::CustomerPolicyBlocked.status().as_u16(), 403);
+        assert_eq!(ApiErrorCode::CustomerUnavailable.status().as_u16(), 503);
+    }
 }

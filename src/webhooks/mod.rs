@@ -37,11 +37,14 @@ pub enum EventType {
     GrantRefreshFailed,
     /// An invitation expired unused.
     InvitationExpired,
+    /// What samgate knows of a partner's access to one customer changed (GDAP relationship, app
+    /// consent, or the token outcome at the customer's authority).
+    CustomerAccessChanged,
 }
 
 impl EventType {
     /// Every event type.
-    pub const ALL: [EventType; 7] = [
+    pub const ALL: [EventType; 8] = [
         Self::PartnerConsented,
         Self::PartnerNeedsConsent,
         Self::PartnerMfaRequired,
@@ -49,6 +52,7 @@ impl EventType {
         Self::PartnerOffboarded,
         Self::GrantRefreshFailed,
         Self::InvitationExpired,
+        Self::CustomerAccessChanged,
     ];
 
     /// The wire name, e.g. `partner.needs_consent`.
@@ -61,6 +65,7 @@ impl EventType {
             Self::PartnerOffboarded => "partner.offboarded",
             Self::GrantRefreshFailed => "grant.refresh_failed",
             Self::InvitationExpired => "invitation.expired",
+            Self::CustomerAccessChanged => "customer.access_changed",
         }
     }
 

@@ -17,8 +17,8 @@ const REFUSED: &str = "Email or password is incorrect, or sign-in is temporarily
 const COOKIE: &str = "samgate_admin";
 
 /// One browser: its own cookie jar, no redirects followed.
-struct Browser {
-    client: reqwest::Client,
+pub(crate) struct Browser {
+    pub(crate) client: reqwest::Client,
     jar: Arc<Jar>,
     base: String,
 }
@@ -38,7 +38,7 @@ impl Browser {
         }
     }
 
-    async fn get(&self, path: &str) -> Response {
+    pub(crate) async fn get(&self, path: &str) -> Response {
         self.client
             .get(format!("{}{path}", self.base))
             .send()
@@ -46,7 +46,7 @@ impl Browser {
             .expect("GET")
     }
 
-    async fn post(&self, path: &str, form: &[(&str, &str)]) -> Response {
+    pub(crate) async fn post(&self, path: &str, form: &[(&str, &str)]) -> Response {
         self.client
             .post(format!("{}{path}", self.base))
             .form(form)
@@ -56,7 +56,7 @@ impl Browser {
     }
 
     /// POSTs with this session's CSRF token added.
-    async fn submit(&self, path: &str, form: &[(&str, &str)]) -> Response {
+    pub(crate) async fn submit(&self, path: &str, form: &[(&str, &str)]) -> Response {
         let csrf = self.csrf().await;
         let mut fields = vec![("csrf", csrf.as_str())];
         fields.extend_from_slice(form);
@@ -64,7 +64,7 @@ impl Browser {
     }
 
     /// The session's CSRF token, read from a page's hidden field.
-    async fn csrf(&self) -> String {
+    pub(crate) async fn csrf(&self) -> String {
         let page = self.get("/admin").await;
         let html = if page.status() == StatusCode::OK {
             page.text().await.expect("page")
@@ -118,7 +118,7 @@ fn field_value(html: &str, marker: &str) -> Option<String> {
 }
 
 /// The `href` of the first link whose tag contains `marker`.
-fn link_href(html: &str, marker: &str) -> Option<String> {
+pub(crate) fn link_href(html: &str, marker: &str) -> Option<String> {
     let at = html.find(marker)?;
     let tag_start = html[..at].rfind("<a ")?;
     let href = html[tag_start..].split("href=\"").nth(1)?;
@@ -134,7 +134,7 @@ fn unescape(value: &str) -> String {
         .replace("&#39;", "'")
 }
 
-fn location(response: &Response) -> String {
+pub(crate) fn location(response: &Response) -> String {
     response
         .headers()
         .get("location")
@@ -144,7 +144,7 @@ fn location(response: &Response) -> String {
 }
 
 /// Creates a staff member through the library, as `samgate staff add` does.
-async fn add_staff(app: &TestApp, email: &str, role: Role) -> (Uuid, SecretString) {
+pub(crate) async fn add_staff(app: &TestApp, email: &str, role: Role) -> (Uuid, SecretString) {
     let (member, password) = samgate::staff::add_staff(
         &app.pool,
         NewStaffRequest {
@@ -162,7 +162,7 @@ async fn add_staff(app: &TestApp, email: &str, role: Role) -> (Uuid, SecretStrin
 }
 
 /// A new member with `role`, signed in in a fresh browser.
-async fn signed_in(app: &TestApp, role: Role) -> (Browser, Uuid) {
+pub(crate) async fn signed_in(app: &TestApp, role: Role) -> (Browser, Uuid) {
     let email = format!("{}-{}@northwind.example", role, Uuid::new_v4().simple());
     let (id, password) = add_staff(app, &email, role).await;
     let browser = Browser::new(app);
@@ -178,7 +178,7 @@ async fn signed_in(app: &TestApp, role: Role) -> (Browser, Uuid) {
     (browser, id)
 }
 
-async fn seed_partner(app: &TestApp, name: &str) -> (Uuid, Uuid) {
+pub(crate) async fn seed_partner(app: &TestApp, name: &str) -> (Uuid, Uuid) {
     let (id, tenant) = (Uuid::now_v7(), Uuid::new_v4());
     sqlx::query(
         "INSERT INTO partners (id, tenant_id, display_name, status) VALUES ($1, $2, $3, 'healthy')",
@@ -237,7 +237,7 @@ async fn seed_client(app: &TestApp) -> (Uuid, Uuid) {
     (client.id, key.id)
 }
 
-async fn count(app: &TestApp, sql: &str) -> i64 {
+pub(crate) async fn count(app: &TestApp, sql: &str) -> i64 {
     sqlx::query_scalar(sql)
         .fetch_one(&app.pool)
         .await
@@ -407,6 +407,16 @@ fn expected_policy() -> Vec<(&'static str, &'static str, Access)> {
         ("GET", "/admin/partners/{id}/customers", Staff(Viewer)),
         (
             "POST",
+            "/admin/partners/{id}/customers/sync",
+            Staff(Operator),
+        ),
+        (
+            "POST",
+            "/admin/partners/{id}/customers/app-consents",
+            Staff(Operator),
+        ),
+        (
+            "POST",
             "/admin/partners/{id}/customers/{customer}/app-consent",
             Staff(Operator),
         ),
@@ -457,9 +467,17 @@ async fn fixture(
         | "/admin/partners/{id}/invitations"
         | "/admin/partners/{id}/refresh"
         | "/admin/partners/{id}/customers"
+        | "/admin/partners/{id}/customers/sync"
         | "/admin/partners/{id}/app-consent-runs" => {
             (path.replace("{id}", &partner.to_string()), vec![])
         }
+        "/admin/partners/{id}/customers/app-consents" => (
+            path.replace("{id}", &partner.to_string()),
+            vec![
+                ("action", "grant".to_owned()),
+                ("customer", Uuid::new_v4().to_string()),
+            ],
+        ),
         "/admin/partners/{id}/offboard" => {
             // Its own partner each time: offboarding is once only.
             let (other, _) = seed_partner(app, "Offboard Fixture").await;
@@ -627,6 +645,14 @@ async fn posts_without_or_with_a_wrong_csrf_token_are_refused_and_change_nothing
         (
             format!("/admin/partners/{partner}/app-consent-runs"),
             vec![],
+        ),
+        (format!("/admin/partners/{partner}/customers/sync"), vec![]),
+        (
+            format!("/admin/partners/{partner}/customers/app-consents"),
+            vec![
+                ("action", "grant".into()),
+                ("customer", customer.to_string()),
+            ],
         ),
         (
             "/admin/clients".into(),
@@ -1348,7 +1374,7 @@ async fn the_admin_pages_work_in_a_real_browser_on_a_laptop_and_a_phone() {
 // ---- Partner actions, customers, app consents, API clients, dashboard ------------------------
 
 /// Contoso consents through the emulator; returns its samgate partner id.
-async fn consented_contoso(app: &TestApp) -> Uuid {
+pub(crate) async fn consented_contoso(app: &TestApp) -> Uuid {
     let invitation = app.invite("Contoso", None).await;
     let response = app
         .consent_as(&invitation, ms_emulator::DEMO_CONTOSO_ADMIN)
@@ -1362,11 +1388,11 @@ async fn consented_contoso(app: &TestApp) -> Uuid {
 }
 
 /// Contoso's first demo customer.
-fn contoso_customer(n: u128) -> Uuid {
+pub(crate) fn contoso_customer(n: u128) -> Uuid {
     Uuid::from_u128(0xc0570000_0000_4000_8000_000000000000 | (0xc0 << 8) | n)
 }
 
-async fn page_text(browser: &Browser, path: &str) -> String {
+pub(crate) async fn page_text(browser: &Browser, path: &str) -> String {
     let response = browser.get(path).await;
     assert_eq!(response.status(), StatusCode::OK, "GET {path}");
     response.text().await.expect("page")
@@ -1423,146 +1449,7 @@ async fn refresh_now_redeems_the_grant_shows_the_outcome_and_is_audited() {
     assert_eq!(outcomes, ["ok", "consent_required"]);
 }
 
-#[tokio::test]
-async fn a_partners_customers_are_read_live_paged_by_continuation_and_cached_briefly() {
-    let app = TestApp::spawn().await;
-    let partner = consented_contoso(&app).await;
-    for n in 0..55u128 {
-        app.microsoft()
-            .add_customer(
-                ms_emulator::DEMO_CONTOSO,
-                ms_emulator::TenantSeed::new(
-                    Uuid::from_u128(0xcafe_0000_0000_4000_8000_0000_0000_0000 | n),
-                    &format!("Customer {n:02}"),
-                    &format!("customer{n}.onmicrosoft.com"),
-                ),
-            )
-            .expect("customer");
-    }
-    let (browser, _) = signed_in(&app, Role::Viewer).await;
-    let before = app.microsoft().route_calls("/v1/customers");
-    let first = page_text(&browser, &format!("/admin/partners/{partner}/customers")).await;
-    assert_eq!(first.matches("<tr id=\"customer-").count(), 50);
-    assert!(first.contains(&contoso_customer(1).to_string()));
-    assert!(
-        !first.contains("data-grant="),
-        "viewers get no consent buttons"
-    );
-    let next = link_href(&first, "id=\"next-page\"").expect("a next page");
-    assert!(next.contains("page="), "{next}");
-
-    let second = page_text(&browser, &next).await;
-    assert_eq!(second.matches("<tr id=\"customer-").count(), 57 - 50);
-    assert!(!second.contains("id=\"next-page\""), "the last page");
-    assert!(second.contains("rel=\"first\""));
-    assert_eq!(app.microsoft().route_calls("/v1/customers") - before, 2);
-
-    page_text(&browser, &format!("/admin/partners/{partner}/customers")).await;
-    page_text(&browser, &next).await;
-    assert_eq!(
-        app.microsoft().route_calls("/v1/customers") - before,
-        2,
-        "pages come from the cache for a minute"
-    );
-
-    let tampered = browser
-        .get(&format!("/admin/partners/{partner}/customers?page=%0D%0Ax"))
-        .await;
-    assert_eq!(tampered.status(), StatusCode::BAD_REQUEST);
-}
-
-#[tokio::test]
-async fn a_microsoft_failure_on_the_customers_page_is_explained_not_a_server_error() {
-    let app = TestApp::spawn().await;
-    let partner = consented_contoso(&app).await;
-    let (browser, _) = signed_in(&app, Role::Operator).await;
-    app.microsoft()
-        .fail_next(ms_emulator::Fault::path("/v1/customers").throttle(30));
-    let html = page_text(&browser, &format!("/admin/partners/{partner}/customers")).await;
-    assert!(html.contains("id=\"customers-problem\""), "{html}");
-    assert!(html.contains("throttling"), "{html}");
-    assert!(!html.contains("id=\"grant-all\""));
-
-    // Failures are not cached: the next visit reads the customers.
-    let html = page_text(&browser, &format!("/admin/partners/{partner}/customers")).await;
-    assert!(html.contains(&contoso_customer(1).to_string()), "{html}");
-
-    let (never, _) = seed_partner(&app, "Never Consented").await;
-    let html = page_text(&browser, &format!("/admin/partners/{never}/customers")).await;
-    assert!(html.contains("holds no consent for this partner"), "{html}");
-}
-
-#[tokio::test]
-async fn an_operator_grants_and_removes_the_cpv_app_consent_in_a_customer_idempotently() {
-    let app = TestApp::spawn().await;
-    let partner = consented_contoso(&app).await;
-    let (browser, _) = signed_in(&app, Role::Operator).await;
-    let customer = contoso_customer(1);
-    let client_id = ms_emulator::DEMO_CLIENT_ID;
-    let grant = format!("/admin/partners/{partner}/customers/{customer}/app-consent");
-    let remove = format!("{grant}/remove");
-
-    let response = browser.submit(&grant, &[("page", "")]).await;
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    assert!(app.microsoft().app_consented(customer, client_id));
-    let html = page_text(&browser, &location(&response)).await;
-    assert!(html.contains("class=\"changed\""), "the row is marked");
-    assert!(html.contains(">Granted<"), "{html}");
-
-    // Already there (409 at Partner Center) is success.
-    browser.submit(&grant, &[]).await;
-    let states: Vec<String> =
-        sqlx::query_scalar("SELECT state FROM app_consents WHERE customer_tenant_id = $1")
-            .bind(customer)
-            .fetch_all(&app.pool)
-            .await
-            .expect("states");
-    assert_eq!(states, ["granted"]);
-
-    browser.submit(&remove, &[]).await;
-    assert!(!app.microsoft().app_consented(customer, client_id));
-    // Nothing left to remove (404) is success too.
-    let response = browser.submit(&remove, &[]).await;
-    let html = page_text(&browser, &location(&response)).await;
-    assert!(html.contains(">Removed<"), "{html}");
-
-    let actions: Vec<(String, serde_json::Value)> = sqlx::query_as(
-        "SELECT action, details FROM audit_events WHERE action LIKE 'app_consent.%' ORDER BY id",
-    )
-    .fetch_all(&app.pool)
-    .await
-    .expect("audit");
-    let names: Vec<&str> = actions.iter().map(|(a, _)| a.as_str()).collect();
-    assert_eq!(
-        names,
-        [
-            "app_consent.granted",
-            "app_consent.granted",
-            "app_consent.removed",
-            "app_consent.removed"
-        ]
-    );
-    assert_eq!(actions[1].1["already_existed"], true);
-    assert_eq!(actions[3].1["was_absent"], true);
-    assert_eq!(
-        actions[0].1["grants"][0]["scopes"], "User.Read.All",
-        "the configured grants are recorded"
-    );
-
-    // A failure is shown on the row with advice.
-    app.microsoft().fail_next(
-        ms_emulator::Fault::path(&format!("/v1/customers/{customer}/applicationconsents"))
-            .status(403)
-            .body(serde_json::json!({"code": 20002, "description": "no relationship"})),
-    );
-    let response = browser.submit(&grant, &[]).await;
-    let html = page_text(&browser, &location(&response)).await;
-    assert!(html.contains(">Failed<"), "{html}");
-    assert!(html.contains("forbidden PC20002"), "{html}");
-    assert!(html.contains("Admin agent role"), "{html}");
-}
-
-async fn wait_for_run(app: &TestApp, run: Uuid) -> String {
+pub(crate) async fn wait_for_run(app: &TestApp, run: Uuid) -> String {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
         let state: String = sqlx::query_scalar("SELECT state FROM app_consent_runs WHERE id = $1")

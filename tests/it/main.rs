@@ -4,12 +4,14 @@
 mod harness;
 
 mod admin;
+mod admin_customers;
 mod admin_journey;
 mod admin_sso;
 mod api_keys;
 mod browser;
 mod cli;
 mod consent;
+mod customers;
 mod foundation;
 mod hardening;
 mod id_token;

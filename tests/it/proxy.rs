@@ -573,15 +573,21 @@ async fn customer_graph_calls_need_the_app_consent_and_the_partners_access() {
     let body: serde_json::Value = response.json().await.expect("json");
     assert!(body["value"].as_array().is_some_and(|v| !v.is_empty()));
 
-    // A customer of another partner: the partner has no access there.
+    // A customer of another partner is not a customer of this partner.
     let foreign = customer_of_fabrikam();
     app.microsoft()
         .grant_app_consent(foreign, ms_emulator::DEMO_CLIENT_ID);
     let path = format!("/api/v1/partners/{DEMO_CONTOSO}/customers/{foreign}/graph/v1.0/users");
     let response = call(&app, &key, reqwest::Method::GET, &path).await;
-    assert_eq!(response.status(), 403);
+    assert_eq!(response.status(), 404);
     let body: serde_json::Value = response.json().await.expect("json");
-    assert_eq!(body["code"], "forbidden_customer");
+    assert_eq!(body["code"], "customer_not_found");
+    assert_eq!(
+        app.microsoft()
+            .token_calls_for_tenant(&foreign.to_string(), "refresh_token"),
+        0,
+        "refused before any token call"
+    );
 }
 
 #[tokio::test]

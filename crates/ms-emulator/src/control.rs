@@ -9,8 +9,11 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::keys::SigningKey;
-use crate::seed::{AppSeed, MfaState, RelationshipSeed, TenantSeed, UserSeed};
-use crate::state::{ConsentRecord, RecordedRequest, Shared, lock};
+use crate::seed::{
+    AppSeed, CustomerOptions, CustomerPolicy, MfaState, MissingConsentError, RelationshipSeed,
+    RelationshipStatus, TenantSeed, UserSeed,
+};
+use crate::state::{ConsentRecord, RecordedRequest, Relationship, Shared, lock};
 
 /// Which requests a [`Fault`] applies to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -426,12 +429,66 @@ impl Control {
         if !w.tenants.contains_key(&id) {
             w.add_tenant(&customer, now)?;
         }
-        if let Some(p) = w.tenants.get_mut(&partner)
-            && !p.customers.contains(&id)
-        {
-            p.customers.push(id);
-        }
+        w.link_customer(partner, id);
         Ok(())
+    }
+
+    /// Adds `n` generated customers to the partner, each with an active GDAP relationship (see
+    /// [`crate::Seed::with_generated_customers`]); returns their tenant ids.
+    pub fn add_customers(&self, partner: Uuid, n: usize) -> anyhow::Result<Vec<Uuid>> {
+        self.add_generated_customers(partner, n, |_| CustomerOptions::default())
+    }
+
+    /// Adds `n` generated customers numbered on from the partner's customer count, each as
+    /// `options(index)` says; returns their tenant ids.
+    pub fn add_generated_customers(
+        &self,
+        partner: Uuid,
+        n: usize,
+        options: impl Fn(usize) -> CustomerOptions,
+    ) -> anyhow::Result<Vec<Uuid>> {
+        let now = self.shared.now();
+        let mut w = self.shared.world();
+        let first = w
+            .tenants
+            .get(&partner)
+            .map(|p| p.customers.len())
+            .ok_or_else(|| anyhow::anyhow!("unknown partner tenant {partner}"))?;
+        let mut ids = Vec::with_capacity(n);
+        for index in first..first + n {
+            let generated = crate::seed::generated_customer(partner, index, &options(index));
+            w.add_tenant(&generated.tenant, now)?;
+            w.link_customer(partner, generated.tenant.id);
+            if let Some(r) = &generated.relationship {
+                w.add_relationship(r, now)?;
+            }
+            if let Some(c) = generated.consent {
+                w.consents.insert(
+                    (c.tenant, c.client_id),
+                    ConsentRecord {
+                        display_name: None,
+                        grants: Vec::new(),
+                    },
+                );
+            }
+            ids.push(generated.tenant.id);
+        }
+        Ok(ids)
+    }
+
+    /// Sets (or with `None` removes) the customer's Conditional Access policy for partner users.
+    pub fn set_customer_policy(&self, customer: Uuid, policy: Option<CustomerPolicy>) {
+        if let Some(t) = self.shared.world().tenants.get_mut(&customer) {
+            t.conditional_access = policy;
+        }
+    }
+
+    /// Chooses the refusal a refresh at the customer's authority gets while the app is not
+    /// consented there (default [`MissingConsentError::ConsentRequired`], AADSTS65001).
+    pub fn set_missing_consent_error(&self, customer: Uuid, error: MissingConsentError) {
+        if let Some(t) = self.shared.world().tenants.get_mut(&customer) {
+            t.missing_consent_error = error;
+        }
     }
 
     /// Adds an app registration.
@@ -445,11 +502,39 @@ impl Control {
         self.shared.world().add_relationship(&relationship, now)
     }
 
-    /// Sets the status of every relationship partner → customer (e.g. `terminated`).
-    pub fn set_relationship_status(&self, partner: Uuid, customer: Uuid, status: &str) {
+    /// Sets the status of every relationship partner → customer; `expired` and `terminated` end
+    /// it now (`endDateTime`), a first `active` sets `activatedDateTime`.
+    pub fn set_relationship_status(
+        &self,
+        partner: Uuid,
+        customer: Uuid,
+        status: RelationshipStatus,
+    ) {
+        self.update_relationships(partner, customer, |r, now| r.set_status(status, now));
+    }
+
+    /// Sets `endDateTime` of every relationship partner → customer; once the emulator clock
+    /// passes it the relationship is `expired` (and refresh tokens get AADSTS50020 there).
+    pub fn set_relationship_end(&self, partner: Uuid, customer: Uuid, end: OffsetDateTime) {
+        self.update_relationships(partner, customer, |r, _| r.end = Some(end));
+    }
+
+    /// Sets the role definition ids of every relationship partner → customer (empty: no access).
+    pub fn set_relationship_roles(&self, partner: Uuid, customer: Uuid, roles: Vec<Uuid>) {
+        self.update_relationships(partner, customer, |r, _| r.roles = roles.clone());
+    }
+
+    fn update_relationships(
+        &self,
+        partner: Uuid,
+        customer: Uuid,
+        mut change: impl FnMut(&mut Relationship, OffsetDateTime),
+    ) {
+        let now = self.shared.now();
         for r in self.shared.world().relationships.iter_mut() {
             if r.partner == partner && r.customer == customer {
-                r.status = status.to_owned();
+                change(r, now);
+                r.last_modified = now;
             }
         }
     }

@@ -14,7 +14,10 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::control::{Control, Fault};
-use crate::seed::{AppSeed, MfaState, RelationshipSeed, TenantSeed, UserSeed};
+use crate::seed::{
+    AppSeed, CustomerPolicy, MfaState, MissingConsentError, RelationshipSeed, RelationshipStatus,
+    TenantSeed, UserSeed,
+};
 use crate::state::{Shared, lock};
 
 /// Routes of the control API.
@@ -36,7 +39,19 @@ pub fn router() -> Router<Arc<Shared>> {
         .route("/_emulator/tenants", get(list_tenants).post(add_tenant))
         .route("/_emulator/tenants/{id}/users", post(add_user))
         .route("/_emulator/tenants/{id}/customers", post(add_customer))
+        .route(
+            "/_emulator/tenants/{id}/generated-customers",
+            post(add_generated_customers),
+        )
+        .route(
+            "/_emulator/tenants/{id}/policy",
+            post(update_customer_policy),
+        )
         .route("/_emulator/relationships", post(add_relationship))
+        .route(
+            "/_emulator/relationships/{partner}/{customer}",
+            post(update_relationship),
+        )
         .route(
             "/_emulator/consents",
             post(grant_consent).delete(remove_consent),
@@ -155,6 +170,7 @@ async fn list_tenants(State(shared): State<Arc<Shared>>) -> Response {
             json!({
                 "id": t.id, "display_name": t.display_name, "default_domain": t.default_domain,
                 "is_partner": t.is_partner, "mpn_id": t.mpn_id, "customers": t.customers,
+                "conditional_access": t.conditional_access, "missing_consent_error": t.missing_consent_error,
                 "users": w.users.values().filter(|u| u.tenant == t.id).map(|u| json!({
                     "oid": u.oid, "upn": u.upn, "display_name": u.display_name, "mfa": u.mfa, "disabled": u.disabled,
                 })).collect::<Vec<_>>(),
@@ -191,6 +207,96 @@ async fn add_customer(
         Ok(()) => ok(),
         Err(e) => bad_request(e),
     }
+}
+
+#[derive(Deserialize)]
+struct GenerateCustomers {
+    count: usize,
+}
+
+async fn add_generated_customers(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<Uuid>,
+    Json(g): Json<GenerateCustomers>,
+) -> Response {
+    match control(shared).add_customers(id, g.count) {
+        Ok(ids) => Json(json!({ "customers": ids })).into_response(),
+        Err(e) => bad_request(e),
+    }
+}
+
+/// `{"conditional_access": "block" | null, "missing_consent_error": "app_not_found"}`; a field
+/// left out is left as it is.
+#[derive(Deserialize)]
+struct CustomerPolicyBody {
+    #[serde(default, deserialize_with = "present")]
+    conditional_access: Option<Option<CustomerPolicy>>,
+    #[serde(default)]
+    missing_consent_error: Option<MissingConsentError>,
+}
+
+/// Tells `"field": null` (`Some(None)`) from a missing field (`None`).
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+async fn update_customer_policy(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<Uuid>,
+    Json(p): Json<CustomerPolicyBody>,
+) -> Response {
+    if !shared.world().tenants.contains_key(&id) {
+        return bad_request(format!("unknown tenant {id}"));
+    }
+    let c = control(shared);
+    if let Some(policy) = p.conditional_access {
+        c.set_customer_policy(id, policy);
+    }
+    if let Some(error) = p.missing_consent_error {
+        c.set_missing_consent_error(id, error);
+    }
+    ok()
+}
+
+/// `{"status": "terminated", "end_date_time": "2030-01-01T00:00:00Z", "roles": [...]}`, each optional.
+#[derive(Deserialize)]
+struct RelationshipUpdate {
+    #[serde(default)]
+    status: Option<RelationshipStatus>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    end_date_time: Option<time::OffsetDateTime>,
+    #[serde(default)]
+    roles: Option<Vec<Uuid>>,
+}
+
+async fn update_relationship(
+    State(shared): State<Arc<Shared>>,
+    Path((partner, customer)): Path<(Uuid, Uuid)>,
+    Json(u): Json<RelationshipUpdate>,
+) -> Response {
+    let exists = shared
+        .world()
+        .relationships
+        .iter()
+        .any(|r| r.partner == partner && r.customer == customer);
+    if !exists {
+        return bad_request(format!("no relationship {partner} → {customer}"));
+    }
+    let c = control(shared);
+    if let Some(status) = u.status {
+        c.set_relationship_status(partner, customer, status);
+    }
+    if let Some(end) = u.end_date_time {
+        c.set_relationship_end(partner, customer, end);
+    }
+    if let Some(roles) = u.roles {
+        c.set_relationship_roles(partner, customer, roles);
+    }
+    ok()
 }
 
 async fn add_relationship(

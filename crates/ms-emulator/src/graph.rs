@@ -14,11 +14,12 @@ use axum::routing::get;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
+use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
 use crate::identity::tokens::{BearerClaims, GRAPH, GRAPH_APP_ID, TokenProblem, validate_bearer};
-use crate::state::{Shared, Tenant};
+use crate::state::{Relationship, Shared, Tenant, World};
 
 const CONTEXT: &str = "https://graph.microsoft.com/v1.0/$metadata";
 
@@ -311,41 +312,21 @@ async fn list_delegated_admin_relationships(
             );
         }
     };
+    let now = shared.now();
     let world = shared.world();
-    let rels: Vec<_> = world
-        .relationships
-        .iter()
-        .filter(|r| r.partner == t.id)
-        .collect();
-    let value: Vec<Value> = rels
-        .iter()
-        .skip(offset)
-        .take(top)
-        .map(|r| {
-            let created = r.created.format(&Rfc3339).unwrap_or_default();
-            let end = (r.created + time::Duration::days(730)).format(&Rfc3339).unwrap_or_default();
-            let customer_name = world.tenants.get(&r.customer).map(|c| c.display_name.clone()).unwrap_or_default();
-            json!({
-                "@odata.type": "#microsoft.graph.delegatedAdminRelationship",
-                "id": r.id,
-                "displayName": r.display_name,
-                "duration": r.duration,
-                "customer": { "tenantId": r.customer, "displayName": customer_name },
-                "accessDetails": { "unifiedRoles": r.roles.iter().map(|id| json!({ "roleDefinitionId": id })).collect::<Vec<_>>() },
-                "status": r.status,
-                "autoExtendDuration": "PT0S",
-                "createdDateTime": created,
-                "lastModifiedDateTime": created,
-                "activatedDateTime": if r.status == "active" { Value::from(created.clone()) } else { Value::Null },
-                "endDateTime": end,
-            })
-        })
-        .collect();
+    let mut total = 0;
+    let mut value: Vec<Value> = Vec::with_capacity(top);
+    for r in world.relationships.iter().filter(|r| r.partner == t.id) {
+        if total >= offset && value.len() < top {
+            value.push(relationship_json(&world, r, now));
+        }
+        total += 1;
+    }
     let mut body = json!({
         "@odata.context": format!("{CONTEXT}#tenantRelationships/delegatedAdminRelationships"),
         "value": value,
     });
-    if offset + top < rels.len() {
+    if offset + top < total {
         body["@odata.nextLink"] = Value::from(format!(
             "{}/graph/v1.0/tenantRelationships/delegatedAdminRelationships?$top={top}&$skipToken={}",
             shared.base_url,
@@ -353,6 +334,32 @@ async fn list_delegated_admin_relationships(
         ));
     }
     axum::Json(body).into_response()
+}
+
+/// One `delegatedAdminRelationship` as Graph v1.0 returns it.
+fn relationship_json(world: &World, r: &Relationship, now: OffsetDateTime) -> Value {
+    let time = |t: OffsetDateTime| Value::from(t.format(&Rfc3339).unwrap_or_default());
+    let customer_name = world
+        .tenants
+        .get(&r.customer)
+        .map(|c| c.display_name.clone())
+        .unwrap_or_default();
+    json!({
+        "@odata.type": "#microsoft.graph.delegatedAdminRelationship",
+        "id": r.id,
+        "displayName": r.display_name,
+        "duration": r.duration,
+        "customer": { "tenantId": r.customer, "displayName": customer_name },
+        "accessDetails": {
+            "unifiedRoles": r.roles.iter().map(|id| json!({ "roleDefinitionId": id })).collect::<Vec<_>>(),
+        },
+        "status": r.status_at(now).as_str(),
+        "autoExtendDuration": "PT0S",
+        "createdDateTime": time(r.created),
+        "lastModifiedDateTime": time(r.last_modified),
+        "activatedDateTime": r.activated.map_or(Value::Null, time),
+        "endDateTime": r.end_date_time().map_or(Value::Null, time),
+    })
 }
 
 async fn show_userinfo(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {

@@ -34,9 +34,11 @@ use tokio::task::JoinHandle;
 
 pub use control::{Control, Fault, RouteMatch};
 pub use seed::{
-    AppSeed, ConsentSeed, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_CONTOSO, DEMO_CONTOSO_ADMIN,
-    DEMO_CPV_TENANT, DEMO_FABRIKAM, DEMO_FABRIKAM_ADMIN, DEMO_PASSWORD, MfaState, RelationshipSeed,
-    SecretSeed, Seed, SubscriptionSeed, TenantSeed, UserSeed,
+    AppSeed, ConsentSeed, CustomerOptions, CustomerPolicy, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET,
+    DEMO_CONTOSO, DEMO_CONTOSO_ADMIN, DEMO_CONTOSO_CUSTOMER_BLOCKED,
+    DEMO_CONTOSO_CUSTOMER_WITHOUT_GDAP, DEMO_CPV_TENANT, DEMO_FABRIKAM, DEMO_FABRIKAM_ADMIN,
+    DEMO_PASSWORD, MfaState, MissingConsentError, RelationshipSeed, RelationshipStatus, SecretSeed,
+    Seed, SubscriptionSeed, TenantSeed, UserSeed,
 };
 pub use state::RecordedRequest;
 

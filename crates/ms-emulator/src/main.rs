@@ -17,7 +17,8 @@ struct Args {
     /// Address to bind.
     #[arg(long, default_value = "127.0.0.1", env = "MS_EMULATOR_HOST")]
     host: std::net::IpAddr,
-    /// Seed file (JSON, or TOML when it ends in .toml). Without it the demo world is loaded.
+    /// Seed file (JSON, or TOML when it ends in .toml). Without it the demo world is loaded, with
+    /// two extra Contoso customers: one behind Conditional Access `block`, one without GDAP.
     #[arg(long, env = "MS_EMULATOR_SEED")]
     seed: Option<PathBuf>,
     /// Redirect URI registered on the demo CPV app (used only without --seed).
@@ -46,7 +47,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let seed = match &args.seed {
         Some(path) => Seed::from_file(path)?,
-        None => Seed::demo(&args.demo_redirect_uri),
+        None => Seed::demo(&args.demo_redirect_uri).with_demo_edge_cases(),
     };
     let options = Options {
         addr: SocketAddr::new(args.host, args.port),

@@ -253,13 +253,22 @@ async fn show_mpn_profile(State(shared): State<Arc<Shared>>, headers: HeaderMap)
     .into_response()
 }
 
-fn customer_json(world: &World, partner: Uuid, c: &Tenant) -> Value {
+/// The first user of each listed tenant (its billing contact), in one pass over the users.
+fn billing_contacts<'w>(world: &'w World, tenants: &[&Tenant]) -> HashMap<Uuid, &'w str> {
+    let wanted: std::collections::HashSet<Uuid> = tenants.iter().map(|t| t.id).collect();
+    let mut contacts = HashMap::with_capacity(wanted.len());
+    for u in world.users.values() {
+        if wanted.contains(&u.tenant) {
+            contacts.entry(u.tenant).or_insert(u.upn.as_str());
+        }
+    }
+    contacts
+}
+
+fn customer_json(partner: Uuid, c: &Tenant, contact: Option<&str>) -> Value {
     let id = c.id;
-    let billing_email = world
-        .users
-        .values()
-        .find(|u| u.tenant == id)
-        .map(|u| u.upn.clone())
+    let billing_email = contact
+        .map(str::to_owned)
         .unwrap_or_else(|| format!("billing@{}", c.default_domain));
     json!({
         "id": id,
@@ -345,19 +354,19 @@ async fn list_customers(
         0
     };
     let world = shared.world();
-    let all: Vec<&Tenant> = caller
-        .partner
-        .customers
-        .iter()
-        .filter_map(|c| world.tenants.get(c))
-        .collect();
-    let items: Vec<Value> = all
+    let ids = &caller.partner.customers;
+    let page: Vec<&Tenant> = ids
         .iter()
         .skip(offset)
         .take(size)
-        .map(|c| customer_json(&world, caller.partner.id, c))
+        .filter_map(|c| world.tenants.get(c))
         .collect();
-    let next = (offset + size < all.len()).then(|| {
+    let contacts = billing_contacts(&world, &page);
+    let items: Vec<Value> = page
+        .iter()
+        .map(|c| customer_json(caller.partner.id, c, contacts.get(&c.id).copied()))
+        .collect();
+    let next = (offset + size < ids.len()).then(|| {
         json!({
             "uri": format!("/v1/customers?size={size}&seekOperation=Next"),
             "method": "GET",
@@ -383,7 +392,7 @@ fn customer_of(world: &World, caller: &Caller, id: &str) -> Result<Tenant, PcErr
     };
     let cid = Uuid::parse_str(id).map_err(|_| not_found())?;
     let tenant = world.tenants.get(&cid).cloned().ok_or_else(not_found)?;
-    if !caller.partner.customers.contains(&cid) {
+    if !world.is_customer_of(caller.partner.id, cid) {
         return Err(PcError::new(
             StatusCode::FORBIDDEN,
             20002,
@@ -407,7 +416,15 @@ async fn show_customer(
     };
     let world = shared.world();
     match customer_of(&world, &caller, &id) {
-        Ok(c) => axum::Json(customer_json(&world, caller.partner.id, &c)).into_response(),
+        Ok(c) => {
+            let contacts = billing_contacts(&world, &[&c]);
+            axum::Json(customer_json(
+                caller.partner.id,
+                &c,
+                contacts.get(&c.id).copied(),
+            ))
+            .into_response()
+        }
         Err(e) => e.into_response(),
     }
 }

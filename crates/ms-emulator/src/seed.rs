@@ -1,9 +1,18 @@
 //! The seed: tenants, users, apps, consents and GDAP relationships the emulator starts with.
-//! Serde (JSON or TOML) plus small builders for tests; `Seed::demo` is the demo/test world.
+//! Serde (JSON or TOML) plus small builders for tests; `Seed::demo` is the demo/test world and
+//! `Seed::with_generated_customers` makes partners with thousands of customers.
+
+use std::fmt;
+use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
+
+mod generated;
+
+pub use generated::CustomerOptions;
+pub(crate) use generated::customer as generated_customer;
 
 /// Whether and how a user does multi-factor authentication.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -55,6 +64,137 @@ pub struct TenantSeed {
     /// Subscriptions shown by Partner Center for this tenant as a customer.
     #[serde(default)]
     pub subscriptions: Vec<SubscriptionSeed>,
+    /// A Conditional Access policy of this tenant that refuses partner users' refresh tokens at
+    /// its authority (`block`, `require_compliant_device`, `require_stronger_auth`).
+    #[serde(default)]
+    pub conditional_access: Option<CustomerPolicy>,
+    /// What a partner user's refresh at this tenant's authority gets while the app has no consent
+    /// here (`consent_required` = 65001, `app_not_found` = 700016, `partner_not_authorized` = 90099).
+    #[serde(default)]
+    pub missing_consent_error: MissingConsentError,
+}
+
+/// A customer tenant's Conditional Access policy that applies to partner (GDAP) users.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CustomerPolicy {
+    /// Block access: AADSTS53003 (`invalid_grant`, suberror `message_only`).
+    Block,
+    /// Require a compliant device; a server has none: AADSTS53000.
+    RequireCompliantDevice,
+    /// Require an authentication the partner's grant cannot carry (sign-in frequency "every
+    /// time", an authentication strength): AADSTS50076 (`basic_action`), even for MFA grants.
+    RequireStrongerAuth,
+}
+
+/// Which refusal a partner user's refresh at a customer authority gets while the app is not
+/// consented there.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MissingConsentError {
+    /// AADSTS65001 `invalid_grant`, suberror `consent_required` (what partners report seeing).
+    #[default]
+    ConsentRequired,
+    /// AADSTS700016 `unauthorized_client`: the app has no service principal in the tenant.
+    AppNotFound,
+    /// AADSTS90099: the app is not authorized for partner delegated administrators.
+    PartnerNotAuthorized,
+}
+
+/// Graph's `delegatedAdminRelationshipStatus`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RelationshipStatus {
+    /// `created`.
+    Created,
+    /// `approvalPending`.
+    ApprovalPending,
+    /// `approved`.
+    Approved,
+    /// `activating`.
+    Activating,
+    /// `active`.
+    Active,
+    /// `expiring`.
+    Expiring,
+    /// `expired`.
+    Expired,
+    /// `terminationRequested`.
+    TerminationRequested,
+    /// `terminating`.
+    Terminating,
+    /// `terminated`.
+    Terminated,
+}
+
+impl RelationshipStatus {
+    /// Every status, in Graph's lifecycle order.
+    pub const ALL: [RelationshipStatus; 10] = [
+        RelationshipStatus::Created,
+        RelationshipStatus::ApprovalPending,
+        RelationshipStatus::Approved,
+        RelationshipStatus::Activating,
+        RelationshipStatus::Active,
+        RelationshipStatus::Expiring,
+        RelationshipStatus::Expired,
+        RelationshipStatus::TerminationRequested,
+        RelationshipStatus::Terminating,
+        RelationshipStatus::Terminated,
+    ];
+
+    /// Graph's spelling, e.g. `approvalPending`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RelationshipStatus::Created => "created",
+            RelationshipStatus::ApprovalPending => "approvalPending",
+            RelationshipStatus::Approved => "approved",
+            RelationshipStatus::Activating => "activating",
+            RelationshipStatus::Active => "active",
+            RelationshipStatus::Expiring => "expiring",
+            RelationshipStatus::Expired => "expired",
+            RelationshipStatus::TerminationRequested => "terminationRequested",
+            RelationshipStatus::Terminating => "terminating",
+            RelationshipStatus::Terminated => "terminated",
+        }
+    }
+
+    /// Whether the relationship's roles work in the customer tenant (`active`, `expiring`).
+    pub fn grants_access(self) -> bool {
+        matches!(
+            self,
+            RelationshipStatus::Active | RelationshipStatus::Expiring
+        )
+    }
+
+    /// Whether the relationship was active at some point (so it has an `activatedDateTime`).
+    pub fn was_activated(self) -> bool {
+        matches!(
+            self,
+            RelationshipStatus::Active
+                | RelationshipStatus::Expiring
+                | RelationshipStatus::Expired
+                | RelationshipStatus::TerminationRequested
+                | RelationshipStatus::Terminating
+                | RelationshipStatus::Terminated
+        )
+    }
+}
+
+impl fmt::Display for RelationshipStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for RelationshipStatus {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<RelationshipStatus, String> {
+        RelationshipStatus::ALL
+            .into_iter()
+            .find(|r| r.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| format!("unknown relationship status '{s}'"))
+    }
 }
 
 /// One user account.
@@ -132,15 +272,19 @@ pub struct RelationshipSeed {
     /// Display name.
     #[serde(default = "default_relationship_name")]
     pub display_name: String,
-    /// Graph status value (`active`, `approvalPending`, `expired`, `terminated`, ...).
-    #[serde(default = "default_status")]
-    pub status: String,
-    /// Unified role definition ids granted.
+    /// Graph status (`active`, `approvalPending`, `expired`, `terminated`, ...).
+    #[serde(default = "default_relationship_status")]
+    pub status: RelationshipStatus,
+    /// Unified role definition ids granted; none means no access in the customer tenant.
     #[serde(default = "default_roles")]
     pub roles: Vec<Uuid>,
     /// ISO 8601 duration.
     #[serde(default = "default_duration")]
     pub duration: String,
+    /// Graph's `endDateTime` (RFC 3339); absent = activation + `duration`. Once it has passed the
+    /// relationship is `expired`.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub end_date_time: Option<OffsetDateTime>,
 }
 
 fn default_relationship_name() -> String {
@@ -149,10 +293,13 @@ fn default_relationship_name() -> String {
 fn default_status() -> String {
     "active".to_owned()
 }
+fn default_relationship_status() -> RelationshipStatus {
+    RelationshipStatus::Active
+}
 fn default_duration() -> String {
     "P730D".to_owned()
 }
-fn default_roles() -> Vec<Uuid> {
+pub(crate) fn default_roles() -> Vec<Uuid> {
     // Directory Readers and User Administrator role template ids.
     vec![
         Uuid::from_u128(0x88d8e3e3_8f55_4a1e_953a_9b9898b8876b),
@@ -208,10 +355,46 @@ impl Seed {
         self
     }
 
+    /// Adds a GDAP relationship as given (status, roles, end).
+    pub fn with_relationship_seed(mut self, relationship: RelationshipSeed) -> Seed {
+        self.relationships.push(relationship);
+        self
+    }
+
     /// Adds an app consent in a tenant.
     pub fn with_consent(mut self, tenant: Uuid, client_id: Uuid) -> Seed {
         self.consents.push(ConsentSeed { tenant, client_id });
         self
+    }
+
+    /// Adds `n` customer tenants to the partner (a tenant of this seed), numbered from the
+    /// partner's current customer count: ids from [`Seed::generated_customer_id`], names
+    /// "Customer 0042 Ltd", and what `options(index)` says (default: active GDAP, no consent).
+    pub fn with_generated_customers(
+        mut self,
+        partner: Uuid,
+        n: usize,
+        options: impl Fn(usize) -> CustomerOptions,
+    ) -> Seed {
+        let position = self.tenants.iter().position(|t| t.id == partner);
+        let first = position.map_or(0, |p| self.tenants[p].customers.len());
+        self.tenants.reserve(n);
+        self.relationships.reserve(n);
+        for index in first..first + n {
+            let generated = generated::customer(partner, index, &options(index));
+            if let Some(p) = position {
+                self.tenants[p].customers.push(generated.tenant.id);
+            }
+            self.tenants.push(generated.tenant);
+            self.relationships.extend(generated.relationship);
+            self.consents.extend(generated.consent);
+        }
+        self
+    }
+
+    /// Tenant id of the partner's generated customer number `index` (deterministic).
+    pub fn generated_customer_id(partner: Uuid, index: usize) -> Uuid {
+        generated::customer_id(partner, index)
     }
 
     /// Parses a seed file: TOML when `path` ends in `.toml`, JSON otherwise.
@@ -311,6 +494,54 @@ impl Seed {
     }
 }
 
+impl Seed {
+    /// Adds two demo customers to "Contoso Partners" (when the seed has it) that show refusals at
+    /// a customer authority: [`DEMO_CONTOSO_CUSTOMER_BLOCKED`] (active GDAP, the apps consented,
+    /// Conditional Access `block`: AADSTS53003) and [`DEMO_CONTOSO_CUSTOMER_WITHOUT_GDAP`] (a Partner Center customer
+    /// without a GDAP relationship: AADSTS50020). The `ms-emulator` binary's demo world has them.
+    pub fn with_demo_edge_cases(mut self) -> Seed {
+        let Some(position) = self.tenants.iter().position(|t| t.id == DEMO_CONTOSO) else {
+            return self;
+        };
+        let blocked = TenantSeed::new(
+            DEMO_CONTOSO_CUSTOMER_BLOCKED,
+            "Contoso Customer Blocked",
+            "contosocust3.onmicrosoft.com",
+        )
+        .with_user(
+            UserSeed::new("alex@contosocust3.onmicrosoft.com", DEMO_PASSWORD)
+                .with_display_name("Alex Wilber"),
+        )
+        .with_conditional_access(CustomerPolicy::Block);
+        let without_gdap = TenantSeed::new(
+            DEMO_CONTOSO_CUSTOMER_WITHOUT_GDAP,
+            "Contoso Customer Without GDAP",
+            "contosocust4.onmicrosoft.com",
+        )
+        .with_user(
+            UserSeed::new("alex@contosocust4.onmicrosoft.com", DEMO_PASSWORD)
+                .with_display_name("Alex Wilber"),
+        );
+        self.tenants[position].customers.extend([
+            DEMO_CONTOSO_CUSTOMER_BLOCKED,
+            DEMO_CONTOSO_CUSTOMER_WITHOUT_GDAP,
+        ]);
+        self.tenants.extend([blocked, without_gdap]);
+        // Consented, so that the policy is what refuses there.
+        let apps: Vec<Uuid> = self.apps.iter().map(|a| a.client_id).collect();
+        for client_id in apps {
+            self = self.with_consent(DEMO_CONTOSO_CUSTOMER_BLOCKED, client_id);
+        }
+        self.with_relationship(DEMO_CONTOSO, DEMO_CONTOSO_CUSTOMER_BLOCKED)
+    }
+}
+
+/// Demo customer of Contoso with Conditional Access `block` (see [`Seed::with_demo_edge_cases`]).
+pub const DEMO_CONTOSO_CUSTOMER_BLOCKED: Uuid =
+    Uuid::from_u128(0xc0570000_0000_4000_8000_00000000c003);
+/// Demo customer of Contoso without GDAP (see [`Seed::with_demo_edge_cases`]).
+pub const DEMO_CONTOSO_CUSTOMER_WITHOUT_GDAP: Uuid =
+    Uuid::from_u128(0xc0570000_0000_4000_8000_00000000c004);
 /// Client id of the demo CPV app.
 pub const DEMO_CLIENT_ID: Uuid = Uuid::from_u128(0x5a3e6a7e_0000_4c9a_9d3e_00000000c0de);
 /// Client secret of the demo CPV app.
@@ -340,7 +571,21 @@ impl TenantSeed {
             mpn_id: None,
             is_partner: false,
             subscriptions: Vec::new(),
+            conditional_access: None,
+            missing_consent_error: MissingConsentError::default(),
         }
+    }
+
+    /// Gives the tenant a Conditional Access policy that refuses partner users' refreshes.
+    pub fn with_conditional_access(mut self, policy: CustomerPolicy) -> TenantSeed {
+        self.conditional_access = Some(policy);
+        self
+    }
+
+    /// Chooses the refusal a refresh at this tenant gets while the app is not consented here.
+    pub fn with_missing_consent_error(mut self, error: MissingConsentError) -> TenantSeed {
+        self.missing_consent_error = error;
+        self
     }
 
     /// Marks the tenant as a CSP partner with an MPN id.
@@ -459,9 +704,40 @@ impl RelationshipSeed {
             partner,
             customer,
             display_name: default_relationship_name(),
-            status: default_status(),
+            status: RelationshipStatus::Active,
             roles: default_roles(),
             duration: default_duration(),
+            end_date_time: None,
         }
+    }
+
+    /// Sets the status.
+    pub fn with_status(mut self, status: RelationshipStatus) -> RelationshipSeed {
+        self.status = status;
+        self
+    }
+
+    /// Sets the granted role definition ids (empty: the relationship grants nothing).
+    pub fn with_roles(mut self, roles: Vec<Uuid>) -> RelationshipSeed {
+        self.roles = roles;
+        self
+    }
+
+    /// Sets `endDateTime`.
+    pub fn with_end_date_time(mut self, end: OffsetDateTime) -> RelationshipSeed {
+        self.end_date_time = Some(end);
+        self
+    }
+
+    /// Sets the relationship id.
+    pub fn with_id(mut self, id: &str) -> RelationshipSeed {
+        self.id = Some(id.to_owned());
+        self
+    }
+
+    /// Sets the display name.
+    pub fn with_display_name(mut self, name: &str) -> RelationshipSeed {
+        self.display_name = name.to_owned();
+        self
     }
 }

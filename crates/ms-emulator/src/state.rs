@@ -2,7 +2,7 @@
 //! transactions) and the shared emulator state around it. One mutex guards the world; it is never
 //! held across an `.await`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
@@ -16,7 +16,8 @@ use crate::clock::Clock;
 use crate::control::Fault;
 use crate::keys::KeySet;
 use crate::seed::{
-    AppSeed, MfaState, RelationshipSeed, Seed, SubscriptionSeed, TenantSeed, UserSeed,
+    AppSeed, CustomerPolicy, MfaState, MissingConsentError, RelationshipSeed, RelationshipStatus,
+    Seed, SubscriptionSeed, TenantSeed, UserSeed,
 };
 
 /// Locks a mutex, ignoring poisoning (a panicked handler must not wedge the emulator).
@@ -41,6 +42,10 @@ pub struct Tenant {
     pub is_partner: bool,
     pub subscriptions: Vec<SubscriptionSeed>,
     pub created: OffsetDateTime,
+    /// Conditional Access applied to partner users' token requests at this authority.
+    pub conditional_access: Option<CustomerPolicy>,
+    /// The refusal while the app is not consented here.
+    pub missing_consent_error: MissingConsentError,
 }
 
 #[derive(Clone, Debug)]
@@ -78,16 +83,99 @@ pub struct App {
     pub app_roles: Vec<String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct Relationship {
     pub id: String,
     pub partner: Uuid,
     pub customer: Uuid,
     pub display_name: String,
-    pub status: String,
+    /// The status as set; [`Relationship::status_at`] adds expiry by the clock.
+    pub status: RelationshipStatus,
     pub roles: Vec<Uuid>,
     pub duration: String,
     pub created: OffsetDateTime,
+    pub last_modified: OffsetDateTime,
+    pub activated: Option<OffsetDateTime>,
+    /// Explicit `endDateTime`; otherwise activation + duration.
+    pub end: Option<OffsetDateTime>,
+}
+
+impl Relationship {
+    /// Graph's `endDateTime`: explicit, else `activatedDateTime` + `duration` (Graph's rule), else none.
+    pub fn end_date_time(&self) -> Option<OffsetDateTime> {
+        self.end
+            .or_else(|| self.activated.map(|a| a + iso_duration(&self.duration)))
+    }
+
+    /// The status at `now`: an active or expiring relationship past its end is `expired`.
+    /// UNCONFIRMED: the `expiring` window before the end is not derived.
+    pub fn status_at(&self, now: OffsetDateTime) -> RelationshipStatus {
+        match self.end_date_time() {
+            Some(end) if self.status.grants_access() && end <= now => RelationshipStatus::Expired,
+            _ => self.status,
+        }
+    }
+
+    /// Whether the partner's users get roles in the customer tenant through it at `now`.
+    pub fn grants_access_at(&self, now: OffsetDateTime) -> bool {
+        self.status_at(now).grants_access() && !self.roles.is_empty()
+    }
+
+    /// A status change made now (by a test or the control API). Making an ended relationship
+    /// active again (which Graph never does) starts a fresh duration.
+    pub fn set_status(&mut self, status: RelationshipStatus, now: OffsetDateTime) {
+        let ended = self.end_date_time().is_some_and(|e| e <= now);
+        if status.grants_access() && ended {
+            self.activated = Some(now);
+            self.end = None;
+        }
+        if status.was_activated() && self.activated.is_none() {
+            self.activated = Some(now);
+        }
+        let ended = matches!(
+            status,
+            RelationshipStatus::Expired | RelationshipStatus::Terminated
+        );
+        if ended && self.end_date_time().is_none_or(|e| e > now) {
+            self.end = Some(now);
+        }
+        self.status = status;
+        self.last_modified = now;
+    }
+}
+
+/// An ISO 8601 duration as Graph writes them (`P730D`, `P2Y`, `P1Y6M`, `P4W`); years are 365
+/// days, months 30. Unparseable values count as GDAP's maximum, two years.
+pub fn iso_duration(text: &str) -> time::Duration {
+    let two_years = time::Duration::days(730);
+    let Some(rest) = text.strip_prefix('P') else {
+        return two_years;
+    };
+    let date = rest.split('T').next().unwrap_or_default();
+    let mut days: i64 = 0;
+    let mut number = String::new();
+    for ch in date.chars() {
+        if ch.is_ascii_digit() {
+            number.push(ch);
+            continue;
+        }
+        let Ok(n) = number.parse::<i64>() else {
+            return two_years;
+        };
+        number.clear();
+        days += n * match ch {
+            'Y' => 365,
+            'M' => 30,
+            'W' => 7,
+            'D' => 1,
+            _ => return two_years,
+        };
+    }
+    if number.is_empty() {
+        time::Duration::days(days)
+    } else {
+        two_years
+    }
 }
 
 /// A consent grant of an app in a tenant, with the grants PC's applicationconsents recorded.
@@ -95,6 +183,21 @@ pub struct Relationship {
 pub struct ConsentRecord {
     pub display_name: Option<String>,
     pub grants: Vec<serde_json::Value>,
+}
+
+impl ConsentRecord {
+    /// Whether the consent covers a resource (by app id): a consent without recorded grants (the
+    /// consent page, `grant_app_consent`, the seed) covers every resource; otherwise one grant
+    /// must name it as `enterpriseApplicationId`.
+    pub fn covers(&self, resource_app_id: &str) -> bool {
+        self.grants.is_empty()
+            || self.grants.iter().any(|g| {
+                g.get("enterpriseApplicationId")
+                    .or_else(|| g.get("EnterpriseApplicationId"))
+                    .and_then(serde_json::Value::as_str)
+                    .is_some_and(|e| e.eq_ignore_ascii_case(resource_app_id))
+            })
+    }
 }
 
 /// How the user authenticated, carried from sign-in through every refresh.
@@ -180,6 +283,12 @@ pub struct World {
     pub issued_refresh_tokens: Vec<String>,
     pub transactions: HashMap<String, LoginTxn>,
     pub sessions: HashMap<String, SsoSession>,
+    /// Lowercased default domain → tenant.
+    domains: HashMap<String, Uuid>,
+    /// Lowercased UPN → user.
+    upns: HashMap<String, Uuid>,
+    /// (partner, customer) pairs, mirroring each partner's `customers` list.
+    customer_links: HashSet<(Uuid, Uuid)>,
 }
 
 /// Where a path segment such as `{tenant}` points.
@@ -244,19 +353,26 @@ impl World {
             "duplicate domain {}",
             t.default_domain
         );
+        let domain = t.default_domain.to_lowercase();
+        self.domains.insert(domain.clone(), t.id);
         self.tenants.insert(
             t.id,
             Tenant {
                 id: t.id,
                 display_name: t.display_name.clone(),
-                default_domain: t.default_domain.to_lowercase(),
-                customers: t.customers.clone(),
+                default_domain: domain,
+                customers: Vec::with_capacity(t.customers.len()),
                 mpn_id: t.mpn_id.clone(),
                 is_partner: t.is_partner,
                 subscriptions: t.subscriptions.clone(),
                 created: now,
+                conditional_access: t.conditional_access,
+                missing_consent_error: t.missing_consent_error,
             },
         );
+        for c in &t.customers {
+            self.link_customer(t.id, *c);
+        }
         for u in &t.users {
             self.add_user(t.id, u)?;
         }
@@ -279,6 +395,7 @@ impl World {
             u.oid
         );
         let code: u32 = rand::random_range(100_000..1_000_000);
+        self.upns.insert(u.upn.to_lowercase(), u.oid);
         self.users.insert(
             u.oid,
             User {
@@ -350,40 +467,63 @@ impl World {
         let id =
             r.id.clone()
                 .unwrap_or_else(|| format!("{}-{}", Uuid::new_v4(), Uuid::new_v4()));
+        // A seeded relationship was created now; one seeded as already expired or terminated
+        // ended now (an expired one had run its whole duration).
+        let (activated, end) = match r.status {
+            RelationshipStatus::Expired => (
+                Some(r.end_date_time.unwrap_or(now) - iso_duration(&r.duration)),
+                Some(r.end_date_time.unwrap_or(now)),
+            ),
+            RelationshipStatus::Terminated => (Some(now), Some(r.end_date_time.unwrap_or(now))),
+            s if s.was_activated() => (Some(now), r.end_date_time),
+            _ => (None, r.end_date_time),
+        };
         self.relationships.push(Relationship {
             id: id.clone(),
             partner: r.partner,
             customer: r.customer,
             display_name: r.display_name.clone(),
-            status: r.status.clone(),
+            status: r.status,
             roles: r.roles.clone(),
             duration: r.duration.clone(),
             created: now,
+            last_modified: now,
+            activated,
+            end,
         });
-        if let Some(p) = self.tenants.get_mut(&r.partner)
-            && !p.customers.contains(&r.customer)
-        {
-            p.customers.push(r.customer);
-        }
+        self.link_customer(r.partner, r.customer);
         Ok(id)
     }
 
+    /// Lists `customer` among the partner's customers (once, in arrival order).
+    pub fn link_customer(&mut self, partner: Uuid, customer: Uuid) {
+        if self.customer_links.insert((partner, customer))
+            && let Some(p) = self.tenants.get_mut(&partner)
+        {
+            p.customers.push(customer);
+        }
+    }
+
+    /// Whether `customer` is one of the partner's customers.
+    pub fn is_customer_of(&self, partner: Uuid, customer: Uuid) -> bool {
+        self.customer_links.contains(&(partner, customer))
+    }
+
     pub fn tenant_by_domain(&self, domain: &str) -> Option<&Tenant> {
-        self.tenants
-            .values()
-            .find(|t| t.default_domain.eq_ignore_ascii_case(domain))
+        self.domains
+            .get(&domain.to_lowercase())
+            .and_then(|id| self.tenants.get(id))
     }
 
     pub fn user_by_upn(&self, upn: &str) -> Option<&User> {
-        self.users
-            .values()
-            .find(|u| u.upn.eq_ignore_ascii_case(upn))
+        self.upns
+            .get(&upn.to_lowercase())
+            .and_then(|oid| self.users.get(oid))
     }
 
     pub fn user_by_upn_mut(&mut self, upn: &str) -> Option<&mut User> {
-        self.users
-            .values_mut()
-            .find(|u| u.upn.eq_ignore_ascii_case(upn))
+        let oid = *self.upns.get(&upn.to_lowercase())?;
+        self.users.get_mut(&oid)
     }
 
     /// Resolves a `{tenant}` path segment; `None` = no such tenant.
@@ -407,11 +547,12 @@ impl World {
         self.consents.contains_key(&(tenant, client_id))
     }
 
-    /// True when an active GDAP relationship partner → customer exists.
-    pub fn gdap_active(&self, partner: Uuid, customer: Uuid) -> bool {
+    /// True when a GDAP relationship partner → customer grants roles at `now` (`active` or
+    /// `expiring`, not past its end, at least one role).
+    pub fn gdap_active(&self, partner: Uuid, customer: Uuid, now: OffsetDateTime) -> bool {
         self.relationships
             .iter()
-            .any(|r| r.partner == partner && r.customer == customer && r.status == "active")
+            .any(|r| r.partner == partner && r.customer == customer && r.grants_access_at(now))
     }
 }
 

@@ -73,6 +73,8 @@ fn routes() -> Vec<RouteRow> {
         row(M::POST, "/admin/partners/{id}/refresh",         Staff(Operator), partners::refresh_partner),
         row(M::POST, "/admin/partners/{id}/offboard",        Staff(Admin),    partners::offboard_partner),
         row(M::GET,  "/admin/partners/{id}/customers",       Staff(Viewer),   customers::list_customers),
+        row(M::POST, "/admin/partners/{id}/customers/sync",  Staff(Operator), customers::sync_customers),
+        row(M::POST, "/admin/partners/{id}/customers/app-consents", Staff(Operator), customers::change_app_consents),
         row(M::POST, "/admin/partners/{id}/customers/{customer}/app-consent", Staff(Operator), customers::grant_app_consent),
         row(M::POST, "/admin/partners/{id}/customers/{customer}/app-consent/remove", Staff(Operator), customers::remove_app_consent),
         row(M::POST, "/admin/partners/{id}/app-consent-runs", Staff(Operator), customers::start_app_consent_run),

@@ -46,7 +46,7 @@ impl PartnerLine {
             id: row.id,
             tenant_id: row.tenant_id.to_string(),
             domain: row.domain.unwrap_or_default(),
-            badge: StatusBadge::of(&row.status),
+            badge: StatusBadge::of(row.status.as_str()),
             advice: advice_for(row.status_code.as_deref())
                 .unwrap_or_default()
                 .to_owned(),
@@ -273,6 +273,65 @@ struct Notice {
     text: String,
 }
 
+/// One count of the partner's customers, linking to the customers page filtered by it.
+struct CustomerTile {
+    /// The customers page's `state` filter.
+    filter: &'static str,
+    label: &'static str,
+    count: i64,
+    /// Tile colour (a zero count is always calm).
+    class: &'static str,
+}
+
+/// The partner's customer directory at a glance.
+struct CustomersSummary {
+    tiles: Vec<CustomerTile>,
+    synced: Option<String>,
+}
+
+impl CustomersSummary {
+    fn of(counts: &db::customers::CustomerCounts, synced: Option<String>) -> Self {
+        let tile = |filter, label, count, class| CustomerTile {
+            filter,
+            label,
+            count,
+            class: if count == 0 { "neutral" } else { class },
+        };
+        Self {
+            tiles: vec![
+                tile("all", "Customers", counts.total, "info"),
+                tile("gdap_active", "GDAP active", counts.gdap_active, "ok"),
+                tile("no_gdap", "No GDAP", counts.no_gdap, "bad"),
+                tile(
+                    "consent_missing",
+                    "App consent missing",
+                    counts.consent_missing,
+                    "warn",
+                ),
+                tile(
+                    "consent_stale",
+                    "App consent stale",
+                    counts.consent_stale,
+                    "warn",
+                ),
+                tile(
+                    "token_refused",
+                    "Token refused",
+                    counts.token_refused,
+                    "bad",
+                ),
+                tile(
+                    "needs_attention",
+                    "Need attention",
+                    counts.needs_attention,
+                    "bad",
+                ),
+            ],
+            synced,
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "admin/partner.html")]
 struct PartnerPage {
@@ -284,6 +343,7 @@ struct PartnerPage {
     events: Vec<AuditLine>,
     notice: Option<Notice>,
     offboarded: bool,
+    customers: CustomersSummary,
 }
 
 /// The outcome of "refresh now" (carried in the redirect's query string).
@@ -453,12 +513,20 @@ pub async fn show_partner(
     )
     .await
     .map_err(PageError::internal)?;
+    let counts = db::customers::counts(&state.pool, id)
+        .await
+        .map_err(PageError::internal)?;
+    let synced = db::customers::sync_state(&state.pool, id)
+        .await
+        .map_err(PageError::internal)?
+        .and_then(|s| s.customers_synced_at)
+        .map(when);
     let line = PartnerLine::of(PartnerRow {
         id: partner.id,
         tenant_id: partner.tenant_id,
         display_name: partner.display_name.clone(),
         domain: partner.domain.clone(),
-        status: partner.status.clone(),
+        status: partner.status,
         status_reason: partner.status_reason.clone(),
         status_code: partner.status_code.clone(),
         status_changed_at: partner.status_changed_at,
@@ -468,6 +536,7 @@ pub async fn show_partner(
     Ok(render(&PartnerPage {
         frame: staff.frame("partners"),
         notice,
+        customers: CustomersSummary::of(&counts, synced),
         offboarded: partner.status == "offboarded",
         partner: line,
         mpn_id: partner.mpn_id.unwrap_or_default(),
@@ -553,7 +622,7 @@ pub async fn refresh_partner(
         id: partner.id,
         tenant_id: partner.tenant_id,
         display_name: partner.display_name.clone(),
-        status: partner.status.clone(),
+        status: partner.status,
         status_code: partner.status_code.clone(),
         status_reason: partner.status_reason.clone(),
     };

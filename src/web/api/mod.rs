@@ -1,6 +1,7 @@
 //! The backend API: `/api/v1/…` with an API key (`Authorization: Bearer sgk_…`). The proxy routes
 //! forward to Partner Center and Graph as a partner; the management routes describe partners.
 
+mod customers;
 mod docs;
 mod offboard;
 mod partners;
@@ -30,6 +31,14 @@ pub fn router() -> Router<AppState> {
         .route(
             "/api/v1/partners/{partner_tid}/offboard",
             post(offboard::offboard_partner),
+        )
+        .route(
+            "/api/v1/partners/{partner_tid}/customers",
+            get(customers::list_customers),
+        )
+        .route(
+            "/api/v1/partners/{partner_tid}/customers/sync",
+            post(customers::sync_customers),
         )
         .route(
             "/api/v1/partners/{partner_tid}/reconsent-invitation",
@@ -88,5 +97,74 @@ impl FromRequestParts<AppState> for ApiCaller {
                 ),
             })?;
         Ok(Self(principal))
+    }
+}
+
+/// A backend acting for one partner: its key verified, the `{partner_tid}` of the path parsed,
+/// the key's scope checked, and the partner looked up (cached). Handlers receive proven values.
+#[derive(Debug, Clone)]
+pub struct ScopedPartner {
+    /// The caller.
+    pub principal: Principal,
+    /// The partner.
+    pub partner: std::sync::Arc<crate::broker::PartnerInfo>,
+}
+
+/// The tenant id in `text` if `principal` may act for it: `bad_request` or `forbidden_partner`.
+pub(crate) fn scoped_tenant(principal: &Principal, text: &str) -> Result<uuid::Uuid, ApiError> {
+    let tenant = uuid::Uuid::parse_str(text).map_err(|_| {
+        ApiError::new(
+            ApiErrorCode::BadRequest,
+            "the partner must be a tenant id (a GUID)",
+        )
+    })?;
+    if !principal.allows_partner(tenant) {
+        return Err(ApiError::new(
+            ApiErrorCode::ForbiddenPartner,
+            "this API client may not act for this partner",
+        ));
+    }
+    Ok(tenant)
+}
+
+/// The partner with this tenant id (cached): `partner_not_found` when there is none.
+pub(crate) async fn find_partner(
+    state: &AppState,
+    tenant: uuid::Uuid,
+) -> Result<std::sync::Arc<crate::broker::PartnerInfo>, ApiError> {
+    state
+        .broker
+        .partners()
+        .by_tenant(tenant)
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                ApiErrorCode::ServiceUnavailable,
+                "samgate's database is unavailable",
+            )
+            .with_detail(e)
+        })?
+        .ok_or_else(|| {
+            ApiError::new(
+                ApiErrorCode::PartnerNotFound,
+                "no partner has this tenant id",
+            )
+        })
+}
+
+impl FromRequestParts<AppState> for ScopedPartner {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let ApiCaller(principal) = ApiCaller::from_request_parts(parts, state).await?;
+        let axum::extract::Path(params) = axum::extract::Path::<
+            std::collections::HashMap<String, String>,
+        >::from_request_parts(parts, state)
+        .await
+        .map_err(|_| ApiError::new(ApiErrorCode::BadRequest, "malformed path"))?;
+        let text = params.get("partner_tid").map(String::as_str).unwrap_or("");
+        let tenant = scoped_tenant(&principal, text)?;
+        let partner = find_partner(state, tenant).await?;
+        Ok(Self { principal, partner })
     }
 }

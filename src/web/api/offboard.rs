@@ -5,7 +5,6 @@ use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use serde::Deserialize;
-use uuid::Uuid;
 
 use super::ApiCaller;
 use crate::app::AppState;
@@ -29,18 +28,7 @@ pub async fn offboard_partner(
     Path(partner_tid): Path<String>,
     body: Result<Json<OffboardRequest>, JsonRejection>,
 ) -> Result<Json<OffboardReport>, ApiError> {
-    let tenant = Uuid::parse_str(&partner_tid).map_err(|_| {
-        ApiError::new(
-            ApiErrorCode::BadRequest,
-            "the partner must be a tenant id (a GUID)",
-        )
-    })?;
-    if !principal.allows_partner(tenant) {
-        return Err(ApiError::new(
-            ApiErrorCode::ForbiddenPartner,
-            "this API client may not act for this partner",
-        ));
-    }
+    let tenant = super::scoped_tenant(&principal, &partner_tid)?;
     if principal.read_only {
         return Err(ApiError::new(
             ApiErrorCode::ForbiddenMethod,

@@ -19,7 +19,7 @@ pub struct PartnerView {
     name: String,
     domain: Option<String>,
     mpn_id: Option<String>,
-    status: String,
+    status: crate::domain::PartnerStatus,
     status_code: Option<String>,
     advice: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
@@ -134,18 +134,7 @@ pub async fn show_partner(
     ApiCaller(principal): ApiCaller,
     Path(partner_tid): Path<String>,
 ) -> Result<Json<PartnerView>, ApiError> {
-    let tenant = Uuid::parse_str(&partner_tid).map_err(|_| {
-        ApiError::new(
-            ApiErrorCode::BadRequest,
-            "the partner must be a tenant id (a GUID)",
-        )
-    })?;
-    if !principal.allows_partner(tenant) {
-        return Err(ApiError::new(
-            ApiErrorCode::ForbiddenPartner,
-            "this API client may not act for this partner",
-        ));
-    }
+    let tenant = super::scoped_tenant(&principal, &partner_tid)?;
     let rows = db::partners::list_with_grants(&state.pool, Some(&[tenant]), None, 1)
         .await
         .map_err(|e| {

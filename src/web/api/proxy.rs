@@ -15,6 +15,9 @@ use uuid::Uuid;
 use super::ApiCaller;
 use crate::app::AppState;
 use crate::broker::{BrokerError, PartnerInfo};
+use crate::customers::Gate;
+use crate::domain::CustomerRelationship;
+use crate::health::customer::CustomerProblem;
 use crate::proxy::headers::{MS_CORRELATION_ID, MS_REQUEST_ID};
 use crate::proxy::{CallRecord, ProxyBody, ProxyError, ProxyRequest, Upstream, path};
 use crate::web::errors::{ApiError, ApiErrorCode};
@@ -178,44 +181,24 @@ async fn forward(
     request: Request,
     record: &mut CallRecord,
 ) -> Result<Response, ApiError> {
-    let partner_tenant = parse_tenant(partner_tid, "the partner")?;
+    let partner_tenant = super::scoped_tenant(principal, partner_tid)?;
     let customer = customer_tid
         .map(|c| parse_tenant(c, "the customer"))
         .transpose()?;
-    if !principal.allows_partner(partner_tenant) {
-        return Err(ApiError::new(
-            ApiErrorCode::ForbiddenPartner,
-            "this API client may not act for this partner",
-        ));
-    }
     if !principal.allows_method(request.method()) {
         return Err(ApiError::new(
             ApiErrorCode::ForbiddenMethod,
             "this API client is read-only: only GET, HEAD and OPTIONS are allowed",
         ));
     }
-    let partner = state
-        .broker
-        .partners()
-        .by_tenant(partner_tenant)
-        .await
-        .map_err(|e| {
-            ApiError::new(
-                ApiErrorCode::ServiceUnavailable,
-                "samgate's database is unavailable",
-            )
-            .with_detail(e)
-        })?
-        .ok_or_else(|| {
-            ApiError::new(
-                ApiErrorCode::PartnerNotFound,
-                "no partner has this tenant id",
-            )
-        })?;
+    let partner = super::find_partner(state, partner_tenant).await?;
     record.partner_tenant_id = partner.tenant_id;
     record.customer_tenant_id = customer;
     record.partner_id = Some(partner.id);
     check_partner_state(&partner)?;
+    if let Some(customer) = customer {
+        check_customer(state, &partner, customer).await?;
+    }
     let rest = path::normalize(&raw_rest(&request, skip))
         .and_then(|rest| path::check_api_version(&rest, upstream.api_versions()).map(|()| rest))
         .map_err(|e| ApiError::new(ApiErrorCode::InvalidPath, e.to_string()))?;
@@ -239,6 +222,7 @@ async fn forward(
         .unwrap_or(state.proxy.settings().default_budget);
     let query = request.uri().query().map(str::to_owned);
     let (parts, body) = request.into_parts();
+    let consent_for = consented_customer(upstream, &parts.method, &rest);
     let body = proxy_body(state, &parts.headers, body).await?;
     let upstream_started = Instant::now();
     let response = state
@@ -255,7 +239,16 @@ async fn forward(
             budget,
         })
         .await
-        .map_err(|e| proxy_error(&partner, e))?;
+        .map_err(proxy_error)?;
+    if let Some(customer) = consent_for
+        && (response.status().is_success() || response.status().as_u16() == 409)
+    {
+        // The backend granted the app consent itself: what samgate remembered is outdated.
+        state
+            .broker
+            .forget_refusals(partner.tenant_id, customer)
+            .await;
+    }
     let status = response.status().as_u16().to_string();
     metrics::histogram!("samgate_proxy_upstream_duration_seconds", "upstream" => upstream.as_str(), "status" => status.clone())
         .record(upstream_started.elapsed().as_secs_f64());
@@ -271,6 +264,65 @@ fn header_text(request: &Request, name: &axum::http::HeaderName) -> Option<Strin
         .and_then(|v| v.to_str().ok())
         .filter(|v| v.len() <= 128)
         .map(str::to_owned)
+}
+
+/// The customer a Partner Center `POST v1/customers/{id}/applicationconsents` grants consent in.
+fn consented_customer(upstream: Upstream, method: &axum::http::Method, path: &str) -> Option<Uuid> {
+    if upstream != Upstream::PartnerCenter || method != axum::http::Method::POST {
+        return None;
+    }
+    let rest = path.strip_prefix("v1/customers/")?;
+    let (customer, tail) = rest.split_once('/')?;
+    (tail.trim_end_matches('/') == "applicationconsents")
+        .then(|| Uuid::parse_str(customer).ok())
+        .flatten()
+}
+
+/// The customer gate: a customer of this partner, with delegated access, before any token call.
+async fn check_customer(
+    state: &AppState,
+    partner: &PartnerInfo,
+    customer: Uuid,
+) -> Result<(), ApiError> {
+    let gate = crate::customers::gate(state, partner, customer)
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                ApiErrorCode::ServiceUnavailable,
+                "samgate's database is unavailable",
+            )
+            .with_detail(e)
+            .with_retry_after(5)
+        })?;
+    match gate {
+        Gate::Open(_) => Ok(()),
+        Gate::NoAccess(found) => {
+            let why = match (found.relationship, found.gdap_ends_at) {
+                (CustomerRelationship::GdapExpired, Some(ended)) => format!(
+                    "its GDAP relationships are not active (the last one ends or ended {})",
+                    ended.date()
+                ),
+                (CustomerRelationship::GdapExpired, None) => {
+                    "its GDAP relationships are not active".to_owned()
+                }
+                _ => "there is no GDAP relationship with this customer".to_owned(),
+            };
+            Err(ApiError::new(
+                ApiErrorCode::CustomerAccessDenied,
+                format!(
+                    "{} has no delegated access to this customer: {why}. In Partner Center, the                      partner must give its users an active GDAP relationship with roles for this                      customer; samgate sees it at the next customer sync.",
+                    partner.display_name
+                ),
+            ))
+        }
+        Gate::Unknown => Err(ApiError::new(
+            ApiErrorCode::CustomerNotFound,
+            format!(
+                "{customer} is not a customer of {} (not in Partner Center's customer list nor in                  its GDAP relationships when samgate last read them). Check the id; a new customer                  appears after the next customer sync (POST /api/v1/partners/{}/customers/sync).",
+                partner.display_name, partner.tenant_id
+            ),
+        )),
+    }
 }
 
 fn check_partner_state(partner: &PartnerInfo) -> Result<(), ApiError> {
@@ -346,7 +398,7 @@ async fn proxy_body(
     }
 }
 
-fn proxy_error(partner: &PartnerInfo, error: ProxyError) -> ApiError {
+fn proxy_error(error: ProxyError) -> ApiError {
     match error {
         ProxyError::Token(BrokerError::ConsentRequired(c)) => ApiError::new(
             ApiErrorCode::ConsentRequired,
@@ -366,23 +418,30 @@ fn proxy_error(partner: &PartnerInfo, error: ProxyError) -> ApiError {
             ApiErrorCode::ConsentRequired,
             "this partner has not consented: send an invitation",
         ),
-        ProxyError::Token(BrokerError::CustomerConsentMissing(c)) => ApiError::new(
-            ApiErrorCode::CustomerConsentMissing,
-            format!(
-                "the CPV app is not consented in this customer tenant (AADSTS{}): grant it through \
-                 Partner Center application consents for {}",
-                c.code.unwrap_or(90099),
-                partner.display_name
-            ),
-        ),
-        ProxyError::Token(BrokerError::CustomerAccessDenied(c)) => ApiError::new(
-            ApiErrorCode::ForbiddenCustomer,
-            format!(
-                "the partner has no access to this customer tenant (AADSTS{}): it needs an active \
-                 GDAP relationship with a role for the consenting user",
-                c.code.unwrap_or(50020)
-            ),
-        ),
+        ProxyError::Token(BrokerError::Customer(refusal)) => {
+            let code = match refusal.problem {
+                CustomerProblem::NotFound => ApiErrorCode::CustomerNotFound,
+                CustomerProblem::AccessDenied => ApiErrorCode::CustomerAccessDenied,
+                CustomerProblem::ConsentMissing => ApiErrorCode::CustomerConsentMissing,
+                CustomerProblem::PolicyBlocked => ApiErrorCode::CustomerPolicyBlocked,
+                CustomerProblem::Unavailable => ApiErrorCode::CustomerUnavailable,
+            };
+            let aadsts = refusal
+                .classified
+                .as_ref()
+                .and_then(|c| c.code)
+                .map(|c| format!(" (AADSTS{c})"))
+                .unwrap_or_default();
+            ApiError::new(
+                code,
+                format!(
+                    "Microsoft refused a token in this customer's tenant{aadsts}: {} samgate asks \
+                     again after {} seconds.",
+                    refusal.advice, refusal.retry_after
+                ),
+            )
+            .with_retry_after(refusal.retry_after)
+        }
         ProxyError::Token(BrokerError::Throttled) => ApiError::new(
             ApiErrorCode::UpstreamThrottled,
             "Microsoft's token service is throttling; retry later",

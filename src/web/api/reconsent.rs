@@ -6,7 +6,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Serialize;
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use super::ApiCaller;
 use crate::app::AppState;
@@ -28,18 +27,7 @@ pub async fn create_reconsent_invitation(
     ApiCaller(principal): ApiCaller,
     Path(partner_tid): Path<String>,
 ) -> Result<(StatusCode, Json<ReconsentInvitation>), ApiError> {
-    let tenant = Uuid::parse_str(&partner_tid).map_err(|_| {
-        ApiError::new(
-            ApiErrorCode::BadRequest,
-            "the partner must be a tenant id (a GUID)",
-        )
-    })?;
-    if !principal.allows_partner(tenant) {
-        return Err(ApiError::new(
-            ApiErrorCode::ForbiddenPartner,
-            "this API client may not act for this partner",
-        ));
-    }
+    let tenant = super::scoped_tenant(&principal, &partner_tid)?;
     if principal.read_only {
         return Err(ApiError::new(
             ApiErrorCode::ForbiddenMethod,

@@ -18,6 +18,8 @@ pub struct AadError {
     pub message: String,
     pub suberror: Option<&'static str>,
     pub status: Option<u16>,
+    /// Whether the body links the error page (`error_uri`); Microsoft omits it for some codes.
+    pub error_uri: bool,
 }
 
 impl AadError {
@@ -28,6 +30,7 @@ impl AadError {
             message: message.into(),
             suberror: None,
             status: None,
+            error_uri: true,
         }
     }
 
@@ -52,6 +55,12 @@ impl AadError {
 
     pub fn with_suberror(mut self, suberror: &'static str) -> AadError {
         self.suberror = Some(suberror);
+        self
+    }
+
+    /// Leaves `error_uri` out of the body.
+    pub fn without_error_uri(mut self) -> AadError {
+        self.error_uri = false;
         self
     }
 
@@ -88,8 +97,11 @@ impl AadError {
             "timestamp": ts,
             "trace_id": trace_id,
             "correlation_id": correlation_id,
-            "error_uri": format!("{base_url}/error?code={}", self.code),
         });
+        if self.error_uri {
+            body["error_uri"] =
+                serde_json::Value::from(format!("{base_url}/error?code={}", self.code));
+        }
         if let Some(s) = self.suberror {
             body["suberror"] = serde_json::Value::from(s);
         }

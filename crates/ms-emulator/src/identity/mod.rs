@@ -3,6 +3,7 @@
 
 pub mod assertion;
 pub mod authorize;
+pub mod customer_access;
 pub mod discovery;
 pub mod errors;
 pub mod pages;

@@ -4,9 +4,11 @@
 mod harness;
 
 mod control_api;
+mod customers;
 mod faults;
 mod graph;
 mod identity;
 mod msal;
 mod partner_center;
 mod refresh;
+mod scale;

@@ -187,7 +187,7 @@ async fn application_consent_grants_what_the_customer_token_needs() {
             "https://graph.microsoft.com/.default",
         )
         .await;
-    assert_eq!(aadsts(&body), 90099);
+    assert_eq!(aadsts(&body), 65001);
     let consent = json!({
         "applicationId": DEMO_CLIENT_ID,
         "displayName": "samgate CPV",
@@ -220,6 +220,18 @@ async fn application_consent_grants_what_the_customer_token_needs() {
     assert_eq!(
         claims(body["access_token"].as_str().unwrap())["scp"],
         "Directory.Read.All User.Read.All"
+    );
+    let (_, body) = env
+        .refresh(
+            &customer.to_string(),
+            rt,
+            "https://api.partnercenter.microsoft.com/.default",
+        )
+        .await;
+    assert_eq!(
+        aadsts(&body),
+        65001,
+        "the consent's grants name Graph only: {body}"
     );
     let again = env
         .http

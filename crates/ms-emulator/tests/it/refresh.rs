@@ -8,7 +8,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use ms_emulator::{
     AppSeed, DEMO_CLIENT_ID, DEMO_CONTOSO, DEMO_CONTOSO_ADMIN, DEMO_CPV_TENANT, DEMO_FABRIKAM,
-    Seed, TenantSeed,
+    RelationshipStatus, Seed, TenantSeed,
 };
 use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
 use serde_json::json;
@@ -247,13 +247,13 @@ async fn http_basic_client_authentication_works() {
 }
 
 #[tokio::test]
-async fn customer_tenant_token_needs_app_consent_90099_then_works_with_customer_tid() {
+async fn customer_tenant_token_needs_app_consent_65001_then_works_with_customer_tid() {
     let env = TestEnv::demo().await;
     let rt = contoso_refresh_token(&env).await;
     let customer = first_customer(&env);
     let (status, body) = env.refresh(&customer.to_string(), &rt, GRAPH).await;
     assert_eq!(status, 400);
-    assert_eq!(aadsts(&body), 90099);
+    assert_eq!(aadsts(&body), 65001);
     env.control.grant_app_consent(customer, DEMO_CLIENT_ID);
     let (status, body) = env.refresh(&customer.to_string(), &rt, GRAPH).await;
     assert_eq!(status, 200, "{body}");
@@ -273,7 +273,7 @@ async fn customer_tenant_token_without_gdap_is_50020() {
     let customer = first_customer(&env);
     env.control.grant_app_consent(customer, DEMO_CLIENT_ID);
     env.control
-        .set_relationship_status(DEMO_CONTOSO, customer, "terminated");
+        .set_relationship_status(DEMO_CONTOSO, customer, RelationshipStatus::Terminated);
     let (_, body) = env.refresh(&customer.to_string(), &rt, GRAPH).await;
     assert_eq!(aadsts(&body), 50020);
     // A Fabrikam customer was never reachable for Contoso.
