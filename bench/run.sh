@@ -12,6 +12,7 @@
 #   6 admin partners list at 100,000 partners
 #   7 vault seal/open
 #   8 idle footprint, 10,000 cached access tokens, soak
+#   9 customer directory: sync of 5,000 customers (time, RSS), DB statements on the customer route
 # Results: $BENCH_WORK/results.json and $BENCH_WORK/results.md (also printed at the end).
 #
 # Knobs (environment): BENCH_WORK (/tmp/samgate-bench), BENCH_DURATION (15 s per load run),
@@ -379,6 +380,45 @@ for size in small 1048576 20971520; do
         log "  $(echo "$R" | jq -c '{rps, mb_per_sec, p50_ms, p99_ms, err_status, samgate_vmhwm_kb, samgate_sampled_peak_rss_kb}')"
     done
 done
+
+# ---------------------------------------------------------------------------------------------
+# 10a. Scenario 9: the customer directory. Contoso gets BENCH_CUSTOMERS (5,000) generated customers
+#      with active GDAP; one directory sync is timed with samgate's RSS sampled every 100 ms; then
+#      the customer Graph route runs under load with database statements counted (the customer
+#      gate answers from memory: no statement per call in the steady state).
+# ---------------------------------------------------------------------------------------------
+CUSTOMERS=${BENCH_CUSTOMERS:-5000}
+log "customer directory: $CUSTOMERS generated customers for Contoso, one sync"
+FIRST_CUSTOMER=$(curl -sf -X POST -H 'content-type: application/json' -d "{\"count\": $CUSTOMERS}" \
+    "$EMU/_emulator/tenants/$CONTOSO/generated-customers" | jq -r '.customers[0]')
+[ -n "$FIRST_CUSTOMER" ] && [ "$FIRST_CUSTOMER" != null ] || die "no generated customers"
+curl -sf -X POST -H 'content-type: application/json' -d "{\"tenant\": \"$FIRST_CUSTOMER\", \"client_id\": \"$CLIENT_ID\"}" \
+    "$EMU/_emulator/consents" >/dev/null || die "cannot consent the app in a generated customer"
+RSS_BEFORE=$(rss_kb "$SG_PID" VmRSS)
+( while :; do rss_kb "$SG_PID" VmRSS; sleep 0.1; done ) >"$WORK/sync.rss" &
+SYNC_SAMPLER=$!
+SYNC_STARTED=$(date +%s%N)
+SYNC=$(curl -sf -X POST -H "authorization: Bearer $KEY" "$SG/api/v1/partners/$CONTOSO/customers/sync") || die "customer sync failed"
+SYNC_MS=$((($(date +%s%N) - SYNC_STARTED) / 1000000))
+kill "$SYNC_SAMPLER" 2>/dev/null; wait "$SYNC_SAMPLER" 2>/dev/null || true
+RSS_PEAK=$(sort -n "$WORK/sync.rss" | tail -1)
+CUSTOMER_URL="$SG/api/v1/partners/$CONTOSO/customers/$FIRST_CUSTOMER/graph/v1.0/users?\$top=1"
+curl -sf -o /dev/null -H "authorization: Bearer $KEY" "$CUSTOMER_URL" || die "customer Graph call failed"
+sleep 1
+sql "SELECT pg_stat_statements_reset()" >/dev/null
+CALLS_BEFORE=$(sql "SELECT count(*) FROM proxy_calls")
+R=$(wrk_json "$CUSTOMER_URL" "Bearer $KEY" 2 "$CONC" 5)
+sleep 1.5
+PROXIED=$(($(sql "SELECT count(*) FROM proxy_calls") - CALLS_BEFORE))
+OTHER=$(sql "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+             WHERE d.datname = 'samgate' AND query !~* 'pg_stat' AND query !~* 'proxy_calls'
+               AND query !~* '^UPDATE grants SET last_used_at' AND query !~* '^(BEGIN|COMMIT)$'")
+put customer_directory "$(jq -n --argjson sync "$SYNC" --argjson ms "$SYNC_MS" --argjson before "$RSS_BEFORE" \
+    --argjson peak "$RSS_PEAK" --argjson r "$R" --argjson n "$PROXIED" --argjson other "$OTHER" \
+    '{customers: $sync.report.listed, sync_ms: $ms, rss_kb_before: $before, rss_kb_peak_during_sync: $peak,
+      customer_route: ($r | {rps, p50_ms, p99_ms, err_status}), proxied_requests: $n,
+      other_statements: $other, other_statements_per_request: (if $n > 0 then $other / $n else null end)}')"
+log "  $(jq -c '.customer_directory' "$RESULTS")"
 
 # ---------------------------------------------------------------------------------------------
 # 10b. Scenario 8: soak at a steady, moderate rate (BENCH_SOAK_RATE, default 1000 req/s, well below

@@ -37,7 +37,12 @@ pub fn metrics() -> Option<&'static metrics_exporter_prometheus::PrometheusHandl
             const LATENCY: &[f64] = &[
                 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
             ];
+            // Series nobody touched for an hour go away, so label sets cannot pile up forever.
             PrometheusBuilder::new()
+                .idle_timeout(
+                    metrics_util::MetricKindMask::COUNTER | metrics_util::MetricKindMask::HISTOGRAM,
+                    Some(std::time::Duration::from_secs(3600)),
+                )
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY)
                 .ok()?
                 .install_recorder()

@@ -297,6 +297,36 @@ impl Broker {
         .await;
     }
 
+    /// Seals a new access token and stores it for the other instances; returns its expiry.
+    async fn share(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        key: &TokenKey,
+        response: &crate::identity::TokenResponse,
+        now: OffsetDateTime,
+    ) -> Result<OffsetDateTime, BrokerError> {
+        let expires_at = now + time::Duration::seconds(response.expires_in.min(86_400) as i64);
+        let sealed = self
+            .vault
+            .seal_str(
+                &response.access_token,
+                &SealContext::new(ACCESS_TOKEN_PURPOSE, &Self::access_token_row(key)),
+            )
+            .map_err(|e| BrokerError::Unavailable(format!("sealing failed: {e}")))?;
+        db::access_tokens::store(
+            &mut *tx,
+            key.partner_id,
+            key.authority_tenant,
+            key.resource.as_str(),
+            &sealed,
+            kek_of(&sealed)?,
+            expires_at,
+        )
+        .await
+        .map_err(|e| BrokerError::Unavailable(format!("database: {e}")))?;
+        Ok(expires_at)
+    }
+
     fn access_token_row(key: &TokenKey) -> String {
         format!(
             "{}/{}/{}",
@@ -382,28 +412,8 @@ impl Broker {
         let now = self.clock.now();
         match result {
             Ok(response) => {
-                let expires_at =
-                    now + time::Duration::seconds(response.expires_in.min(86_400) as i64);
-                let row = Self::access_token_row(&key);
-                let sealed = self
-                    .vault
-                    .seal_str(
-                        &response.access_token,
-                        &SealContext::new(ACCESS_TOKEN_PURPOSE, &row),
-                    )
-                    .map_err(|e| BrokerError::Unavailable(format!("sealing failed: {e}")))?;
                 let mut tx = self.pool.begin().await.map_err(db_err)?;
-                db::access_tokens::store(
-                    &mut *tx,
-                    key.partner_id,
-                    key.authority_tenant,
-                    key.resource.as_str(),
-                    &sealed,
-                    kek_of(&sealed)?,
-                    expires_at,
-                )
-                .await
-                .map_err(db_err)?;
+                let expires_at = self.share(&mut tx, &key, &response, now).await?;
                 health::customer::record_token(
                     &mut tx,
                     key.partner_id,
@@ -590,27 +600,7 @@ impl Broker {
                         ));
                     }
                 }
-                let expires_at =
-                    now + time::Duration::seconds(response.expires_in.min(86_400) as i64);
-                let row = Self::access_token_row(&key);
-                let sealed = self
-                    .vault
-                    .seal_str(
-                        &response.access_token,
-                        &SealContext::new(ACCESS_TOKEN_PURPOSE, &row),
-                    )
-                    .map_err(|e| BrokerError::Unavailable(format!("sealing failed: {e}")))?;
-                db::access_tokens::store(
-                    &mut *tx,
-                    key.partner_id,
-                    key.authority_tenant,
-                    key.resource.as_str(),
-                    &sealed,
-                    kek_of(&sealed)?,
-                    expires_at,
-                )
-                .await
-                .map_err(db_err)?;
+                let expires_at = self.share(&mut tx, &key, &response, now).await?;
                 // The rotated refresh token is durable before anyone uses the new access token.
                 tx.commit().await.map_err(db_err)?;
                 if force

@@ -88,6 +88,8 @@ pub struct CustomerDirectory {
     running: Cache<Uuid, Arc<tokio::sync::Mutex<()>>>,
     /// When this process last synced a partner because of an unknown customer id.
     on_demand: Cache<Uuid, OffsetDateTime>,
+    /// Database loads of partners' gates (tests and metrics: the steady state costs none).
+    loads: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for CustomerDirectory {
@@ -119,6 +121,7 @@ impl Default for CustomerDirectory {
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(24 * 3600))
                 .build(),
+            loads: Arc::default(),
         }
     }
 }
@@ -135,10 +138,18 @@ impl CustomerDirectory {
         self.gates.run_pending_tasks().await;
     }
 
+    /// How many times a partner's customers were loaded from the database.
+    pub fn loads(&self) -> u64 {
+        self.loads.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     async fn gates(&self, app: &App, partner_id: Uuid) -> Result<Arc<Gates>, Arc<sqlx::Error>> {
         let pool = app.pool.clone();
+        let loads = self.loads.clone();
         self.gates
             .try_get_with(partner_id, async move {
+                loads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                metrics::counter!("samgate_customer_gate_loads_total").increment(1);
                 let state = db::customers::sync_state(&pool, partner_id).await?;
                 let rows = db::customers::gates(&pool, partner_id).await?;
                 Ok::<_, sqlx::Error>(Arc::new(Gates {

@@ -228,3 +228,20 @@ pub async fn prune_proxy_calls(
     .await?;
     Ok(done.rows_affected())
 }
+
+/// Deletes up to `limit` sessions that expired before `now` (the session store never does).
+pub async fn prune_sessions(
+    executor: impl PgExecutor<'_>,
+    now: OffsetDateTime,
+    limit: i64,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "DELETE FROM tower_sessions.session WHERE id IN (
+             SELECT id FROM tower_sessions.session WHERE expiry_date < $1 LIMIT $2)",
+    )
+    .bind(now)
+    .bind(limit)
+    .execute(executor)
+    .await?;
+    Ok(done.rows_affected())
+}

@@ -21,6 +21,8 @@ pub struct Summary {
     pub deliveries_pruned: u64,
     /// Customer app consents whose stale/current state changed with the configured grants.
     pub consents_reconciled: u64,
+    /// Expired sessions deleted.
+    pub sessions_pruned: u64,
 }
 
 /// One housekeeping pass (idempotent).
@@ -72,6 +74,13 @@ pub async fn run_once(app: &App, now: OffsetDateTime) -> anyhow::Result<Summary>
     loop {
         let pruned = db::webhooks::prune_delivered(&app.pool, deliveries_before, BATCH).await?;
         summary.deliveries_pruned += pruned;
+        if pruned < BATCH as u64 {
+            break;
+        }
+    }
+    loop {
+        let pruned = db::lifecycle::prune_sessions(&app.pool, now, BATCH).await?;
+        summary.sessions_pruned += pruned;
         if pruned < BATCH as u64 {
             break;
         }

@@ -1,9 +1,35 @@
-//! Which headers cross the proxy. Credentials, cookies, hop-by-hop and forwarding headers from the
-//! caller never reach Microsoft; cookies and hop-by-hop headers from Microsoft never reach the caller.
+//! Which headers cross the proxy. Towards Microsoft only an allow-list passes (content negotiation,
+//! conditional requests, Graph's `Prefer`/`ConsistencyLevel`, Partner Center's `MS-*` and
+//! `X-Locale`, request ids): credentials, cookies, hop-by-hop, forwarding and method-override
+//! headers never do. Cookies and hop-by-hop headers from Microsoft never reach the caller.
 
 use axum::http::{HeaderMap, HeaderName};
 
-/// Headers a caller may never forward (plus any named in its `Connection` header).
+/// Headers a caller may forward to Microsoft, by exact name; plus every `ms-*` (Partner Center's
+/// own: `MS-RequestId`, `MS-CorrelationId`, `MS-Contract-Version`…) unless listed in `Connection`.
+const REQUEST_ALLOW: &[&str] = &[
+    "accept",
+    "accept-language",
+    "accept-encoding",
+    "content-type",
+    "content-encoding",
+    "content-language",
+    "if-match",
+    "if-none-match",
+    "if-modified-since",
+    "if-unmodified-since",
+    "if-range",
+    "prefer",
+    "consistencylevel",
+    "client-request-id",
+    "return-client-request-id",
+    "x-locale",
+    "x-ms-customeruser-upn",
+    "odata-version",
+    "odata-maxversion",
+];
+
+/// Headers that never pass, whatever the lists above say (plus any named in `Connection`).
 const REQUEST_DENY: &[&str] = &[
     "authorization",
     "proxy-authorization",
@@ -67,9 +93,25 @@ fn filtered(headers: &HeaderMap, deny: &[&str]) -> HeaderMap {
     out
 }
 
-/// The caller's headers that may go to Microsoft.
+/// The caller's headers that may go to Microsoft: the allow-list, minus the deny-list. Dropped
+/// names are logged at debug (names only, never values).
 pub fn request_headers(incoming: &HeaderMap) -> HeaderMap {
-    filtered(incoming, REQUEST_DENY)
+    let mut out = filtered(incoming, REQUEST_DENY);
+    let dropped: Vec<HeaderName> = out
+        .keys()
+        .filter(|name| {
+            let name = name.as_str();
+            !(REQUEST_ALLOW.contains(&name) || name.starts_with("ms-"))
+        })
+        .cloned()
+        .collect();
+    for name in &dropped {
+        out.remove(name);
+    }
+    if !dropped.is_empty() {
+        tracing::debug!(proxy.dropped_headers = ?dropped.iter().map(HeaderName::as_str).collect::<Vec<_>>(), "request headers not forwarded");
+    }
+    out
 }
 
 /// Microsoft's headers that may go back to the caller.
@@ -107,6 +149,41 @@ mod tests {
         let out = request_headers(&headers);
         let names: Vec<&str> = out.keys().map(HeaderName::as_str).collect();
         assert_eq!(names, ["accept", "ms-correlationid", "x-locale"]);
+    }
+
+    #[test]
+    fn method_override_and_rewrite_headers_never_pass_but_graph_and_partner_center_ones_do() {
+        let mut headers = HeaderMap::new();
+        for name in [
+            "x-http-method-override",
+            "x-http-method",
+            "x-method-override",
+            "x-original-url",
+            "x-rewrite-url",
+            "x-anything-new",
+            "consistencylevel",
+            "prefer",
+            "if-match",
+            "content-type",
+            "ms-contract-version",
+            "client-request-id",
+        ] {
+            headers.append(HeaderName::from_static(name), "v".parse().expect("value"));
+        }
+        let out = request_headers(&headers);
+        let mut names: Vec<&str> = out.keys().map(HeaderName::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            [
+                "client-request-id",
+                "consistencylevel",
+                "content-type",
+                "if-match",
+                "ms-contract-version",
+                "prefer",
+            ]
+        );
     }
 
     #[test]

@@ -273,3 +273,19 @@ pub async fn shutdown_signal() {
         () = terminate => {}
     }
 }
+
+/// Whether the request's `Origin` (or, without one, `Referer`) is samgate's own; true when the
+/// browser sent neither (the token still has to match).
+pub(crate) fn same_origin(headers: &axum::http::HeaderMap, own: &str) -> bool {
+    if let Some(origin) = headers.get(axum::http::header::ORIGIN) {
+        return origin.as_bytes() == own.as_bytes();
+    }
+    match headers.get(axum::http::header::REFERER) {
+        Some(referer) => referer
+            .to_str()
+            .ok()
+            .and_then(|r| url::Url::parse(r).ok())
+            .is_some_and(|r| r.origin().ascii_serialization() == own),
+        None => true,
+    }
+}

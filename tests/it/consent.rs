@@ -517,6 +517,44 @@ async fn a_reconsent_renews_the_same_partner_and_keeps_history() {
 }
 
 #[tokio::test]
+async fn a_consent_started_from_another_site_is_refused_without_a_session() {
+    let app = TestApp::spawn().await;
+    let invitation = app.invite("Contoso", None).await;
+    for (name, value) in [
+        ("origin", "https://evil.example"),
+        ("origin", "null"),
+        ("referer", "https://evil.example/page"),
+    ] {
+        let start = app
+            .client
+            .post(app.url(&format!("{invitation}/start")))
+            .header(name, value)
+            .send()
+            .await
+            .expect("start");
+        assert_eq!(start.status(), 403, "{name}: {value}");
+        assert!(start.headers().get("set-cookie").is_none());
+        assert!(start.headers().get("location").is_none());
+        let page = start.text().await.expect("page");
+        assert!(page.contains("started from another website"), "{page}");
+    }
+    let sessions: i64 = sqlx::query_scalar("SELECT count(*) FROM tower_sessions.session")
+        .fetch_one(&app.pool)
+        .await
+        .expect("sessions");
+    assert_eq!(sessions, 0);
+    // The invitation still works from its own page.
+    let start = app
+        .client
+        .post(app.url(&format!("{invitation}/start")))
+        .header("origin", app.address.as_str())
+        .send()
+        .await
+        .expect("start");
+    assert_eq!(start.status(), 303);
+}
+
+#[tokio::test]
 async fn the_session_cookie_is_http_only_lax_and_renewed_when_a_flow_starts() {
     let app = TestApp::spawn().await;
     let invitation = app.invite("Contoso", None).await;

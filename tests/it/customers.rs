@@ -3,23 +3,10 @@
 
 use std::time::Duration;
 
-use ms_emulator::{
-    CustomerOptions, CustomerPolicy, DEMO_CONTOSO, DEMO_CONTOSO_ADMIN, Fault, RelationshipStatus,
-    Seed,
-};
+use ms_emulator::{CustomerOptions, CustomerPolicy, DEMO_CONTOSO, Fault, RelationshipStatus, Seed};
 use uuid::Uuid;
 
 use crate::harness::TestApp;
-
-async fn consented(app: &TestApp) {
-    let invitation = app.invite("Contoso", None).await;
-    assert_eq!(
-        app.consent_as(&invitation, DEMO_CONTOSO_ADMIN)
-            .await
-            .status(),
-        200
-    );
-}
 
 /// The demo world's customers of Contoso: index 1 and 2.
 fn contoso_customer(index: u128) -> Uuid {
@@ -48,6 +35,15 @@ async fn partner_status(app: &TestApp, key: &str) -> String {
     body["status"].as_str().unwrap_or_default().to_owned()
 }
 
+async fn sync_directory(app: &TestApp, key: &str) -> reqwest::Response {
+    app.client
+        .post(app.url(&format!("/api/v1/partners/{DEMO_CONTOSO}/customers/sync")))
+        .bearer_auth(key)
+        .send()
+        .await
+        .expect("sync")
+}
+
 fn customer_token_calls(app: &TestApp, customer: Uuid) -> u64 {
     app.microsoft()
         .token_calls_for_tenant(&customer.to_string(), "refresh_token")
@@ -56,7 +52,7 @@ fn customer_token_calls(app: &TestApp, customer: Uuid) -> u64 {
 #[tokio::test]
 async fn one_customers_conditional_access_refuses_only_that_customer_and_costs_one_token_call() {
     let app = TestApp::spawn().await;
-    consented(&app).await;
+    app.consent_contoso().await;
     let key = app.api_key("reader", None, true).await;
     let (blocked, open) = (contoso_customer(1), contoso_customer(2));
     for customer in [blocked, open] {
@@ -99,6 +95,20 @@ async fn one_customers_conditional_access_refuses_only_that_customer_and_costs_o
     );
     let other = get(&app, &key, &customer_graph(open)).await;
     assert_eq!(other.status(), 200, "another customer still works");
+    // In the steady state the customer gate answers from memory: no database statement.
+    let loads = app.app.customers.loads();
+    for _ in 0..20 {
+        assert_eq!(get(&app, &key, &customer_graph(open)).await.status(), 200);
+        assert_eq!(
+            get(&app, &key, &customer_graph(blocked)).await.status(),
+            403
+        );
+    }
+    assert_eq!(
+        app.app.customers.loads(),
+        loads,
+        "no directory load per call"
+    );
 
     // The refusal is a fact about that customer, recorded, audited and announced once.
     let row: (String, Option<String>, Option<String>) = sqlx::query_as(
@@ -136,7 +146,7 @@ async fn one_customers_conditional_access_refuses_only_that_customer_and_costs_o
 #[tokio::test]
 async fn unknown_customer_ids_are_refused_without_any_token_call() {
     let app = TestApp::spawn().await;
-    consented(&app).await;
+    app.consent_contoso().await;
     let key = app.api_key("reader", None, true).await;
     app.microsoft().reset_counters();
     for _ in 0..100 {
@@ -159,20 +169,14 @@ async fn unknown_customer_ids_are_refused_without_any_token_call() {
 #[tokio::test]
 async fn a_customer_without_an_active_gdap_relationship_is_refused_before_any_token_call() {
     let app = TestApp::spawn().await;
-    consented(&app).await;
+    app.consent_contoso().await;
     let key = app.api_key("reader", None, true).await;
     let customer = contoso_customer(1);
     app.microsoft()
         .grant_app_consent(customer, ms_emulator::DEMO_CLIENT_ID);
     app.microsoft()
         .set_relationship_status(DEMO_CONTOSO, customer, RelationshipStatus::Expired);
-    let sync = app
-        .client
-        .post(app.url(&format!("/api/v1/partners/{DEMO_CONTOSO}/customers/sync")))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .expect("sync");
+    let sync = sync_directory(&app, &key).await;
     assert_eq!(sync.status(), 200);
     app.microsoft().reset_counters();
     let response = get(&app, &key, &customer_graph(customer)).await;
@@ -189,16 +193,10 @@ async fn a_customer_without_an_active_gdap_relationship_is_refused_before_any_to
 #[tokio::test]
 async fn a_tenant_microsoft_does_not_know_answers_customer_not_found_not_app_misconfigured() {
     let app = TestApp::spawn().await;
-    consented(&app).await;
+    app.consent_contoso().await;
     let key = app.api_key("reader", None, true).await;
     // The directory lists a customer whose tenant Microsoft no longer knows (deleted tenant).
-    let sync = app
-        .client
-        .post(app.url(&format!("/api/v1/partners/{DEMO_CONTOSO}/customers/sync")))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .expect("sync");
+    let sync = sync_directory(&app, &key).await;
     assert_eq!(sync.status(), 200);
     let gone = Uuid::new_v4();
     sqlx::query(
@@ -229,7 +227,7 @@ async fn a_tenant_microsoft_does_not_know_answers_customer_not_found_not_app_mis
 #[tokio::test]
 async fn calls_to_a_slow_refusing_customer_do_not_hold_up_the_partners_own_calls() {
     let app = TestApp::spawn().await;
-    consented(&app).await;
+    app.consent_contoso().await;
     let key = app.api_key("reader", None, true).await;
     let customer = contoso_customer(1);
     app.microsoft()
@@ -239,13 +237,7 @@ async fn calls_to_a_slow_refusing_customer_do_not_hold_up_the_partners_own_calls
     // Warm the directory and the partner's own token first.
     let pc_path = format!("/api/v1/partners/{DEMO_CONTOSO}/partner-center/v1/customers?size=1");
     assert_eq!(get(&app, &key, &pc_path).await.status(), 200);
-    let sync = app
-        .client
-        .post(app.url(&format!("/api/v1/partners/{DEMO_CONTOSO}/customers/sync")))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .expect("sync");
+    let sync = sync_directory(&app, &key).await;
     assert_eq!(sync.status(), 200);
     // Microsoft answers the customer's token requests slowly.
     app.microsoft().fail_next(
@@ -292,7 +284,7 @@ async fn calls_to_a_slow_refusing_customer_do_not_hold_up_the_partners_own_calls
 #[tokio::test]
 async fn a_successful_refresh_returns_a_refused_partner_to_healthy() {
     let app = TestApp::spawn().await;
-    consented(&app).await;
+    app.consent_contoso().await;
     let key = app.api_key("reader", None, true).await;
     sqlx::query(
         "UPDATE partners SET status = 'mfa_required', status_code = '50076' WHERE tenant_id = $1",
@@ -339,7 +331,7 @@ async fn the_directory_of_a_partner_with_thousands_of_customers_syncs_completely
         })
         .spawn()
         .await;
-    consented(&app).await;
+    app.consent_contoso().await;
     let key = app.api_key("reader", None, true).await;
     // The demo world's own customers of Contoso come on top of the 3,000 generated ones.
     let demo = Seed::demo("http://unused/");
@@ -361,13 +353,7 @@ async fn the_directory_of_a_partner_with_thousands_of_customers_syncs_completely
         })
         .count();
     let total = 3000 + demo_customers.len();
-    let sync = app
-        .client
-        .post(app.url(&format!("/api/v1/partners/{DEMO_CONTOSO}/customers/sync")))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .expect("sync");
+    let sync = sync_directory(&app, &key).await;
     assert_eq!(sync.status(), 200);
     let report = json(sync).await;
     assert_eq!(report["report"]["listed"], total, "{report}");
@@ -417,15 +403,7 @@ async fn the_directory_of_a_partner_with_thousands_of_customers_syncs_completely
     }
 
     // A second sync finds nothing new and announces nothing.
-    let again = json(
-        app.client
-            .post(app.url(&format!("/api/v1/partners/{DEMO_CONTOSO}/customers/sync")))
-            .bearer_auth(&key)
-            .send()
-            .await
-            .expect("sync"),
-    )
-    .await;
+    let again = json(sync_directory(&app, &key).await).await;
     assert_eq!(again["report"]["added"], 0, "{again}");
     assert_eq!(again["report"]["changed"], 0, "{again}");
 }
@@ -433,22 +411,13 @@ async fn the_directory_of_a_partner_with_thousands_of_customers_syncs_completely
 #[tokio::test]
 async fn a_relationship_that_expires_is_announced_as_a_change_of_that_customer() {
     let app = TestApp::spawn().await;
-    consented(&app).await;
+    app.consent_contoso().await;
     let key = app.api_key("reader", None, true).await;
-    let sync_path = format!("/api/v1/partners/{DEMO_CONTOSO}/customers/sync");
-    let sync = || async {
-        app.client
-            .post(app.url(&sync_path))
-            .bearer_auth(&key)
-            .send()
-            .await
-            .expect("sync")
-    };
-    assert_eq!(sync().await.status(), 200);
+    assert_eq!(sync_directory(&app, &key).await.status(), 200);
     let customer = contoso_customer(2);
     app.microsoft()
         .set_relationship_status(DEMO_CONTOSO, customer, RelationshipStatus::Terminated);
-    let report = json(sync().await).await;
+    let report = json(sync_directory(&app, &key).await).await;
     assert_eq!(report["report"]["changed"], 1, "{report}");
     let details: serde_json::Value = sqlx::query_scalar(
         "SELECT details FROM audit_events WHERE action = 'customer.access_changed'",
@@ -471,7 +440,7 @@ async fn a_relationship_that_expires_is_announced_as_a_change_of_that_customer()
 #[tokio::test]
 async fn consents_granted_with_other_scopes_than_configured_become_stale() {
     let app = TestApp::spawn().await;
-    consented(&app).await;
+    app.consent_contoso().await;
     let customer = contoso_customer(1);
     let partner = app
         .app

@@ -357,3 +357,28 @@ async fn two_hundred_idle_connections_do_not_stop_service() {
         start.elapsed()
     );
 }
+
+#[tokio::test]
+async fn housekeeping_deletes_expired_sessions_and_keeps_live_ones() {
+    let app = TestApp::spawn().await;
+    for (id, expired) in [("expired-a", true), ("expired-b", true), ("live", false)] {
+        sqlx::query(
+            "INSERT INTO tower_sessions.session (id, data, expiry_date)
+             VALUES ($1, '\\x00'::bytea, now() + CASE WHEN $2 THEN interval '-1 hour' ELSE interval '1 hour' END)",
+        )
+        .bind(id)
+        .bind(expired)
+        .execute(&app.pool)
+        .await
+        .expect("session row");
+    }
+    let summary = samgate::jobs::housekeeping::run_once(&app.app, time::OffsetDateTime::now_utc())
+        .await
+        .expect("housekeeping");
+    assert_eq!(summary.sessions_pruned, 2);
+    let left: Vec<String> = sqlx::query_scalar("SELECT id FROM tower_sessions.session")
+        .fetch_all(&app.pool)
+        .await
+        .expect("sessions");
+    assert_eq!(left, ["live"]);
+}

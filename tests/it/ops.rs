@@ -50,6 +50,24 @@ async fn metrics_count_requests_by_route_template_upstream_latency_tokens_and_pa
 }
 
 #[tokio::test]
+async fn random_extension_methods_do_not_create_metric_series() {
+    let app = TestApp::spawn().await;
+    for i in 0..200 {
+        let method = reqwest::Method::from_bytes(format!("FLOOD{i}").as_bytes()).expect("method");
+        let _ = app
+            .client
+            .request(method, app.url(&format!("/nowhere/{i}")))
+            .send()
+            .await
+            .expect("request");
+    }
+    let metrics = app.get("/metrics").await.text().await.expect("metrics");
+    assert!(!metrics.contains("FLOOD"), "a raw method became a label");
+    assert!(!metrics.contains("/nowhere/"), "a raw path became a label");
+    assert!(metrics.contains(r#"method="other""#));
+}
+
+#[tokio::test]
 async fn metrics_can_move_off_the_public_listener() {
     let app = TestApp::builder()
         .with_env("SAMGATE_METRICS_LISTEN", "127.0.0.1:1")

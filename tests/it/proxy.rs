@@ -8,16 +8,6 @@ use uuid::Uuid;
 
 use crate::harness::TestApp;
 
-async fn consented(app: &TestApp) {
-    let invitation = app.invite("Contoso", None).await;
-    assert_eq!(
-        app.consent_as(&invitation, DEMO_CONTOSO_ADMIN)
-            .await
-            .status(),
-        200
-    );
-}
-
 fn pc(path: &str) -> String {
     format!("/api/v1/partners/{DEMO_CONTOSO}/partner-center/{path}")
 }
@@ -44,7 +34,7 @@ fn customer_of_fabrikam() -> Uuid {
 #[tokio::test]
 async fn a_backend_lists_a_partners_customers_through_the_proxy() {
     let app = TestApp::spawn().await;
-    consented(&app).await;
+    app.consent_contoso().await;
     let key = app.api_key("billing", None, false).await;
     let response = app
         .client
@@ -89,7 +79,7 @@ async fn a_backend_lists_a_partners_customers_through_the_proxy() {
 #[tokio::test]
 async fn the_callers_credentials_and_hop_by_hop_headers_never_reach_microsoft() {
     let app = TestApp::spawn().await;
-    consented(&app).await;
+    app.consent_contoso().await;
     let key = app.api_key("billing", None, false).await;
     let response = app
         .client
@@ -127,9 +117,48 @@ async fn the_callers_credentials_and_hop_by_hop_headers_never_reach_microsoft() 
 }
 
 #[tokio::test]
+async fn a_read_only_key_cannot_smuggle_a_write_through_method_override_headers() {
+    let app = TestApp::spawn().await;
+    app.consent_contoso().await;
+    let reader = app.api_key("reader", Some(vec![DEMO_CONTOSO]), true).await;
+    app.microsoft().clear_recorded_requests();
+    let response = app
+        .client
+        .get(app.url(&pc("v1/customers?size=1")))
+        .bearer_auth(&reader)
+        .header("x-http-method-override", "DELETE")
+        .header("x-http-method", "DELETE")
+        .header("x-method-override", "DELETE")
+        .header("x-original-url", "/v1/customers/x/applicationconsents")
+        .header("x-rewrite-url", "/v1/customers/x")
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(response.status(), 200);
+    let recorded = app
+        .microsoft()
+        .recorded_requests()
+        .into_iter()
+        .find(|r| r.path == "/v1/customers")
+        .expect("upstream saw the call");
+    for header in [
+        "x-http-method-override",
+        "x-http-method",
+        "x-method-override",
+        "x-original-url",
+        "x-rewrite-url",
+    ] {
+        assert!(
+            recorded.header(header).is_none(),
+            "{header} reached Microsoft"
+        );
+    }
+}
+
+#[tokio::test]
 async fn keys_are_scoped_to_partners_and_read_only_clients_cannot_write() {
     let app = TestApp::spawn().await;
-    consented(&app).await;
+    app.consent_contoso().await;
     let only_fabrikam = app
         .api_key("fabrikam-only", Some(vec![DEMO_FABRIKAM]), false)
         .await;
@@ -201,7 +230,7 @@ async fn keys_are_scoped_to_partners_and_read_only_clients_cannot_write() {
 #[tokio::test]
 async fn unknown_missing_and_malformed_keys_get_401_with_www_authenticate() {
     let app = TestApp::spawn().await;
-    consented(&app).await;
+    app.consent_contoso().await;
     for key in [
         Some(format!("sgk_{}", "A".repeat(43))),
         Some("not-a-key".to_owned()),
@@ -224,7 +253,7 @@ async fn unknown_missing_and_malformed_keys_get_401_with_www_authenticate() {
 #[tokio::test]
 async fn path_traversal_and_absolute_url_attempts_are_refused_before_any_upstream_call() {
     let app = TestApp::spawn().await;
-    consented(&app).await;
+    app.consent_contoso().await;
     let key = app.api_key("billing", None, false).await;
     // Sent raw, so no client-side URL normalisation hides what samgate receives.
     for raw in [
@@ -286,7 +315,7 @@ async fn five_hundred_concurrent_calls_after_expiry_cause_exactly_one_refresh() 
         .with_env("SAMGATE_PROXY_CLIENT_CONCURRENCY", "1000")
         .spawn()
         .await;
-    consented(&app).await;
+    app.consent_contoso().await;
     let key = app.api_key("billing", None, false).await;
     assert_eq!(
         call(&app, &key, reqwest::Method::GET, &pc("v1/customers?size=1"))
@@ -324,7 +353,7 @@ async fn five_hundred_concurrent_calls_after_expiry_cause_exactly_one_refresh() 
 #[tokio::test]
 async fn two_instances_on_one_database_redeem_the_refresh_token_once() {
     let app = TestApp::spawn().await;
-    consented(&app).await;
+    app.consent_contoso().await;
     let other = crate::harness::second_instance(&app).await;
     let partner = app
         .app
@@ -358,7 +387,7 @@ async fn two_instances_on_one_database_redeem_the_refresh_token_once() {
 #[tokio::test]
 async fn a_refresh_rotates_the_stored_refresh_token_before_use_and_a_lost_rotation_is_survivable() {
     let app = TestApp::spawn().await;
-    consented(&app).await;
+    app.consent_contoso().await;
     let (sealed_before, version_before): (Vec<u8>, i64) =
         sqlx::query_as("SELECT sealed_refresh_token, version FROM grants")
             .fetch_one(&app.pool)
@@ -412,7 +441,7 @@ async fn a_refresh_rotates_the_stored_refresh_token_before_use_and_a_lost_rotati
 #[tokio::test]
 async fn a_revoked_consent_marks_the_partner_and_stops_calling_microsoft() {
     let app = TestApp::spawn().await;
-    consented(&app).await;
+    app.consent_contoso().await;
     let key = app.api_key("billing", None, false).await;
     app.microsoft().revoke_refresh_tokens(DEMO_CONTOSO_ADMIN);
     let response = call(&app, &key, reqwest::Method::GET, &pc("v1/customers?size=1")).await;
@@ -449,7 +478,7 @@ async fn a_revoked_consent_marks_the_partner_and_stops_calling_microsoft() {
 #[tokio::test]
 async fn a_throttled_partner_is_retried_within_the_budget_and_refused_beyond_it() {
     let app = TestApp::spawn().await;
-    consented(&app).await;
+    app.consent_contoso().await;
     let key = app.api_key("billing", None, false).await;
     app.microsoft()
         .fail_next(Fault::path("/v1/customers").throttle(1).times(1));
@@ -490,7 +519,7 @@ async fn a_throttled_partner_is_retried_within_the_budget_and_refused_beyond_it(
 #[tokio::test]
 async fn server_errors_are_retried_for_reads_only_and_passed_through_marked_as_upstream() {
     let app = TestApp::spawn().await;
-    consented(&app).await;
+    app.consent_contoso().await;
     let key = app.api_key("billing", None, false).await;
     app.microsoft()
         .fail_next(Fault::path("/v1/customers").status(500).times(1));
@@ -522,7 +551,7 @@ async fn server_errors_are_retried_for_reads_only_and_passed_through_marked_as_u
 #[tokio::test]
 async fn a_twenty_megabyte_answer_streams_through() {
     let app = TestApp::spawn().await;
-    consented(&app).await;
+    app.consent_contoso().await;
     let key = app.api_key("billing", None, false).await;
     let customer = customer_of_contoso(&app);
     let mut response = call(
@@ -545,7 +574,7 @@ async fn a_twenty_megabyte_answer_streams_through() {
 #[tokio::test]
 async fn customer_graph_calls_need_the_app_consent_and_the_partners_access() {
     let app = TestApp::spawn().await;
-    consented(&app).await;
+    app.consent_contoso().await;
     let key = app.api_key("billing", None, false).await;
     let customer = customer_of_contoso(&app);
     let path =
@@ -593,7 +622,7 @@ async fn customer_graph_calls_need_the_app_consent_and_the_partners_access() {
 #[tokio::test]
 async fn a_token_microsoft_stops_accepting_is_dropped_and_replaced_once() {
     let app = TestApp::spawn().await;
-    consented(&app).await;
+    app.consent_contoso().await;
     let key = app.api_key("billing", None, false).await;
     assert_eq!(
         call(&app, &key, reqwest::Method::GET, &pc("v1/customers?size=1"))
@@ -617,7 +646,7 @@ async fn a_token_microsoft_stops_accepting_is_dropped_and_replaced_once() {
 #[tokio::test]
 async fn every_proxied_call_is_recorded_without_bodies_or_tokens() {
     let app = TestApp::spawn().await;
-    consented(&app).await;
+    app.consent_contoso().await;
     let key = app.api_key("billing", None, false).await;
     assert_eq!(
         call(&app, &key, reqwest::Method::GET, &pc("v1/customers?size=1"))
@@ -707,7 +736,7 @@ async fn the_openapi_document_describes_every_api_route_and_its_page_renders() {
 #[tokio::test]
 async fn a_backend_gets_a_reconsent_link_for_a_partner_that_lost_its_consent() {
     let app = TestApp::spawn().await;
-    consented(&app).await;
+    app.consent_contoso().await;
     let key = app.api_key("billing", None, false).await;
     let reader = app.api_key("reader", None, true).await;
     app.microsoft().revoke_refresh_tokens(DEMO_CONTOSO_ADMIN);

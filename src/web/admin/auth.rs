@@ -8,7 +8,7 @@ use askama::Template;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, FromRequestParts, Query, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use secrecy::SecretString;
@@ -289,22 +289,6 @@ fn csrf_refused(detail: &str) -> Response {
     .into_response()
 }
 
-/// Whether the request's `Origin` (or, without one, `Referer`) is samgate's own; true when the
-/// browser sent neither (the token still has to match).
-fn same_origin(headers: &HeaderMap, own: &str) -> bool {
-    if let Some(origin) = headers.get(header::ORIGIN) {
-        return origin.as_bytes() == own.as_bytes();
-    }
-    match headers.get(header::REFERER) {
-        Some(referer) => referer
-            .to_str()
-            .ok()
-            .and_then(|r| url::Url::parse(r).ok())
-            .is_some_and(|r| r.origin().ascii_serialization() == own),
-        None => true,
-    }
-}
-
 /// Layer over every admin route: a POST must come from samgate's origin and carry the session's
 /// CSRF token in the `csrf` form field.
 pub async fn check_csrf(
@@ -317,7 +301,7 @@ pub async fn check_csrf(
         return next.run(request).await;
     }
     let own = state.config.public_url.origin().ascii_serialization();
-    if !same_origin(request.headers(), &own) {
+    if !crate::web::same_origin(request.headers(), &own) {
         return csrf_refused("cross-origin request");
     }
     let (parts, body) = request.into_parts();
@@ -821,6 +805,8 @@ mod tests {
 
     #[test]
     fn the_origin_check_accepts_only_samgate() {
+        use crate::web::same_origin;
+        use axum::http::{HeaderMap, header};
         let own = "http://127.0.0.1:8080";
         let with = |name: header::HeaderName, value: &str| {
             let mut headers = HeaderMap::new();

@@ -159,9 +159,21 @@ async fn show_consent_page(
 /// Starts the sign-in: a fresh session id, new state/nonce/PKCE in the session, then Microsoft.
 async fn start_consent_flow(
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     session: Session,
     Path(token): Path<String>,
 ) -> Result<Response, PageError> {
+    // Login CSRF: another site must not start a sign-in onto someone else's invitation.
+    let own = state.config.public_url.origin().ascii_serialization();
+    if !crate::web::same_origin(&headers, &own) {
+        return Err(PageError::new(
+            StatusCode::FORBIDDEN,
+            "This sign-in was started from another website",
+            "For your safety, the connection can only be started from the invitation page itself. \
+             Open your invitation link again and click the button there.",
+        )
+        .with_detail("consent start: cross-origin request"));
+    }
     let (_, invitation) = usable_invitation(&state, &token).await?;
     let partner_error_code = match invitation.partner_id {
         Some(id) => crate::db::partners::find(&state.pool, id)

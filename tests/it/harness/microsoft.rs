@@ -155,4 +155,13 @@ impl TestApp {
             Landing::Page(html) => panic!("sign-in stopped at Microsoft: {html}"),
         }
     }
+
+    /// Consents the demo partner Contoso as its admin: the first step of most proxy tests.
+    pub async fn consent_contoso(&self) {
+        let invitation = self.invite("Contoso", None).await;
+        let callback = self
+            .consent_as(&invitation, ms_emulator::DEMO_CONTOSO_ADMIN)
+            .await;
+        assert_eq!(callback.status(), 200, "Contoso consented");
+    }
 }
