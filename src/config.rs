@@ -125,7 +125,8 @@ pub struct ProxyConfig {
     pub default_budget: Duration,
     /// `SAMGATE_PROXY_CLIENT_CONCURRENCY`: concurrent calls per API client (default 256).
     pub client_concurrency: usize,
-    /// `SAMGATE_PROXY_PARTNER_CONCURRENCY`: concurrent calls per partner (default 64).
+    /// `SAMGATE_PROXY_PARTNER_CONCURRENCY`: concurrent calls per partner (default 64); one API
+    /// client may hold at most half of them, so another client of the partner always finds room.
     pub partner_concurrency: usize,
     /// `SAMGATE_CALL_RECORD_QUEUE`: call records held in memory before they are dropped (default 10000).
     pub call_record_queue: usize,

@@ -204,24 +204,49 @@ pub async fn count_login_failures(
     .await
 }
 
-/// Records a failed sign-in for `subject`, dropping its rows older than `forget_before`.
-pub async fn record_login_failure(
+/// Serialises sign-in attempts for `subject` until the transaction ends (an advisory lock), so
+/// counting and recording an attempt is one step however many arrive at once.
+pub async fn lock_login_subject(
+    executor: impl PgExecutor<'_>,
+    subject: &[u8],
+) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended(encode($1, 'hex'), 7))")
+        .bind(subject)
+        .execute(executor)
+        .await?;
+    Ok(())
+}
+
+/// Records an attempt for `subject` (counted as a failure until [`forget_login_attempt`]),
+/// dropping its rows older than `forget_before`; returns the attempt's id.
+pub async fn record_login_attempt(
     executor: impl PgExecutor<'_>,
     subject: &[u8],
     now: OffsetDateTime,
     forget_before: OffsetDateTime,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
         "WITH forgotten AS (
             DELETE FROM staff_login_failures WHERE subject = $1 AND failed_at < $3
          )
-         INSERT INTO staff_login_failures (subject, failed_at) VALUES ($1, $2)",
+         INSERT INTO staff_login_failures (subject, failed_at) VALUES ($1, $2) RETURNING id",
     )
     .bind(subject)
     .bind(now)
     .bind(forget_before)
-    .execute(executor)
-    .await?;
+    .fetch_one(executor)
+    .await
+}
+
+/// Withdraws recorded attempts (the attempt succeeded).
+pub async fn forget_login_attempt(
+    executor: impl PgExecutor<'_>,
+    ids: &[i64],
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM staff_login_failures WHERE id = ANY($1)")
+        .bind(ids)
+        .execute(executor)
+        .await?;
     Ok(())
 }
 

@@ -152,6 +152,8 @@ pub struct Proxy {
     throttled_until: Cache<(Uuid, Option<Uuid>, Upstream), Instant>,
     client_slots: Cache<Uuid, Arc<Semaphore>>,
     partner_slots: Cache<Uuid, Arc<Semaphore>>,
+    /// One client's share of one partner's slots, so a single client cannot starve the others.
+    share_slots: Cache<(Uuid, Uuid), Arc<Semaphore>>,
     recorder: CallRecorder,
 }
 
@@ -166,6 +168,7 @@ impl std::fmt::Debug for Proxy {
 /// The permits a call holds while it runs (its body included).
 pub struct CallPermits {
     _client: tokio::sync::OwnedSemaphorePermit,
+    _share: tokio::sync::OwnedSemaphorePermit,
     _partner: tokio::sync::OwnedSemaphorePermit,
 }
 
@@ -193,6 +196,10 @@ impl Proxy {
                 .max_capacity(200_000)
                 .time_to_idle(idle)
                 .build(),
+            share_slots: Cache::builder()
+                .max_capacity(200_000)
+                .time_to_idle(idle)
+                .build(),
             settings,
             recorder,
         }
@@ -208,10 +215,25 @@ impl Proxy {
         &self.recorder
     }
 
-    /// Takes a concurrency slot for the client and the partner, or fails at once.
+    /// The most of one partner's slots one client may hold: half, so a second client always
+    /// finds room however busy the first is.
+    pub fn client_share(&self) -> usize {
+        self.settings.partner_concurrency.div_ceil(2).max(1)
+    }
+
+    /// Takes a concurrency slot for the client, for its share of the partner, and for the
+    /// partner, or fails at once.
     pub async fn admit(&self, client: Uuid, partner: Uuid) -> Result<CallPermits, ProxyError> {
         let per_client = self.settings.client_concurrency;
         let per_partner = self.settings.partner_concurrency;
+        let share = self.client_share();
+        let share_slots = self
+            .share_slots
+            .get_with(
+                (client, partner),
+                async move { Arc::new(Semaphore::new(share)) },
+            )
+            .await;
         let client_slots = self
             .client_slots
             .get_with(client, async move { Arc::new(Semaphore::new(per_client)) })
@@ -226,11 +248,15 @@ impl Proxy {
         let client = client_slots
             .try_acquire_owned()
             .map_err(|_| ProxyError::Busy)?;
+        let share = share_slots
+            .try_acquire_owned()
+            .map_err(|_| ProxyError::Busy)?;
         let partner = partner_slots
             .try_acquire_owned()
             .map_err(|_| ProxyError::Busy)?;
         Ok(CallPermits {
             _client: client,
+            _share: share,
             _partner: partner,
         })
     }
@@ -387,4 +413,79 @@ fn retry_after_seconds(headers: &reqwest::header::HeaderMap) -> Option<u64> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(|s| s.min(3600))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proxy(partner_concurrency: usize) -> Proxy {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .connect_lazy("postgres://unused/unused")
+            .expect("lazy pool");
+        let ring =
+            crate::vault::KeyRing::parse(&format!("1:{}", crate::vault::generate_key()), None)
+                .expect("ring");
+        let vault = crate::vault::Vault::new(ring);
+        let http = reqwest::Client::new();
+        let url = url::Url::parse("http://127.0.0.1:9").expect("url");
+        let identity = Arc::new(crate::identity::IdentityClient::new(
+            http.clone(),
+            url.clone(),
+            Uuid::nil(),
+            crate::identity::ClientCredential::Secret(secrecy::SecretString::from("x")),
+        ));
+        let broker = Broker::new(
+            pool,
+            vault,
+            identity,
+            Arc::new(crate::clock::SystemClock),
+            "https://api.partnercenter.microsoft.com",
+            "https://graph.microsoft.com",
+            crate::broker::RefusalMemory::default(),
+        );
+        let (recorder, _queue) = CallRecorder::new(10);
+        Proxy::new(
+            http,
+            broker,
+            ProxySettings {
+                partner_center_url: url.clone(),
+                graph_url: url,
+                max_body_bytes: 1,
+                replayable_body_bytes: 1,
+                first_byte_timeout: Duration::from_secs(1),
+                total_timeout: Duration::from_secs(1),
+                default_budget: Duration::from_secs(1),
+                client_concurrency: 256,
+                partner_concurrency,
+            },
+            recorder,
+        )
+    }
+
+    #[tokio::test]
+    async fn one_client_cannot_take_every_slot_of_a_partner() {
+        let proxy = proxy(8);
+        let (greedy, polite, partner) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let mut held = Vec::new();
+        while let Ok(permits) = proxy.admit(greedy, partner).await {
+            held.push(permits);
+        }
+        assert_eq!(held.len(), 4, "the greedy client holds its share only");
+        let mut polite_held = Vec::new();
+        for _ in 0..4 {
+            polite_held.push(
+                proxy
+                    .admit(polite, partner)
+                    .await
+                    .expect("room for another client"),
+            );
+        }
+        assert!(
+            proxy.admit(Uuid::new_v4(), partner).await.is_err(),
+            "the partner is full"
+        );
+        drop(held);
+        assert!(proxy.admit(greedy, partner).await.is_ok());
+    }
 }

@@ -321,13 +321,24 @@ pub async fn sign_in(
     let account = throttle_subject("account", &normalised);
     let client = throttle_subject("address", &address.to_string());
     let since = now - THROTTLE_WINDOW;
-    let account_failures = db::staff::count_login_failures(pool, &account, since).await?;
-    let address_failures = db::staff::count_login_failures(pool, &client, since).await?;
     let who = log_hash(&normalised);
+    // The attempt is counted before the password is checked, under a lock per subject: parallel
+    // guesses each see the ones before them, so the limits hold however many arrive at once.
+    let mut tx = pool.begin().await?;
+    db::staff::lock_login_subject(&mut *tx, &account).await?;
+    db::staff::lock_login_subject(&mut *tx, &client).await?;
+    let account_failures = db::staff::count_login_failures(&mut *tx, &account, since).await?;
+    let address_failures = db::staff::count_login_failures(&mut *tx, &client, since).await?;
     if account_failures >= ACCOUNT_FAILURE_LIMIT || address_failures >= ADDRESS_FAILURE_LIMIT {
+        tx.commit().await?;
         tracing::warn!(staff.login = %who, client.address = %address, "staff sign-in blocked by the throttle");
         return Ok(SignIn::Blocked);
     }
+    let attempts = [
+        db::staff::record_login_attempt(&mut *tx, &account, now, since).await?,
+        db::staff::record_login_attempt(&mut *tx, &client, now, since).await?,
+    ];
+    tx.commit().await?;
     let credentials = match StaffEmail::parse(&normalised) {
         Some(email) => db::staff::find_credentials(pool, email.as_str()).await?,
         None => None,
@@ -344,15 +355,13 @@ pub async fn sign_in(
     .map_err(|e| PasswordError::Hashing(e.to_string()))?;
     match credentials {
         Some(c) if matches && c.member.disabled_at.is_none() => {
+            db::staff::forget_login_attempt(pool, &attempts).await?;
             db::staff::clear_login_failures(pool, &account).await?;
             db::staff::touch_login(pool, c.member.id, now).await?;
             Ok(SignIn::Accepted(c.member))
         }
         _ => {
-            let mut tx = pool.begin().await?;
-            db::staff::record_login_failure(&mut *tx, &account, now, since).await?;
-            db::staff::record_login_failure(&mut *tx, &client, now, since).await?;
-            tx.commit().await?;
+            // The attempt recorded above stays: it was a failure.
             tracing::info!(staff.login = %who, client.address = %address, "staff sign-in failed");
             if account_failures + 1 == ACCOUNT_FAILURE_LIMIT
                 || address_failures + 1 == ADDRESS_FAILURE_LIMIT

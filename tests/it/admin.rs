@@ -327,6 +327,52 @@ async fn a_wrong_password_and_an_unknown_email_get_the_same_answer() {
 }
 
 #[tokio::test]
+async fn parallel_wrong_passwords_are_counted_before_they_are_checked() {
+    let app = TestApp::spawn().await;
+    let (_, password) = add_staff(&app, "ada@northwind.example", Role::Admin).await;
+    let address: std::net::IpAddr = "198.51.100.7".parse().expect("address");
+    let now = app.app.clock.now();
+    let mut guesses = Vec::new();
+    for i in 0..40 {
+        let pool = app.pool.clone();
+        guesses.push(tokio::spawn(async move {
+            samgate::staff::sign_in(
+                &pool,
+                "ada@northwind.example",
+                secrecy::SecretString::from(format!("guess {i}")),
+                address,
+                now,
+            )
+            .await
+            .expect("sign-in")
+        }));
+    }
+    let mut refused = 0;
+    for guess in guesses {
+        match guess.await.expect("task") {
+            samgate::staff::SignIn::Refused => refused += 1,
+            samgate::staff::SignIn::Blocked => {}
+            samgate::staff::SignIn::Accepted(_) => panic!("a guess was accepted"),
+        }
+    }
+    assert_eq!(
+        refused,
+        samgate::staff::ACCOUNT_FAILURE_LIMIT,
+        "only as many passwords were checked as the limit allows"
+    );
+    let right = samgate::staff::sign_in(
+        &app.pool,
+        "ada@northwind.example",
+        password.clone(),
+        address,
+        now,
+    )
+    .await
+    .expect("sign-in");
+    assert!(matches!(right, samgate::staff::SignIn::Blocked));
+}
+
+#[tokio::test]
 async fn after_five_failures_even_the_right_password_is_refused_until_the_window_passes() {
     let app = TestApp::spawn().await;
     let (_, password) = add_staff(&app, "ada@northwind.example", Role::Admin).await;

@@ -641,7 +641,8 @@ async fn admin_customers_page_works_in_a_real_browser_on_a_laptop_and_a_phone() 
         "granted"
     );
     browser.screenshot("02-desktop-after-bulk-grant").await;
-    let overflow = "return document.documentElement.scrollWidth - window.innerWidth";
+    let overflow =
+        "return document.documentElement.scrollWidth - document.documentElement.clientWidth";
     assert_eq!(
         browser.eval(overflow).await,
         serde_json::json!(0),
