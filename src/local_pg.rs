@@ -163,13 +163,15 @@ impl LocalCluster {
         let socket_dir = if root.join(".s.PGSQL.5432").as_os_str().len() > MAX_SOCKET_PATH {
             let digest = sha2_hex(root.to_string_lossy().as_bytes());
             let dir = std::env::temp_dir().join(format!("samgate-pg-{}", &digest[..16]));
-            fs::create_dir_all(&dir).map_err(io_err(format!("create {}", dir.display())))?;
+            private_dir(&dir, &binaries)?;
             dir
         } else {
             root.clone()
         };
         binaries.chown_for_server(&root)?;
         binaries.chown_for_server(&socket_dir)?;
+        restrict(&root, 0o700)?;
+        restrict(&socket_dir, 0o700)?;
         Ok(Self {
             root,
             socket_dir,
@@ -188,6 +190,18 @@ impl LocalCluster {
 
     fn log_file(&self) -> PathBuf {
         self.root.join("server.log")
+    }
+
+    fn password_file(&self) -> PathBuf {
+        self.root.join("superuser.password")
+    }
+
+    /// The superuser's password, when the cluster was initialised with one.
+    fn password(&self) -> Option<String> {
+        fs::read_to_string(self.password_file())
+            .ok()
+            .map(|p| p.trim().to_owned())
+            .filter(|p| !p.is_empty())
     }
 
     /// Takes an exclusive lock on `name` under the root, failing at once if another process holds it.
@@ -227,15 +241,40 @@ impl LocalCluster {
         if self.data_dir().join("PG_VERSION").is_file() {
             return Ok(false);
         }
+        // A random superuser password, readable only by this user and the server's: the socket
+        // directory is private too, but a password means nobody else on the machine gets in even
+        // if a directory is opened up later.
+        let password = {
+            use base64::Engine;
+            let mut bytes = [0u8; 24];
+            rand::fill(&mut bytes[..]);
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+        };
+        let password_file = self.password_file();
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut file = OpenOptions::new()
+                .create(true)
+                .truncate(true)
+                .write(true)
+                .mode(0o600)
+                .open(&password_file)
+                .map_err(io_err(format!("create {}", password_file.display())))?;
+            file.write_all(password.as_bytes())
+                .map_err(io_err(format!("write {}", password_file.display())))?;
+        }
+        restrict(&password_file, 0o600)?;
+        self.binaries.chown_for_server(&password_file)?;
         let output = self
             .binaries
             .command("initdb")
             .arg("-D")
             .arg(self.data_dir())
+            .arg(format!("--pwfile={}", password_file.display()))
             .args([
                 "-U",
                 "postgres",
-                "--auth=trust",
+                "--auth=scram-sha-256",
                 "--no-sync",
                 "-E",
                 "UTF8",
@@ -266,7 +305,8 @@ impl LocalCluster {
     /// Starts the server (Unix socket only) and waits until it accepts connections.
     pub fn start(&self, durable: bool) -> Result<(), LocalPgError> {
         let mut options = format!(
-            "-k {} -c listen_addresses='' -c max_connections=300 -c shared_buffers=64MB",
+            "-k {} -c listen_addresses='' -c unix_socket_permissions=0700 -c max_connections=300 \
+             -c shared_buffers=64MB",
             self.socket_dir.display()
         );
         if !durable {
@@ -332,16 +372,25 @@ impl LocalCluster {
 
     /// Connection options for `database` over the cluster's socket.
     pub fn connect_options(&self, database: &str) -> PgConnectOptions {
-        PgConnectOptions::new()
+        let options = PgConnectOptions::new()
             .socket(&self.socket_dir)
             .username("postgres")
-            .database(database)
+            .database(database);
+        match self.password() {
+            Some(password) => options.password(&password),
+            None => options,
+        }
     }
 
     /// A `DATABASE_URL` for `database`, for tools such as `psql` and `pg_dump`.
     pub fn database_url(&self, database: &str) -> String {
+        let credentials = match self.password() {
+            // URL-safe base64: nothing to escape.
+            Some(password) => format!("postgres:{password}"),
+            None => "postgres".to_owned(),
+        };
         format!(
-            "postgres://postgres@localhost/{database}?host={}",
+            "postgres://{credentials}@localhost/{database}?host={}",
             self.socket_dir.display()
         )
     }
@@ -385,4 +434,48 @@ mod tests {
         assert!(message.contains("apt-get install postgresql"), "{message}");
         assert!(message.contains("DATABASE_URL"), "{message}");
     }
+}
+
+/// Sets `path`'s permission bits.
+fn restrict(path: &Path, mode: u32) -> Result<(), LocalPgError> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .map_err(io_err(format!("restrict {}", path.display())))
+}
+
+/// Creates `dir` as a private directory, or accepts it only when it is ours (or the server
+/// user's) and private: a directory someone else created in `/tmp` is refused, not used.
+fn private_dir(dir: &Path, binaries: &ServerBinaries) -> Result<(), LocalPgError> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    match fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => return Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(err) => {
+            return Err(LocalPgError::Io {
+                context: format!("create {}", dir.display()),
+                source: err,
+            });
+        }
+    }
+    let meta = fs::symlink_metadata(dir).map_err(io_err(format!("inspect {}", dir.display())))?;
+    let me = nix::unistd::Uid::current().as_raw();
+    let server = binaries
+        .run_as
+        .as_deref()
+        .and_then(|user| nix::unistd::User::from_name(user).ok().flatten())
+        .map(|user| user.uid.as_raw());
+    let owned = meta.uid() == me || Some(meta.uid()) == server;
+    if !meta.is_dir() || !owned || meta.mode() & 0o077 != 0 {
+        return Err(LocalPgError::Io {
+            context: format!(
+                "{} exists but is not a private directory of this user (owner uid {}, mode {:o}); \
+                 remove it or use a shorter checkout path",
+                dir.display(),
+                meta.uid(),
+                meta.mode() & 0o777
+            ),
+            source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        });
+    }
+    Ok(())
 }

@@ -641,6 +641,10 @@ async fn admin_customers_page_works_in_a_real_browser_on_a_laptop_and_a_phone() 
         "granted"
     );
     browser.screenshot("02-desktop-after-bulk-grant").await;
+    let scroll_to =
+        |css: &str| format!("document.querySelector('{css}').scrollIntoView(); return null;");
+    browser.eval(&scroll_to("#bulk")).await;
+    browser.screenshot("02b-desktop-table").await;
     let overflow =
         "return document.documentElement.scrollWidth - document.documentElement.clientWidth";
     assert_eq!(
@@ -656,12 +660,14 @@ async fn admin_customers_page_works_in_a_real_browser_on_a_laptop_and_a_phone() 
         )))
         .await;
     browser.find("table#customers").await;
+    browser.eval(&scroll_to(".filters")).await;
     browser.screenshot("03-desktop-needs-attention").await;
 
     browser
         .goto(&app.url(&format!("/admin/partners/{partner}")))
         .await;
     browser.find("#customer-counts").await;
+    browser.eval(&scroll_to("#customer-counts")).await;
     browser.screenshot("04-desktop-partner-counts").await;
 
     client.set_window_size(390, 844).await.expect("phone size");
@@ -683,17 +689,13 @@ async fn admin_customers_page_works_in_a_real_browser_on_a_laptop_and_a_phone() 
         .await;
     assert_eq!(widest, serde_json::json!([]), "no element sticks out");
     browser.screenshot("05-phone-customers").await;
-    browser
-        .eval("document.querySelector('#customers').scrollIntoView(); return null;")
-        .await;
+    browser.eval(&scroll_to("#customers")).await;
     browser.screenshot("06-phone-customers-table").await;
     browser
         .goto(&app.url(&format!("/admin/partners/{partner}")))
         .await;
     browser.find("#customer-counts").await;
-    browser
-        .eval("document.querySelector('#customer-counts').scrollIntoView(); return null;")
-        .await;
+    browser.eval(&scroll_to("#customer-counts")).await;
     assert_eq!(
         browser.eval(overflow).await,
         serde_json::json!(0),

@@ -300,6 +300,12 @@ impl CustomersSummary {
         Self {
             tiles: vec![
                 tile("all", "Customers", counts.total, "info"),
+                tile(
+                    "needs_attention",
+                    "Need attention",
+                    counts.needs_attention,
+                    "bad",
+                ),
                 tile("gdap_active", "GDAP active", counts.gdap_active, "ok"),
                 tile("no_gdap", "No GDAP", counts.no_gdap, "bad"),
                 tile(
