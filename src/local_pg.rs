@@ -421,21 +421,6 @@ fn sha2_hex(bytes: &[u8]) -> String {
     format!("{:x}", Sha256::digest(bytes))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn missing_server_binaries_explain_what_to_install_or_configure() {
-        let empty = std::env::temp_dir().join(format!("samgate-empty-{}", std::process::id()));
-        let err = ServerBinaries::discover_in(vec![empty]).expect_err("nothing to find");
-        let message = err.to_string();
-        assert!(matches!(err, LocalPgError::BinariesNotFound));
-        assert!(message.contains("apt-get install postgresql"), "{message}");
-        assert!(message.contains("DATABASE_URL"), "{message}");
-    }
-}
-
 /// Sets `path`'s permission bits.
 fn restrict(path: &Path, mode: u32) -> Result<(), LocalPgError> {
     use std::os::unix::fs::PermissionsExt;
@@ -478,4 +463,19 @@ fn private_dir(dir: &Path, binaries: &ServerBinaries) -> Result<(), LocalPgError
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_server_binaries_explain_what_to_install_or_configure() {
+        let empty = std::env::temp_dir().join(format!("samgate-empty-{}", std::process::id()));
+        let err = ServerBinaries::discover_in(vec![empty]).expect_err("nothing to find");
+        let message = err.to_string();
+        assert!(matches!(err, LocalPgError::BinariesNotFound));
+        assert!(message.contains("apt-get install postgresql"), "{message}");
+        assert!(message.contains("DATABASE_URL"), "{message}");
+    }
 }
