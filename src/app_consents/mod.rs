@@ -1,13 +1,13 @@
 //! The CPV app's consent in a partner's customer tenants, made with the partner's Partner Center
-//! token through `applicationconsents`: a page of customers (cached a minute), grant and remove
-//! for one customer, and "grant to all" as a background run with per-customer progress. Granting
+//! token through `applicationconsents`: grant and remove for one customer (recorded on the
+//! customer's access state too), and "grant to all" as a background run over the customer
+//! directory with per-customer progress. Granting
 //! is idempotent (409 "already exists" is success; removing what is absent is success). Every
 //! outcome is recorded in `app_consents` and the audit log; failures carry advice for a person.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use moka::future::Cache;
 use secrecy::SecretString;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -16,10 +16,8 @@ use crate::app::App;
 use crate::broker::{BrokerError, PartnerInfo, Resource, TokenKey};
 use crate::db;
 use crate::db::app_consents::ConsentState;
-use crate::partner_center::{ConsentGranted, ConsentRemoved, CustomerPage, PartnerCenterError};
+use crate::partner_center::{ConsentGranted, ConsentRemoved, PartnerCenterError};
 
-/// Customers per page in the admin UI.
-pub const PAGE_SIZE: u32 = 50;
 /// Customers per Partner Center page during a bulk run.
 const RUN_PAGE_SIZE: u32 = 200;
 /// A run whose task showed no sign of life for this long is taken over as abandoned.
@@ -181,56 +179,6 @@ impl Problem {
     }
 }
 
-/// Customer pages cached briefly per (partner, continuation token), so paging back and forth
-/// and reloading do not call Partner Center every time.
-#[derive(Clone)]
-pub struct CustomerPages {
-    cache: Cache<(Uuid, String), Arc<CustomerPage>>,
-}
-
-impl std::fmt::Debug for CustomerPages {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CustomerPages")
-            .field("entries", &self.cache.entry_count())
-            .finish()
-    }
-}
-
-impl Default for CustomerPages {
-    fn default() -> Self {
-        Self::new(Duration::from_secs(60))
-    }
-}
-
-impl CustomerPages {
-    /// A cache keeping pages for `ttl`.
-    pub fn new(ttl: Duration) -> Self {
-        Self {
-            cache: Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(ttl)
-                .build(),
-        }
-    }
-
-    /// A page of the partner's customers (`continuation = None`: the first), from the cache or
-    /// Partner Center. Failures are not cached.
-    pub async fn page(
-        &self,
-        app: &App,
-        partner: &PartnerInfo,
-        continuation: Option<&str>,
-    ) -> Result<Arc<CustomerPage>, Problem> {
-        let key = (partner.id, continuation.unwrap_or_default().to_owned());
-        if let Some(page) = self.cache.get(&key).await {
-            return Ok(page);
-        }
-        let page = Arc::new(customers_page(app, partner, continuation, PAGE_SIZE).await?);
-        self.cache.insert(key, page.clone()).await;
-        Ok(page)
-    }
-}
-
 fn token_key(partner: &PartnerInfo) -> TokenKey {
     TokenKey {
         partner_id: partner.id,
@@ -259,24 +207,6 @@ async fn partner_center_problem(
         app.broker.forget(token_key(partner)).await;
     }
     Problem::from_partner_center(err)
-}
-
-/// One page of the partner's customers, read live from Partner Center.
-pub async fn customers_page(
-    app: &App,
-    partner: &PartnerInfo,
-    continuation: Option<&str>,
-    size: u32,
-) -> Result<CustomerPage, Problem> {
-    let token = partner_center_token(app, partner).await?;
-    match app
-        .partner_center
-        .customers_page(&token, size, continuation)
-        .await
-    {
-        Ok(page) => Ok(page),
-        Err(err) => Err(partner_center_problem(app, partner, &err).await),
-    }
 }
 
 /// Calls Partner Center, waiting out throttling (`Retry-After`, at most 30 s) a few times.

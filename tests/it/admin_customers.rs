@@ -215,6 +215,11 @@ async fn admin_needs_attention_lists_a_customer_whose_gdap_expired_and_the_partn
         let start = count.find("tile-count\">").expect("count") + "tile-count\">".len();
         count[start..start + count[start..].find('<').expect("end")].to_owned()
     };
+    assert_eq!(
+        html.matches("class=\"tile tile-").count(),
+        7,
+        "one tile per count"
+    );
     assert_eq!(tile("all"), "2");
     assert_eq!(tile("gdap_active"), "1");
     assert_eq!(tile("no_gdap"), "1");

@@ -520,6 +520,10 @@ async fn a_reconsent_renews_the_same_partner_and_keeps_history() {
 async fn a_consent_started_from_another_site_is_refused_without_a_session() {
     let app = TestApp::spawn().await;
     let invitation = app.invite("Contoso", None).await;
+    // The invitation page lets the browser send samgate's origin to samgate, and its URL (with
+    // the token) to nobody else.
+    let page = app.get(&invitation).await;
+    assert_eq!(page.headers()["referrer-policy"], "same-origin");
     for (name, value) in [
         ("origin", "https://evil.example"),
         ("origin", "null"),

@@ -137,10 +137,6 @@ pub fn router(state: AppState) -> Router<AppState> {
             "samgate_admin"
         });
     router
-        // Customer pages read from Partner Center, cached a minute per (partner, page).
-        .layer(axum::Extension(
-            crate::app_consents::CustomerPages::default(),
-        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::check_csrf,

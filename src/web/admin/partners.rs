@@ -326,12 +326,6 @@ impl CustomersSummary {
                     counts.token_refused,
                     "bad",
                 ),
-                tile(
-                    "needs_attention",
-                    "Need attention",
-                    counts.needs_attention,
-                    "bad",
-                ),
             ],
             synced,
         }

@@ -6,7 +6,7 @@ use askama::Template;
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -140,20 +140,30 @@ async fn usable_invitation(
 async fn show_consent_page(
     State(state): State<AppState>,
     Path(token): Path<String>,
-) -> Result<Html<String>, PageError> {
+) -> Result<impl IntoResponse, PageError> {
     let (token, invitation) = usable_invitation(&state, &token).await?;
     let expires = invitation
         .expires_at
         .format(&time::format_description::well_known::Rfc2822)
         .unwrap_or_default();
-    render(&InvitationPage {
+    let page = render(&InvitationPage {
         cpv_name: &state.config.cpv_name,
         partner_name: &invitation.partner_name,
         token: token.expose(),
         permissions: permissions(&state),
         reconsent: invitation.partner_id.is_some(),
         expires,
-    })
+    })?;
+    // The start form's POST must carry samgate's origin (the start refuses other origins, and
+    // browsers send `Origin: null` from `no-referrer` pages); `same-origin` still never sends
+    // this URL, with its token, to another site.
+    Ok((
+        [(
+            axum::http::header::REFERRER_POLICY,
+            axum::http::HeaderValue::from_static("same-origin"),
+        )],
+        page,
+    ))
 }
 
 /// Starts the sign-in: a fresh session id, new state/nonce/PKCE in the session, then Microsoft.
