@@ -130,6 +130,9 @@ async fn staff_onboard_a_partner_consent_a_customer_and_manage_an_api_key_in_a_r
 
     // Its customers; grant the CPV app's consent in one.
     staff.click("#customers-link").await;
+    // The directory is empty until it is read from Microsoft the first time.
+    staff.find("#sync-now").await;
+    staff.click("#sync-now").await;
     staff.find("table#customers").await;
     staff.screenshot("06-customers").await;
     let customer = contoso_customer();
@@ -144,7 +147,7 @@ async fn staff_onboard_a_partner_consent_a_customer_and_manage_an_api_key_in_a_r
     );
     assert!(
         staff
-            .text(&format!("#customer-{customer} .consent-state"))
+            .text(&format!("#customer-{customer} .consent"))
             .await
             .contains("Granted")
     );
