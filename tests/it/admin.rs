@@ -268,14 +268,15 @@ async fn signing_in_renews_the_session_id_and_opens_the_dashboard() {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
+    // The form's CSRF token rides in a cookie of its own: no session exists before sign-in.
     assert!(
-        set_cookie.starts_with(&format!("{COOKIE}=")),
+        set_cookie.starts_with("samgate_login_csrf="),
         "{set_cookie}"
     );
-    assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Lax"));
+    assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"));
     let html = login.text().await.expect("page");
     assert!(html.contains("<label for=\"email\">Email</label>"));
-    let before = browser.session_cookie().expect("pre-login session");
+    assert!(browser.session_cookie().is_none(), "no pre-login session");
 
     let csrf = field_value(&html, "name=\"csrf\"").expect("csrf");
     let response = browser
@@ -291,8 +292,8 @@ async fn signing_in_renews_the_session_id_and_opens_the_dashboard() {
         .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&response), "/admin/partners?q=contoso");
-    let after = browser.session_cookie().expect("session");
-    assert_ne!(before, after, "the session id is renewed at sign-in");
+    let after = browser.session_cookie().expect("a session once signed in");
+    assert!(after.len() > 10);
 
     let dashboard = browser.get("/admin").await;
     assert_eq!(dashboard.status(), 200);

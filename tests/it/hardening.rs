@@ -420,3 +420,54 @@ async fn the_private_cluster_admits_only_its_owner_with_the_password() {
     assert!(sqlx::ConnectOptions::connect(&wrong).await.is_err());
     assert!(sqlx::ConnectOptions::connect(&options).await.is_ok());
 }
+
+#[tokio::test]
+async fn anonymous_visits_to_the_sign_in_form_store_no_session() {
+    let app = TestApp::spawn().await;
+    let anonymous = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    for _ in 0..50 {
+        let page = anonymous
+            .get(app.url("/admin/login"))
+            .send()
+            .await
+            .expect("login page");
+        assert_eq!(page.status(), 200);
+        let cookies: Vec<&str> = page
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        assert!(
+            cookies.iter().all(|c| !c.starts_with("samgate_session=")),
+            "{cookies:?}"
+        );
+        assert!(
+            cookies
+                .iter()
+                .any(|c| c.starts_with("samgate_login_csrf=") && c.contains("HttpOnly")),
+            "{cookies:?}"
+        );
+    }
+    let sessions: i64 = sqlx::query_scalar("SELECT count(*) FROM tower_sessions.session")
+        .fetch_one(&app.pool)
+        .await
+        .expect("sessions");
+    assert_eq!(sessions, 0);
+    // A form posted with another visitor's token (not the cookie's) is refused.
+    let refused = anonymous
+        .post(app.url("/admin/login"))
+        .header("cookie", format!("samgate_login_csrf={}", "A".repeat(43)))
+        .form(&[
+            ("csrf", "B".repeat(43).as_str()),
+            ("email", "a@b.example"),
+            ("password", "x"),
+        ])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(refused.status(), 403);
+}

@@ -76,6 +76,66 @@ impl std::fmt::Debug for CsrfToken {
     }
 }
 
+/// The sign-in form's CSRF token lives in a cookie of its own (double submit), not in a session:
+/// showing the form to an anonymous visitor stores nothing on the server.
+fn login_cookie_name(state: &AppState) -> &'static str {
+    if state.config.public_url.scheme() == "https" {
+        "__Host-samgate_login_csrf"
+    } else {
+        "samgate_login_csrf"
+    }
+}
+
+/// The sign-in form's token from its cookie, if the browser sent a well-formed one.
+fn login_csrf_cookie(state: &AppState, headers: &axum::http::HeaderMap) -> Option<CsrfToken> {
+    let name = login_cookie_name(state);
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.to_owned())
+        .filter(|v| {
+            v.len() == 43
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .map(CsrfToken)
+}
+
+/// The sign-in form's token: the browser's, or a new one with the `Set-Cookie` that gives it.
+fn login_csrf(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+) -> (CsrfToken, Option<axum::http::HeaderValue>) {
+    if let Some(token) = login_csrf_cookie(state, headers) {
+        return (token, None);
+    }
+    let token = CsrfToken::generate();
+    let secure = if state.config.public_url.scheme() == "https" {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie = format!(
+        "{}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age=28800{secure}",
+        login_cookie_name(state),
+        token.as_str()
+    );
+    (token, axum::http::HeaderValue::from_str(&cookie).ok())
+}
+
+fn with_cookie(mut response: Response, cookie: Option<axum::http::HeaderValue>) -> Response {
+    if let Some(cookie) = cookie {
+        response
+            .headers_mut()
+            .append(axum::http::header::SET_COOKIE, cookie);
+    }
+    response
+}
+
 async fn session_csrf(session: &Session) -> Result<CsrfToken, PageError> {
     let existing: Option<String> = session.get(CSRF_KEY).await.map_err(PageError::internal)?;
     match existing {
@@ -315,10 +375,25 @@ pub async fn check_csrf(
         Ok(token) => token,
         Err(e) => return PageError::internal(e).into_response(),
     };
-    let Some(expected) = expected.map(CsrfToken) else {
+    // The sign-in forms carry the token of their own cookie; every other form the session's.
+    let login_form = parts.uri.path().starts_with("/admin/login");
+    let expected = match expected.map(CsrfToken) {
+        Some(token) => Some(token),
+        None if login_form => login_csrf_cookie(&state, &parts.headers),
+        None => None,
+    };
+    let login_cookie = if login_form {
+        login_csrf_cookie(&state, &parts.headers)
+    } else {
+        None
+    };
+    let Some(expected) = expected else {
         return csrf_refused("no token in the session");
     };
-    if submitted.is_some_and(|s| expected.matches(&s)) {
+    let accepted = submitted.as_deref().is_some_and(|s| {
+        expected.matches(s) || login_cookie.as_ref().is_some_and(|c| c.matches(s))
+    });
+    if accepted {
         next.run(Request::from_parts(parts, Body::from(bytes)))
             .await
     } else {
@@ -344,18 +419,19 @@ pub struct LoginQuery {
     return_to: String,
 }
 
-/// The sign-in form (creates the pre-login session that holds its CSRF token).
+/// The sign-in form. Its CSRF token travels in a cookie of its own, so an anonymous visitor
+/// creates no session row.
 pub async fn show_login_page(
     State(state): State<AppState>,
-    session: Session,
+    headers: axum::http::HeaderMap,
     query: Result<Query<LoginQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, PageError> {
-    let csrf = session_csrf(&session).await?;
+    let (csrf, cookie) = login_csrf(&state, &headers);
     let return_to = query
         .ok()
         .and_then(|Query(q)| ReturnPath::parse(&q.return_to))
         .unwrap_or_else(ReturnPath::dashboard);
-    Ok(render(&LoginPage {
+    let page = render(&LoginPage {
         cpv_name: &state.config.cpv_name,
         csrf: csrf.as_str(),
         return_to: return_to.as_str(),
@@ -363,7 +439,8 @@ pub async fn show_login_page(
         error: None,
         sso: state.config.staff_sso_tenant.is_some(),
     })?
-    .into_response())
+    .into_response();
+    Ok(with_cookie(page, cookie))
 }
 
 /// The sign-in form's fields (no `Debug`: it holds the password).
@@ -404,7 +481,7 @@ pub async fn log_in(
     let member = match outcome {
         SignIn::Accepted(member) => member,
         SignIn::Refused | SignIn::Blocked => {
-            let csrf = session_csrf(&session).await?;
+            let (csrf, cookie) = login_csrf(&state, &headers);
             let page = render(&LoginPage {
                 cpv_name: &state.config.cpv_name,
                 csrf: csrf.as_str(),
@@ -413,7 +490,10 @@ pub async fn log_in(
                 error: Some(SIGN_IN_REFUSED),
                 sso: state.config.staff_sso_tenant.is_some(),
             })?;
-            return Ok((StatusCode::UNAUTHORIZED, page).into_response());
+            return Ok(with_cookie(
+                (StatusCode::UNAUTHORIZED, page).into_response(),
+                cookie,
+            ));
         }
     };
     establish_session(&state, &session, &member, "password", now).await?;
