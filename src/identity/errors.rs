@@ -137,6 +137,13 @@ const CODES: &[(u64, ErrorClass, &str)] = {
         (50072, MfaRequired, "The sign-in was interrupted to enrol in MFA; the partner admin must finish registering MFA, then consent again."),
         (70043, ConsentRequired, "A Conditional Access sign-in frequency policy invalidated the refresh token; the partner admin must consent again and should exclude this account from that policy."),
         (53003, PartnerConfiguration, "Conditional Access in the partner's tenant blocked the sign-in; the partner must allow this app and account in its policies."),
+        (53000, PartnerConfiguration, "Conditional Access in the partner's tenant requires a compliant device, which server-side refreshes never have; the partner must exclude this account or app from that policy."),
+        (53001, PartnerConfiguration, "Conditional Access in the partner's tenant requires a domain-joined device, which server-side refreshes never have; the partner must exclude this account or app from that policy."),
+        (53002, PartnerConfiguration, "Conditional Access in the partner's tenant allows only approved client apps; the partner must exclude this app from that policy."),
+        (53004, PartnerConfiguration, "The account must complete MFA registration but sign-in risk blocks it; the partner's administrator must remediate the account's risk, then the admin consents again."),
+        (70044, ConsentRequired, "The session expired under a sign-in frequency policy; the partner admin must consent again, and the partner should exclude this account from that policy."),
+        (50158, MfaRequired, "An external security challenge (a third-party MFA provider) was not satisfied; the partner admin must consent again and complete that challenge."),
+        (5000224, PartnerConfiguration, "Microsoft says this tenant no longer exists (deleted or being deleted); offboard the partner if it has left."),
         (530034, PartnerConfiguration, "The delegated admin is blocked because of sign-in risk in its home tenant; the partner must remediate the account's risk, then consent again."),
         (65001, ConsentRequired, "Consent to the app is missing or was removed; send the partner admin to consent again."),
         (65004, AccessDenied, "The partner admin declined consent; nothing was granted. Send the invitation again if that was a mistake."),
@@ -332,7 +339,7 @@ pub fn partner_message(c: &Classified) -> (&'static str, &'static str) {
             "Your organisation allows only administrators to grant these permissions. Ask a Global \
              Administrator of your organisation to open the invitation link and consent.",
         ),
-        (ErrorClass::PartnerConfiguration, Some(53003 | 530034)) => (
+        (ErrorClass::PartnerConfiguration, Some(53000..=53004 | 530034)) => (
             "Your organisation's sign-in policy blocked this",
             "A Conditional Access or sign-in risk policy in your organisation blocked the sign-in. Ask your \
              administrator to review the policy for this account, then open your invitation link again.",
@@ -396,6 +403,13 @@ mod tests {
         (50072, MfaRequired),
         (70043, ConsentRequired),
         (53003, PartnerConfiguration),
+        (53000, PartnerConfiguration),
+        (53001, PartnerConfiguration),
+        (53002, PartnerConfiguration),
+        (53004, PartnerConfiguration),
+        (70044, ConsentRequired),
+        (50158, MfaRequired),
+        (5000224, PartnerConfiguration),
         (530034, PartnerConfiguration),
         (65001, ConsentRequired),
         (65004, AccessDenied),

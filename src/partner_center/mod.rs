@@ -163,13 +163,11 @@ pub enum ConsentRemoved {
     Absent,
 }
 
-/// Whether a continuation token is safe to send back as a header (Partner Center's are base64).
+/// Whether a continuation token can be sent back as a header. Tokens are opaque: documented
+/// seek tokens hold `,` `/` `+` `=` and more (get-invoiceline-items), so only what cannot travel
+/// in a header is refused: control characters (CR and LF above all), non-ASCII, over 8 KiB.
 pub fn is_continuation_token(text: &str) -> bool {
-    !text.is_empty()
-        && text.len() <= 4096
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"+/=_-.~%".contains(&b))
+    !text.is_empty() && text.len() <= 8192 && text.bytes().all(|b| (0x20..0x7f).contains(&b))
 }
 
 /// Partner Center client for samgate's own calls.
@@ -396,12 +394,37 @@ pub async fn error_from(response: reqwest::Response) -> PartnerCenterError {
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
-    if status == 401 && invalid_token {
+    // Partner Center's MFA enforcement answers 401 "with error code 900421" (CSP technical
+    // changes, 2026), with or without `WWW-Authenticate: Bearer error="invalid_token"` (the 2019
+    // page showed the header and no body); either sign means the token was refused.
+    let mfa_code = body.code.as_deref() == Some("900421");
+    if status == 401 && (invalid_token || mfa_code) {
         return PartnerCenterError::TokenRejected { code: body.code };
     }
     PartnerCenterError::Status {
         status,
         code: body.code,
         retry_after,
+    }
+}
+
+#[cfg(test)]
+mod continuation_tests {
+    use super::is_continuation_token;
+
+    #[test]
+    fn continuation_tokens_are_opaque_except_for_what_a_header_cannot_carry() {
+        for documented in [
+            "a1b2c3==",
+            "eyJ0b2tlbiI6IjEyMyJ9,a/b+c=",
+            "+RID:~abc==#RT:1#TRC:10#ISV:2#IEO:65551#QCF:8#FPC:AgE=",
+            "pageIndex=2,size=100",
+        ] {
+            assert!(is_continuation_token(documented), "{documented}");
+        }
+        for bad in ["", "a\r\nX-Injected: 1", "tab\there", "ümlaut"] {
+            assert!(!is_continuation_token(bad), "{bad:?}");
+        }
+        assert!(!is_continuation_token(&"a".repeat(8193)));
     }
 }

@@ -357,10 +357,12 @@ impl Proxy {
             };
             let status = response.status().as_u16();
             let remaining = request.budget.saturating_sub(started.elapsed());
+            // Graph's 401 for a revoked or expired token carries no `error="invalid_token"`
+            // (its body says InvalidAuthenticationToken), so any Graph 401 counts.
             if status == 401
                 && !refreshed_after_401
                 && replayable
-                && invalid_token(response.headers())
+                && (request.upstream == Upstream::Graph || invalid_token(response.headers()))
             {
                 // Microsoft refused a token we believed valid (clock skew, revocation): drop it
                 // everywhere and try once with a new one.

@@ -559,6 +559,31 @@ async fn a_consent_started_from_another_site_is_refused_without_a_session() {
 }
 
 #[tokio::test]
+async fn partner_centers_900421_without_a_www_authenticate_header_is_an_mfa_rejection() {
+    let app = TestApp::spawn().await;
+    let invitation = app.invite("Contoso", None).await;
+    // The 2026 enforcement: 401 with code 900421 in the body, no `invalid_token` header.
+    app.microsoft().fail_next(
+        ms_emulator::Fault::path("/v1/profiles/organization")
+            .status(401)
+            .body(serde_json::json!({
+                "code": 900421,
+                "description": "Multi-factor authentication is required for this operation.",
+                "data": [],
+                "source": "PartnerCenter"
+            })),
+    );
+    let callback = app.consent_as(&invitation, DEMO_CONTOSO_ADMIN).await;
+    assert_eq!(callback.status(), 403);
+    let page = callback.text().await.expect("page");
+    assert!(
+        page.contains("Multi-factor authentication is required"),
+        "{page}"
+    );
+    assert_eq!(grant_count(&app).await, 0, "nothing stored");
+}
+
+#[tokio::test]
 async fn the_session_cookie_is_http_only_lax_and_renewed_when_a_flow_starts() {
     let app = TestApp::spawn().await;
     let invitation = app.invite("Contoso", None).await;

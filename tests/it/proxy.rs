@@ -644,6 +644,31 @@ async fn a_token_microsoft_stops_accepting_is_dropped_and_replaced_once() {
 }
 
 #[tokio::test]
+async fn a_graph_401_without_invalid_token_drops_the_cached_token_and_retries_once() {
+    let app = TestApp::spawn().await;
+    app.consent_contoso().await;
+    let key = app.api_key("billing", None, false).await;
+    let graph = format!("/api/v1/partners/{DEMO_CONTOSO}/graph/v1.0/users?$top=1");
+    assert_eq!(
+        call(&app, &key, reqwest::Method::GET, &graph)
+            .await
+            .status(),
+        200
+    );
+    // Graph answers a revoked token with 401, a body of InvalidAuthenticationToken and a
+    // WWW-Authenticate without error="invalid_token" (MSAL .NET's recorded responses).
+    app.microsoft().fail_next(
+        Fault::path("/graph/v1.0/users").status(401).body(serde_json::json!({
+            "error": {"code": "InvalidAuthenticationToken", "message": "Access token has expired or is not yet valid."}
+        })),
+    );
+    let before = app.microsoft().token_calls("refresh_token");
+    let response = call(&app, &key, reqwest::Method::GET, &graph).await;
+    assert_eq!(response.status(), 200, "retried once with a new token");
+    assert_eq!(app.microsoft().token_calls("refresh_token") - before, 1);
+}
+
+#[tokio::test]
 async fn every_proxied_call_is_recorded_without_bodies_or_tokens() {
     let app = TestApp::spawn().await;
     app.consent_contoso().await;
