@@ -85,6 +85,40 @@ pub async fn find_by_email(
         .await
 }
 
+/// The staff member bound to this Microsoft account (object id in the CPV tenant).
+pub async fn find_by_sso_oid(
+    executor: impl PgExecutor<'_>,
+    oid: Uuid,
+) -> Result<Option<StaffMember>, sqlx::Error> {
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM staff WHERE sso_oid = $1"))
+        .bind(oid)
+        .fetch_optional(executor)
+        .await
+}
+
+/// The Microsoft account a staff member is bound to, if any.
+pub async fn sso_oid(executor: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar("SELECT sso_oid FROM staff WHERE id = $1")
+        .bind(id)
+        .fetch_optional(executor)
+        .await
+        .map(Option::flatten)
+}
+
+/// Binds a staff member to a Microsoft account unless it is bound already. True when bound now.
+pub async fn bind_sso_oid(
+    executor: impl PgExecutor<'_>,
+    id: Uuid,
+    oid: Uuid,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("UPDATE staff SET sso_oid = $2 WHERE id = $1 AND sso_oid IS NULL")
+        .bind(id)
+        .bind(oid)
+        .execute(executor)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// A staff member with the password hash, for sign-in only.
 #[derive(FromRow)]
 pub struct Credentials {

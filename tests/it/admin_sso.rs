@@ -328,6 +328,41 @@ async fn a_staff_member_signs_in_with_microsoft_and_lands_on_the_dashboard() {
 }
 
 #[tokio::test]
+async fn sso_is_bound_to_the_microsoft_account_not_to_its_sign_in_name() {
+    let app = sso_app().await;
+    let staff_id = add_staff(&app, GRACE, Role::Admin).await;
+    // The first sign-in binds the staff account to Grace's object id.
+    let first = sso_as(&app, &new_browser(), GRACE).await;
+    assert_eq!(first.status(), StatusCode::SEE_OTHER);
+    let bound: Option<Uuid> = sqlx::query_scalar("SELECT sso_oid FROM staff WHERE id = $1")
+        .bind(staff_id)
+        .fetch_one(&app.pool)
+        .await
+        .expect("staff");
+    assert!(bound.is_some(), "bound at the first sign-in");
+    // Another account that now carries the same sign-in name (a renamed UPN, a guest's home UPN)
+    // does not get in: here the staff row is bound to a different object id.
+    sqlx::query("UPDATE staff SET sso_oid = $2 WHERE id = $1")
+        .bind(staff_id)
+        .bind(Uuid::new_v4())
+        .execute(&app.pool)
+        .await
+        .expect("rebind");
+    let browser = new_browser();
+    assert_refused(sso_as(&app, &browser, GRACE).await).await;
+    assert_signed_out(&app, &browser).await;
+    // The bound account gets in whatever its sign-in name is now.
+    sqlx::query("UPDATE staff SET sso_oid = $2, email = 'renamed@northwind.example' WHERE id = $1")
+        .bind(staff_id)
+        .bind(bound)
+        .execute(&app.pool)
+        .await
+        .expect("rename");
+    let again = sso_as(&app, &new_browser(), GRACE).await;
+    assert_eq!(again.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
 async fn a_microsoft_account_without_staff_access_gets_the_generic_refusal() {
     let app = sso_app().await;
     let browser = new_browser();

@@ -781,15 +781,54 @@ async fn sso_member(
             format!("account of another tenant ({})", claims.tid),
         )));
     }
-    let Some(email) = StaffEmail::parse(&username) else {
-        return Ok(Err(SsoRefusal::of(
-            &username,
-            "sign-in name is not an email address",
-        )));
-    };
-    let member = db::staff::find_by_email(&state.pool, email.as_str())
+    // Matched by the account's object id in the CPV tenant; the sign-in name (mutable, a
+    // guest's home UPN) only finds the staff row for the first binding.
+    let bound = db::staff::find_by_sso_oid(&state.pool, claims.oid)
         .await
         .map_err(PageError::internal)?;
+    let member = match bound {
+        Some(member) => Some(member),
+        None => {
+            let Some(email) = StaffEmail::parse(&username) else {
+                return Ok(Err(SsoRefusal::of(
+                    &username,
+                    "sign-in name is not an email address",
+                )));
+            };
+            let found = db::staff::find_by_email(&state.pool, email.as_str())
+                .await
+                .map_err(PageError::internal)?;
+            match found {
+                Some(m) => {
+                    let existing = db::staff::sso_oid(&state.pool, m.id)
+                        .await
+                        .map_err(PageError::internal)?;
+                    if existing.is_some_and(|oid| oid != claims.oid) {
+                        return Ok(Err(SsoRefusal::of(
+                            &username,
+                            "the staff account is bound to another Microsoft account",
+                        )));
+                    }
+                    if m.disabled_at.is_none()
+                        && db::staff::bind_sso_oid(&state.pool, m.id, claims.oid)
+                            .await
+                            .map_err(PageError::internal)?
+                    {
+                        record(
+                            state,
+                            &format!("staff:{}", m.id),
+                            "staff.sso_bound",
+                            serde_json::json!({ "staff_id": m.id, "oid": claims.oid, "tenant": tenant }),
+                            now,
+                        )
+                        .await?;
+                    }
+                    Some(m)
+                }
+                None => None,
+            }
+        }
+    };
     let member = match member {
         Some(m) if m.disabled_at.is_none() && Role::parse(&m.role).is_some() => m,
         Some(_) => return Ok(Err(SsoRefusal::of(&username, "staff account disabled"))),
