@@ -398,6 +398,32 @@ pub async fn grant(
     outcome
 }
 
+/// Which step of a re-apply failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReapplyError {
+    /// The old consent could not be removed; nothing changed.
+    Remove(Problem),
+    /// The old consent was removed but the new one was not granted.
+    Grant(Problem),
+}
+
+/// Replaces the CPV app's consent in one customer tenant with the configured grants. Partner
+/// Center answers 409 to a consent that exists and keeps its old permissions (Microsoft's samples
+/// DELETE before POST), so this removes, then grants; both steps are recorded and audited.
+pub async fn reapply(
+    app: &App,
+    partner: &PartnerInfo,
+    customer: Uuid,
+    actor: &str,
+) -> Result<ConsentGranted, ReapplyError> {
+    remove(app, partner, customer, actor)
+        .await
+        .map_err(ReapplyError::Remove)?;
+    grant(app, partner, customer, actor)
+        .await
+        .map_err(ReapplyError::Grant)
+}
+
 /// Removes the CPV app's consent from one customer tenant; records the outcome and an audit
 /// event either way.
 pub async fn remove(

@@ -860,21 +860,17 @@ async fn change_consent(
             ),
         },
         ConsentAction::Reapply => {
-            // Partner Center answers 409 to a consent that exists and keeps its old permissions
-            // (Microsoft's samples DELETE before POST), so re-applying removes, then grants.
-            if let Err(problem) = app_consents::remove(state, partner, customer, actor).await {
-                return line(
+            match app_consents::reapply(state, partner, customer, actor).await {
+                Ok(_) => granted("Re-applied with the configured permissions"),
+                Err(app_consents::ReapplyError::Remove(problem)) => line(
                     name.clone(),
                     Tone::Bad,
                     &problem_text(
                         "Not re-applied (the old consent could not be removed)",
                         &problem,
                     ),
-                );
-            }
-            match app_consents::grant(state, partner, customer, actor).await {
-                Ok(_) => granted("Re-applied with the configured permissions"),
-                Err(problem) => line(
+                ),
+                Err(app_consents::ReapplyError::Grant(problem)) => line(
                     name.clone(),
                     Tone::Bad,
                     &problem_text(
