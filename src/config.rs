@@ -710,6 +710,50 @@ fn read_app_consent_grants(env: &mut EnvReader<'_>) -> Vec<AppConsentGrant> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The variable names a text mentions (`SAMGATE_…` and `DATABASE_URL`).
+    fn variables(text: &str) -> std::collections::BTreeSet<String> {
+        let mut out = std::collections::BTreeSet::new();
+        for (at, _) in text.match_indices("SAMGATE_") {
+            let name: String = text[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                .collect();
+            if name.len() > "SAMGATE_".len() && !name.ends_with('_') {
+                out.insert(name);
+            }
+        }
+        if text.contains("DATABASE_URL") {
+            out.insert("DATABASE_URL".to_owned());
+        }
+        out
+    }
+
+    #[test]
+    fn env_sample_lists_exactly_the_variables_samgate_reads() {
+        let sample = variables(include_str!("../.env.sample"));
+        // Read outside this file: the CLI's flags and the demo/test helpers.
+        let elsewhere = [
+            "SAMGATE_SKIP_MIGRATIONS",
+            "SAMGATE_ENV_FILE",
+            "SAMGATE_PG_USER",
+            "SAMGATE_STAFF_PASSWORD",
+        ];
+        let read: std::collections::BTreeSet<String> = variables(include_str!("config.rs"))
+            .into_iter()
+            .chain(elsewhere.iter().map(|v| (*v).to_owned()))
+            .collect();
+        let missing: Vec<&String> = read
+            .iter()
+            .filter(|v| !sample.contains(*v) && !elsewhere.contains(&v.as_str()))
+            .collect();
+        assert!(missing.is_empty(), ".env.sample does not list {missing:?}");
+        let unknown: Vec<&String> = sample.iter().filter(|v| !read.contains(*v)).collect();
+        assert!(
+            unknown.is_empty(),
+            ".env.sample lists variables nobody reads: {unknown:?}"
+        );
+    }
     use std::collections::HashMap;
 
     const VALID: &[(&str, &str)] = &[

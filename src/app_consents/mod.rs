@@ -353,10 +353,10 @@ async fn record(
     }
     tx.commit().await?;
     if consent.is_some() {
+        // What was remembered about this customer (consent missing) may no longer hold.
         app.broker
             .forget_refusals(partner.tenant_id, customer)
             .await;
-        app.customers.invalidate(partner.id).await;
     }
     Ok(())
 }

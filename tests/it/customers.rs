@@ -239,6 +239,12 @@ async fn calls_to_a_slow_refusing_customer_do_not_hold_up_the_partners_own_calls
     assert_eq!(get(&app, &key, &pc_path).await.status(), 200);
     let sync = sync_directory(&app, &key).await;
     assert_eq!(sync.status(), 200);
+    // The partner's own token is due again, so its calls below need a refresh at the partner's
+    // authority (under the grant's row lock) while the customer's token request is pending.
+    app.clock.advance(Duration::from_secs(3 * 3600));
+    let partner_refreshes = app
+        .microsoft()
+        .token_calls_for_tenant(&DEMO_CONTOSO.to_string(), "refresh_token");
     // Microsoft answers the customer's token requests slowly.
     app.microsoft().fail_next(
         Fault::path(&format!("/{customer}/oauth2/v2.0/token")).latency(Duration::from_millis(1500)),
@@ -279,6 +285,12 @@ async fn calls_to_a_slow_refusing_customer_do_not_hold_up_the_partners_own_calls
         "the partner's calls finished while the customer's token request was pending: {seen:?}"
     );
     assert_eq!(customer_token_calls(&app, customer), 1);
+    assert!(
+        app.microsoft()
+            .token_calls_for_tenant(&DEMO_CONTOSO.to_string(), "refresh_token")
+            > partner_refreshes,
+        "the partner's calls refreshed its token meanwhile"
+    );
 }
 
 #[tokio::test]
@@ -488,4 +500,34 @@ async fn consents_granted_with_other_scopes_than_configured_become_stale() {
         .expect("housekeeping");
     assert_eq!(summary.consents_reconciled, 1);
     assert_eq!(consent().await, "granted");
+}
+
+#[tokio::test]
+async fn granting_the_app_consent_ends_the_remembered_consent_refusal_at_once() {
+    let app = TestApp::spawn().await;
+    app.consent_contoso().await;
+    let key = app.api_key("reader", None, true).await;
+    let customer = contoso_customer(1);
+    let refused = get(&app, &key, &customer_graph(customer)).await;
+    assert_eq!(refused.status(), 409);
+    assert_eq!(json(refused).await["code"], "customer_consent_missing");
+    // Remembered: asking again costs Microsoft nothing.
+    assert_eq!(get(&app, &key, &customer_graph(customer)).await.status(), 409);
+    assert_eq!(customer_token_calls(&app, customer), 1);
+    let partner = app
+        .app
+        .broker
+        .partners()
+        .by_tenant(DEMO_CONTOSO)
+        .await
+        .expect("db")
+        .expect("partner");
+    samgate::app_consents::grant(&app.app, &partner, customer, "test")
+        .await
+        .expect("grant");
+    assert_eq!(
+        get(&app, &key, &customer_graph(customer)).await.status(),
+        200,
+        "no waiting out the memory after the consent was granted"
+    );
 }

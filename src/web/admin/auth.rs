@@ -376,22 +376,21 @@ pub async fn check_csrf(
         Err(e) => return PageError::internal(e).into_response(),
     };
     // The sign-in forms carry the token of their own cookie; every other form the session's.
-    let login_form = parts.uri.path().starts_with("/admin/login");
-    let expected = match expected.map(CsrfToken) {
-        Some(token) => Some(token),
-        None if login_form => login_csrf_cookie(&state, &parts.headers),
-        None => None,
-    };
-    let login_cookie = if login_form {
-        login_csrf_cookie(&state, &parts.headers)
-    } else {
-        None
-    };
-    let Some(expected) = expected else {
+    let session_token = expected.map(CsrfToken);
+    let login_cookie = parts
+        .uri
+        .path()
+        .starts_with("/admin/login")
+        .then(|| login_csrf_cookie(&state, &parts.headers))
+        .flatten();
+    if session_token.is_none() && login_cookie.is_none() {
         return csrf_refused("no token in the session");
-    };
+    }
     let accepted = submitted.as_deref().is_some_and(|s| {
-        expected.matches(s) || login_cookie.as_ref().is_some_and(|c| c.matches(s))
+        [&session_token, &login_cookie]
+            .into_iter()
+            .flatten()
+            .any(|token| token.matches(s))
     });
     if accepted {
         next.run(Request::from_parts(parts, Body::from(bytes)))
