@@ -512,7 +512,10 @@ async fn granting_the_app_consent_ends_the_remembered_consent_refusal_at_once() 
     assert_eq!(refused.status(), 409);
     assert_eq!(json(refused).await["code"], "customer_consent_missing");
     // Remembered: asking again costs Microsoft nothing.
-    assert_eq!(get(&app, &key, &customer_graph(customer)).await.status(), 409);
+    assert_eq!(
+        get(&app, &key, &customer_graph(customer)).await.status(),
+        409
+    );
     assert_eq!(customer_token_calls(&app, customer), 1);
     let partner = app
         .app
