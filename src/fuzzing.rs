@@ -492,6 +492,16 @@ pub fn error_bodies(data: &[u8]) {
                 "token rejection invented"
             );
         }
+        partner_center::PartnerCenterError::InsufficientPrivileges { status: seen, .. } => {
+            let denied = serde_json::from_slice::<PartnerCenterErrorBody>(body)
+                .ok()
+                .and_then(|b| b.description)
+                .is_some_and(|d| d.contains("Authorization_RequestDenied"));
+            assert!(
+                seen == status && matches!(status, 400 | 403) && denied,
+                "GDAP privilege refusal invented"
+            );
+        }
         partner_center::PartnerCenterError::Status {
             status: seen,
             retry_after,

@@ -1,8 +1,10 @@
 //! The CPV app's consent in a partner's customer tenants, made with the partner's Partner Center
 //! token through `applicationconsents`: grant and remove for one customer (recorded on the
 //! customer's access state too), and "grant to all" as a background run over the customer
-//! directory with per-customer progress. Granting
-//! is idempotent (409 "already exists" is success; removing what is absent is success). Every
+//! directory with per-customer progress. Granting is idempotent where samgate knows what exists:
+//! Partner Center's 409 "already exists" is success when samgate recorded that consent with the
+//! configured grants, and a stale consent of unknown permissions otherwise (re-apply replaces it
+//! by DELETE then POST, as Microsoft's samples do); removing what is absent is success. Every
 //! outcome is recorded in `app_consents` and the audit log; failures carry advice for a person.
 
 use std::sync::Arc;
@@ -16,6 +18,7 @@ use crate::app::App;
 use crate::broker::{BrokerError, PartnerInfo, Resource, TokenKey};
 use crate::db;
 use crate::db::app_consents::ConsentState;
+use crate::health::customer::ConsentHeld;
 use crate::partner_center::{ConsentGranted, ConsentRemoved, PartnerCenterError};
 
 /// Customers per Partner Center page during a bulk run.
@@ -139,6 +142,14 @@ impl Problem {
                     "Wait a minute and try again; bulk runs slow down by themselves.",
                 )
             },
+            PartnerCenterError::InsufficientPrivileges { code, .. } => Self::new(
+                with_code("gdap_privileges".into(), code),
+                "The partner's GDAP access to this customer does not allow consenting the app",
+                "The partner needs an active GDAP relationship with this customer that holds \
+                 Cloud Application Administrator (or Privileged Role or Global Administrator), \
+                 assigned to its admin agents' security group; ask the partner to set it up or \
+                 extend it, then grant again.",
+            ),
             PartnerCenterError::Status {
                 status: 403, code, ..
             } => Self::new(
@@ -332,8 +343,9 @@ async fn record(
     .await?;
     let expected = configured_grants(app);
     let consent = match state {
-        "granted" => Some(Some(expected.as_str())),
-        "removed" => Some(None),
+        "granted" => Some(ConsentHeld::Grants(expected.as_str())),
+        "exists" => Some(ConsentHeld::Unknown),
+        "removed" => Some(ConsentHeld::Nothing),
         _ => None,
     };
     if let Some(grants) = consent {
@@ -361,6 +373,19 @@ async fn record(
     Ok(())
 }
 
+/// What granting the CPV app's consent in one customer tenant came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Granted {
+    /// Partner Center created it now.
+    Created,
+    /// It existed (409) and samgate had recorded it with the configured grants.
+    AlreadyCurrent,
+    /// It existed (409) with permissions samgate did not grant or does not know: Partner Center
+    /// answers 409 to any existing consent, whatever its scopes, and keeps the old ones. Recorded
+    /// as stale; [`reapply`] replaces it.
+    ExistsWithOtherGrants,
+}
+
 /// Consents the CPV app in one customer tenant with the configured grants; records the outcome
 /// and an audit event either way.
 pub async fn grant(
@@ -368,15 +393,41 @@ pub async fn grant(
     partner: &PartnerInfo,
     customer: Uuid,
     actor: &str,
-) -> Result<ConsentGranted, Problem> {
-    let outcome = grant_once(app, partner, customer).await;
+) -> Result<Granted, Problem> {
+    let outcome = match grant_once(app, partner, customer).await {
+        Ok(ConsentGranted::Created) => Ok(Granted::Created),
+        Ok(ConsentGranted::AlreadyExists) => {
+            let known = db::customers::find(&app.pool, partner.id, customer)
+                .await
+                .map_err(|e| Problem::database(&e))?;
+            let expected = configured_grants(app);
+            let current = known.is_some_and(|row| {
+                row.consent == crate::domain::ConsentState::Granted
+                    && row.consent_grants.as_deref() == Some(expected.as_str())
+            });
+            Ok(if current {
+                Granted::AlreadyCurrent
+            } else {
+                Granted::ExistsWithOtherGrants
+            })
+        }
+        Err(problem) => Err(problem),
+    };
     let (state, action, details) = match &outcome {
+        Ok(Granted::ExistsWithOtherGrants) => (
+            "exists",
+            "app_consent.exists_unverified",
+            serde_json::json!({
+                "customer_tenant_id": customer,
+                "advice": "A consent exists with permissions samgate did not grant; re-apply to replace it with the configured grants.",
+            }),
+        ),
         Ok(result) => (
             "granted",
             "app_consent.granted",
             serde_json::json!({
                 "customer_tenant_id": customer,
-                "already_existed": *result == ConsentGranted::AlreadyExists,
+                "already_existed": *result == Granted::AlreadyCurrent,
                 "grants": grants_json(app),
             }),
         ),
@@ -415,7 +466,7 @@ pub async fn reapply(
     partner: &PartnerInfo,
     customer: Uuid,
     actor: &str,
-) -> Result<ConsentGranted, ReapplyError> {
+) -> Result<Granted, ReapplyError> {
     remove(app, partner, customer, actor)
         .await
         .map_err(ReapplyError::Remove)?;
@@ -570,9 +621,10 @@ async fn run(app: &App, run_id: Uuid, partner: &PartnerInfo, actor: &str) -> Res
             let customer = item.customer_tenant_id;
             let outcome = grant(app, partner, customer, actor).await;
             let (state, problem) = match &outcome {
+                Ok(Granted::ExistsWithOtherGrants) => ("exists_other_grants", None),
                 Ok(_) if no_gdap.contains(&customer) => ("granted_no_gdap", None),
-                Ok(ConsentGranted::Created) => ("granted", None),
-                Ok(ConsentGranted::AlreadyExists) => ("already_granted", None),
+                Ok(Granted::Created) => ("granted", None),
+                Ok(Granted::AlreadyCurrent) => ("already_granted", None),
                 Err(problem) => ("failed", Some(problem)),
             };
             if let Err(err) = db::app_consents::set_item(
@@ -629,6 +681,7 @@ async fn finish(
             "granted": count("granted"),
             "already_granted": count("already_granted"),
             "granted_no_gdap": count("granted_no_gdap"),
+            "exists_other_grants": count("exists_other_grants"),
             "failed": count("failed"),
             "code": problem.map(|p| p.code.clone()),
         }),

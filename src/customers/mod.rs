@@ -323,7 +323,7 @@ async fn read_and_record(
 ) -> Result<SyncReport, SyncError> {
     let mut report = SyncReport::default();
     // 1. Partner Center's list, page by page, recorded as it comes (memory stays one page).
-    let mut continuation: Option<String> = None;
+    let mut next = None;
     loop {
         let token = app
             .broker
@@ -331,7 +331,7 @@ async fn read_and_record(
             .await?;
         let page = match app
             .partner_center
-            .customers_page(&token.secret, PAGE_SIZE, continuation.as_deref())
+            .customers_page(&token.secret, PAGE_SIZE, next.as_ref())
             .await
         {
             Ok(page) => page,
@@ -356,8 +356,8 @@ async fn read_and_record(
         let added = db::customers::upsert_listed(&app.pool, partner.id, &listed, started).await?;
         report.listed += listed.len();
         report.added += added.len();
-        match page.continuation {
-            Some(next) => continuation = Some(next),
+        match page.next {
+            Some(link) => next = Some(link),
             None => break,
         }
     }

@@ -328,6 +328,18 @@ pub fn canonical_grants<'a>(grants: impl IntoIterator<Item = (&'a str, &'a [Stri
     parts.join(";")
 }
 
+/// What the CPV app's consent in a customer tenant holds, as far as samgate knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsentHeld<'a> {
+    /// Consented with these grants (canonical text).
+    Grants(&'a str),
+    /// A consent exists, with permissions samgate does not know (Partner Center's 409 for a
+    /// consent samgate did not make): treated as stale until re-applied.
+    Unknown,
+    /// No consent.
+    Nothing,
+}
+
 /// An app consent made or removed in a customer tenant.
 #[derive(Debug, Clone, Copy)]
 pub struct ConsentReport<'a> {
@@ -337,8 +349,8 @@ pub struct ConsentReport<'a> {
     pub partner_tenant: Uuid,
     /// The customer tenant.
     pub customer: Uuid,
-    /// The grants now consented (canonical text), or `None` when removed.
-    pub grants: Option<&'a str>,
+    /// What the customer tenant now holds.
+    pub grants: ConsentHeld<'a>,
     /// The configured grants (canonical text).
     pub expected: &'a str,
     /// Who did it.
@@ -361,10 +373,11 @@ pub async fn record_consent(
         actor,
     } = report;
     let old = current(conn, partner_id, customer, now).await?;
-    let consent = match grants {
-        None => ConsentState::None,
-        Some(g) if g == expected => ConsentState::Granted,
-        Some(_) => ConsentState::Stale,
+    let (consent, grants) = match grants {
+        ConsentHeld::Nothing => (ConsentState::None, None),
+        ConsentHeld::Unknown => (ConsentState::Stale, None),
+        ConsentHeld::Grants(g) if g == expected => (ConsentState::Granted, Some(g)),
+        ConsentHeld::Grants(g) => (ConsentState::Stale, Some(g)),
     };
     db::customers::write_consent(&mut *conn, partner_id, customer, consent, grants, now).await?;
     let mut new = old.clone();

@@ -40,6 +40,9 @@ pub enum IdTokenError {
     /// `tid` is missing, not a GUID, or the personal-accounts tenant.
     #[error("ID token tenant is not an organisation")]
     Tenant,
+    /// A claim samgate needs is absent (`tid`; `oid` when there is no `home_oid` either).
+    #[error("ID token has no `{0}` claim")]
+    MissingClaim(&'static str),
     /// Expired, or not yet valid.
     #[error("ID token is expired or not yet valid")]
     Expired,
@@ -52,29 +55,23 @@ pub enum IdTokenError {
 }
 
 /// The claims samgate uses from a v2 ID token.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct IdTokenClaims {
     /// Issuer.
     pub iss: String,
-    /// The user's tenant.
+    /// The tenant that issued the token (the user's own, unless the user is a guest there).
     pub tid: String,
-    /// The user's immutable object id.
+    /// The user's immutable object id: `oid`, or `home_oid` for a user from another tenant (a
+    /// GDAP or B2B sign-in has no object in the issuing tenant, MSAL .NET's test data).
     pub oid: Uuid,
+    /// The user's home tenant when it is not `tid` (`home_tid`).
+    home_tid: Option<Uuid>,
     /// Display only.
-    #[serde(default)]
     pub preferred_username: Option<String>,
     /// Display only.
-    #[serde(default)]
     pub name: Option<String>,
-    /// Authentication methods, when the token carries them.
-    #[serde(default)]
+    /// Authentication methods, when the token carries them (v2 ID tokens normally do not).
     pub amr: Option<Vec<String>>,
-    #[serde(default)]
-    nonce: Option<String>,
-    #[serde(default)]
-    exp: Option<i64>,
-    #[serde(default)]
-    nbf: Option<i64>,
 }
 
 impl IdTokenClaims {
@@ -82,6 +79,39 @@ impl IdTokenClaims {
     pub fn tenant(&self) -> Uuid {
         Uuid::parse_str(&self.tid).unwrap_or_default()
     }
+
+    /// The user's home tenant, when the token says it differs from [`Self::tenant`].
+    pub fn home_tenant(&self) -> Option<Uuid> {
+        self.home_tid.filter(|home| *home != self.tenant())
+    }
+}
+
+/// The token's claims as sent: everything optional, so a missing claim is reported by name
+/// rather than as a signature failure.
+#[derive(Deserialize)]
+struct RawClaims {
+    #[serde(default)]
+    iss: Option<String>,
+    #[serde(default)]
+    tid: Option<String>,
+    #[serde(default)]
+    oid: Option<Uuid>,
+    #[serde(default)]
+    home_oid: Option<Uuid>,
+    #[serde(default)]
+    home_tid: Option<Uuid>,
+    #[serde(default)]
+    preferred_username: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    amr: Option<Vec<String>>,
+    #[serde(default)]
+    nonce: Option<String>,
+    #[serde(default)]
+    exp: Option<i64>,
+    #[serde(default)]
+    nbf: Option<i64>,
 }
 
 struct SigningKey {
@@ -264,18 +294,20 @@ impl KeySet {
         validation.required_spec_claims = HashSet::from(["aud".to_owned()]);
         let (claims, issuer_template) = self
             .with_key(&kid, |key| {
-                jsonwebtoken::decode::<IdTokenClaims>(token, &key.key, &validation)
+                jsonwebtoken::decode::<RawClaims>(token, &key.key, &validation)
                     .map(|data| (data.claims, key.issuer.clone()))
             })
             .await?
             .map_err(|_| IdTokenError::Signature)?;
 
-        let tid = Uuid::parse_str(&claims.tid).map_err(|_| IdTokenError::Tenant)?;
+        let tid_claim = claims.tid.ok_or(IdTokenError::MissingClaim("tid"))?;
+        let tid = Uuid::parse_str(&tid_claim).map_err(|_| IdTokenError::Tenant)?;
         if tid == MSA_TENANT || tid.is_nil() {
             return Err(IdTokenError::Tenant);
         }
-        let expected_issuer = replace_tenant_placeholder(&issuer_template, &claims.tid);
-        if claims.iss != expected_issuer {
+        let expected_issuer = replace_tenant_placeholder(&issuer_template, &tid_claim);
+        let iss = claims.iss.ok_or(IdTokenError::MissingClaim("iss"))?;
+        if iss != expected_issuer {
             return Err(IdTokenError::Issuer);
         }
         let now = now.unix_timestamp();
@@ -287,7 +319,19 @@ impl KeySet {
         if !bool::from(nonce.as_bytes().ct_eq(expected_nonce.as_bytes())) {
             return Err(IdTokenError::Nonce);
         }
-        Ok(claims)
+        let oid = claims
+            .oid
+            .or(claims.home_oid)
+            .ok_or(IdTokenError::MissingClaim("oid"))?;
+        Ok(IdTokenClaims {
+            iss,
+            tid: tid_claim,
+            oid,
+            home_tid: claims.home_tid,
+            preferred_username: claims.preferred_username,
+            name: claims.name,
+            amr: claims.amr,
+        })
     }
 }
 

@@ -1,7 +1,6 @@
 //! A partner's end of life: offboarding (app consents removed, grant crypto-shredded,
 //! invitations revoked). Health transitions live in `crate::health`.
 
-mod app_consents;
 mod offboard;
 
 pub use offboard::{OffboardError, OffboardReport, offboard};

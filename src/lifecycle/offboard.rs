@@ -6,11 +6,10 @@
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::app_consents::{self, Removal};
 use crate::app::App;
 use crate::broker::{BrokerError, Resource, TokenKey};
 use crate::db;
-use crate::partner_center::PartnerCenterError;
+use crate::partner_center::{ConsentRemoved, PartnerCenterError};
 use crate::webhooks::{self, EventType};
 
 /// What offboarding removed.
@@ -145,7 +144,6 @@ async fn remove_consents(
         .await?
         .map(|g| g.app_id)
         .unwrap_or_else(|| app.identity.client_id());
-    let base = &app.config.microsoft.partner_center_url;
     // A cached token Partner Center refuses (expired early, revoked) is dropped and minted once more.
     let mut retried = false;
     loop {
@@ -155,24 +153,20 @@ async fn remove_consents(
             .await
             .map_err(OffboardError::Token)?;
         let result = async {
-            let customers = app_consents::list_customers(&app.http, base, &token.secret).await?;
+            let customers = app.partner_center.customer_ids(&token.secret).await?;
             for customer in customers {
                 if report.app_consents_removed.contains(&customer)
                     || report.app_consents_absent.contains(&customer)
                 {
                     continue;
                 }
-                match app_consents::remove_app_consent(
-                    &app.http,
-                    base,
-                    &token.secret,
-                    customer,
-                    app_id,
-                )
-                .await?
+                match app
+                    .partner_center
+                    .remove_application_consent(&token.secret, customer, app_id)
+                    .await?
                 {
-                    Removal::Removed => report.app_consents_removed.push(customer),
-                    Removal::Absent => report.app_consents_absent.push(customer),
+                    ConsentRemoved::Removed => report.app_consents_removed.push(customer),
+                    ConsentRemoved::Absent => report.app_consents_absent.push(customer),
                 }
             }
             Ok::<(), PartnerCenterError>(())

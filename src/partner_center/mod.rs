@@ -42,6 +42,17 @@ pub enum PartnerCenterError {
         /// Partner Center's code, e.g. 900421.
         code: Option<String>,
     },
+    /// 400/403 carrying the directory's `Authorization_RequestDenied` ("Insufficient privileges
+    /// to complete the operation") inside the description: the partner's GDAP roles in that
+    /// customer do not allow the operation (consenting an app needs Global, Privileged Role or
+    /// Cloud Application Administrator).
+    #[error("Partner Center refused: insufficient GDAP privileges (HTTP {status}, code {code:?})")]
+    InsufficientPrivileges {
+        /// The HTTP status.
+        status: u16,
+        /// Partner Center's code.
+        code: Option<String>,
+    },
     /// Any other error status.
     #[error("Partner Center answered HTTP {status} (code {code:?})")]
     Status {
@@ -93,13 +104,13 @@ pub struct Customer {
     pub domain: String,
 }
 
-/// One page of customers and the continuation token of the next, if any.
+/// One page of customers and where the next one is, if any.
 #[derive(Debug, Clone)]
 pub struct CustomerPage {
     /// The customers of this page.
     pub customers: Vec<Customer>,
-    /// `MS-ContinuationToken` of the next page (sent with `seekOperation=Next`).
-    pub continuation: Option<String>,
+    /// `links.next` of this page, to be followed as sent.
+    pub next: Option<NextPage>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -130,19 +141,86 @@ struct CompanyProfile {
 #[derive(Debug, Deserialize)]
 struct CollectionLinks {
     #[serde(default)]
-    next: Option<NextLink>,
+    next: Option<NextPage>,
 }
 
-#[derive(Debug, Deserialize)]
-struct NextLink {
+/// Where the next page of a Partner Center collection is: its `links.next` (`uri` and `headers`,
+/// normally `MS-ContinuationToken`), followed as Microsoft's SDK does, verbatim. The token is opaque.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct NextPage {
+    uri: String,
     #[serde(default)]
     headers: Vec<LinkHeader>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 struct LinkHeader {
     key: String,
     value: String,
+}
+
+impl NextPage {
+    /// The `MS-ContinuationToken` the link carries, if any.
+    pub fn continuation_token(&self) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|h| h.key.eq_ignore_ascii_case("ms-continuationtoken"))
+            .map(|h| h.value.as_str())
+    }
+
+    /// The URL to request under `base`. Documented links are relative to the API root, with or
+    /// without the `/v1` prefix (`/v1/customers?…`, `/customers?…`, `customers?…`); an absolute
+    /// link is followed only on `base`'s own origin, so a forged link cannot send the partner's
+    /// token elsewhere.
+    pub fn url(&self, base: &Url) -> Result<Url, PartnerCenterError> {
+        let refuse = |why: &str| PartnerCenterError::Protocol(format!("next link {why}"));
+        if self.uri.bytes().any(|b| b.is_ascii_control() || b == b'\\') || self.uri.len() > 8192 {
+            return Err(refuse("is malformed"));
+        }
+        if self.uri.starts_with("//") {
+            return Err(refuse("points outside Partner Center"));
+        }
+        if let Ok(absolute) = Url::parse(&self.uri) {
+            if absolute.origin() != base.origin() {
+                return Err(refuse("points outside Partner Center"));
+            }
+            return Ok(absolute);
+        }
+        let root = base.as_str().trim_end_matches('/');
+        let path = self.uri.trim_start_matches('/');
+        let path = if path.starts_with("v1/") {
+            path.to_owned()
+        } else {
+            format!("v1/{path}")
+        };
+        let url = Url::parse(&format!("{root}/{path}")).map_err(|_| refuse("is malformed"))?;
+        if url.origin() != base.origin() {
+            return Err(refuse("points outside Partner Center"));
+        }
+        Ok(url)
+    }
+
+    /// The link's headers to send: Partner Center's own (`MS-…`, except the ids samgate sets per
+    /// request), values that a header can carry.
+    fn headers(&self) -> Result<Vec<(&str, &str)>, PartnerCenterError> {
+        let mut out = Vec::new();
+        for h in &self.headers {
+            let key = h.key.to_ascii_lowercase();
+            if !key.starts_with("ms-") || key == "ms-correlationid" || key == "ms-requestid" {
+                continue;
+            }
+            if reqwest::header::HeaderName::from_bytes(h.key.as_bytes()).is_err()
+                || !is_continuation_token(&h.value)
+            {
+                return Err(PartnerCenterError::Protocol(format!(
+                    "next link header {} cannot be sent",
+                    h.key
+                )));
+            }
+            out.push((h.key.as_str(), h.value.as_str()));
+        }
+        Ok(out)
+    }
 }
 
 /// What `POST …/applicationconsents` did.
@@ -201,36 +279,30 @@ impl PartnerCenterClient {
         Ok(profile.mpn_id)
     }
 
-    /// One page of the partner's customers: the first with `continuation = None`, the next ones
-    /// with the token of the page before (`seekOperation=Next` + `MS-ContinuationToken`).
+    /// One page of the partner's customers: the first with `next = None`, the next ones by
+    /// following the `links.next` of the page before.
     pub async fn customers_page(
         &self,
         access_token: &SecretString,
         size: u32,
-        continuation: Option<&str>,
+        next: Option<&NextPage>,
     ) -> Result<CustomerPage, PartnerCenterError> {
         let size = size.clamp(1, 500);
-        let mut request = match continuation {
+        let request = match next {
             None => self.request(
                 reqwest::Method::GET,
                 &format!("v1/customers?size={size}"),
                 access_token,
             ),
-            Some(token) => {
-                if !is_continuation_token(token) {
-                    return Err(PartnerCenterError::Protocol(
-                        "malformed continuation token".into(),
-                    ));
+            Some(link) => {
+                let mut request =
+                    self.request_url(reqwest::Method::GET, link.url(&self.base)?, access_token);
+                for (key, value) in link.headers()? {
+                    request = request.header(key, value);
                 }
-                self.request(
-                    reqwest::Method::GET,
-                    &format!("v1/customers?size={size}&seekOperation=Next"),
-                    access_token,
-                )
-                .header("ms-continuationtoken", token)
+                request
             }
         };
-        request = request.timeout(Duration::from_secs(30));
         let response = request
             .send()
             .await
@@ -242,16 +314,12 @@ impl PartnerCenterClient {
             .json()
             .await
             .map_err(|e| PartnerCenterError::Protocol(e.without_url().to_string()))?;
-        let continuation = page
+        // An empty page ends the list whatever its links say, and a link to the page just read
+        // would loop for ever.
+        let next_link = page
             .links
             .and_then(|l| l.next)
-            .and_then(|next| {
-                next.headers
-                    .into_iter()
-                    .find(|h| h.key.eq_ignore_ascii_case("ms-continuationtoken"))
-            })
-            .map(|h| h.value)
-            .filter(|_| !page.items.is_empty());
+            .filter(|link| !page.items.is_empty() && Some(link) != next);
         Ok(CustomerPage {
             customers: page
                 .items
@@ -265,8 +333,27 @@ impl PartnerCenterClient {
                     }
                 })
                 .collect(),
-            continuation,
+            next: next_link,
         })
+    }
+
+    /// Every customer tenant id of the partner whose token this is, page after page.
+    pub async fn customer_ids(
+        &self,
+        access_token: &SecretString,
+    ) -> Result<Vec<Uuid>, PartnerCenterError> {
+        let mut ids = Vec::new();
+        let mut next = None;
+        loop {
+            let page = self
+                .customers_page(access_token, 500, next.as_ref())
+                .await?;
+            ids.extend(page.customers.iter().map(|c| c.tenant_id));
+            match page.next {
+                Some(link) => next = Some(link),
+                None => return Ok(ids),
+            }
+        }
     }
 
     /// Consents the CPV app (`app_id`) in the customer tenant with `grants`
@@ -338,6 +425,15 @@ impl PartnerCenterClient {
         access_token: &SecretString,
     ) -> reqwest::RequestBuilder {
         let url = format!("{}/{path}", self.base.as_str().trim_end_matches('/'));
+        self.request_url(method, url, access_token)
+    }
+
+    fn request_url(
+        &self,
+        method: reqwest::Method,
+        url: impl reqwest::IntoUrl,
+        access_token: &SecretString,
+    ) -> reqwest::RequestBuilder {
         self.http
             .request(method, url)
             .bearer_auth(access_token.expose_secret())
@@ -352,15 +448,8 @@ impl PartnerCenterClient {
         path: &str,
         access_token: &SecretString,
     ) -> Result<T, PartnerCenterError> {
-        let url = format!("{}/{path}", self.base.as_str().trim_end_matches('/'));
         let response = self
-            .http
-            .get(url)
-            .bearer_auth(access_token.expose_secret())
-            .header("accept", "application/json")
-            .header("ms-correlationid", uuid::Uuid::new_v4().to_string())
-            .header("ms-requestid", uuid::Uuid::new_v4().to_string())
-            .timeout(Duration::from_secs(30))
+            .request(reqwest::Method::GET, path, access_token)
             .send()
             .await
             .map_err(|e| PartnerCenterError::Unreachable(e.without_url().to_string()))?;
@@ -401,6 +490,18 @@ pub async fn error_from(response: reqwest::Response) -> PartnerCenterError {
     if status == 401 && (invalid_token || mfa_code) {
         return PartnerCenterError::TokenRejected { code: body.code };
     }
+    // The directory's refusal travels as text inside Partner Center's description (an embedded
+    // `{"odata.error":{"code":"Authorization_RequestDenied",…}}`); its code is the signal.
+    let directory_denied = body
+        .description
+        .as_deref()
+        .is_some_and(|d| d.contains("Authorization_RequestDenied"));
+    if matches!(status, 400 | 403) && directory_denied {
+        return PartnerCenterError::InsufficientPrivileges {
+            status,
+            code: body.code,
+        };
+    }
     PartnerCenterError::Status {
         status,
         code: body.code,
@@ -426,5 +527,90 @@ mod continuation_tests {
             assert!(!is_continuation_token(bad), "{bad:?}");
         }
         assert!(!is_continuation_token(&"a".repeat(8193)));
+    }
+}
+
+#[cfg(test)]
+mod next_page_tests {
+    use super::*;
+
+    fn link(uri: &str, headers: &[(&str, &str)]) -> NextPage {
+        NextPage {
+            uri: uri.to_owned(),
+            headers: headers
+                .iter()
+                .map(|(key, value)| LinkHeader {
+                    key: (*key).to_owned(),
+                    value: (*value).to_owned(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn next_links_are_resolved_with_or_without_the_v1_prefix_as_documented() {
+        let base = Url::parse("https://api.partnercenter.microsoft.com").expect("url");
+        for uri in [
+            "/v1/customers?size=500&seekOperation=Next",
+            "/customers?size=500&seekOperation=Next",
+            "customers?size=500&seekOperation=Next",
+            "https://api.partnercenter.microsoft.com/v1/customers?size=500&seekOperation=Next",
+        ] {
+            assert_eq!(
+                link(uri, &[]).url(&base).expect("resolves").as_str(),
+                "https://api.partnercenter.microsoft.com/v1/customers?size=500&seekOperation=Next",
+                "{uri}"
+            );
+        }
+        // A base with a path (a gateway in front of Partner Center) keeps it.
+        let proxied = Url::parse("http://127.0.0.1:8080/pc/").expect("url");
+        assert_eq!(
+            link("/v1/customers?x=1", &[])
+                .url(&proxied)
+                .expect("resolves")
+                .as_str(),
+            "http://127.0.0.1:8080/pc/v1/customers?x=1"
+        );
+    }
+
+    #[test]
+    fn a_next_link_to_another_origin_is_refused_so_the_token_stays_with_partner_center() {
+        let base = Url::parse("https://api.partnercenter.microsoft.com").expect("url");
+        for uri in [
+            "https://attacker.example/v1/customers",
+            "//attacker.example/v1/customers",
+            "http://api.partnercenter.microsoft.com/v1/customers",
+            "https://api.partnercenter.microsoft.com:8443/v1/customers",
+            "/v1/customers\r\nHost: attacker.example",
+        ] {
+            assert!(
+                matches!(
+                    link(uri, &[]).url(&base),
+                    Err(PartnerCenterError::Protocol(_))
+                ),
+                "{uri:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_partner_centers_own_link_headers_are_sent_and_tokens_stay_opaque() {
+        let documented = "cid:+a/B=c,d;e%20f";
+        let next = link(
+            "/v1/customers",
+            &[
+                ("MS-ContinuationToken", documented),
+                ("Authorization", "Bearer stolen"),
+                ("MS-RequestId", "fixed"),
+                ("Host", "attacker.example"),
+            ],
+        );
+        assert_eq!(next.continuation_token(), Some(documented));
+        assert_eq!(
+            next.headers().expect("sendable"),
+            vec![("MS-ContinuationToken", documented)]
+        );
+        let bad = link("/v1/customers", &[("MS-ContinuationToken", "a\r\nb")]);
+        assert!(bad.headers().is_err());
     }
 }

@@ -109,7 +109,7 @@ async fn admin_customers_page_after_a_sync_shows_each_customer_with_its_gdap_con
     for n in [1, 2] {
         let line = row(&html, contoso_customer(n));
         assert!(line.contains(">GDAP active<"), "{line}");
-        assert!(line.contains("2 roles · ends 20"), "{line}");
+        assert!(line.contains("3 roles · ends 20"), "{line}");
         assert!(line.contains(">Not granted<"), "{line}");
         assert!(line.contains(">Not tried<"), "{line}");
         assert!(
@@ -425,7 +425,7 @@ async fn admin_reapplying_a_stale_consent_replaces_it_at_partner_center() {
 }
 
 #[tokio::test]
-async fn admin_granting_without_gdap_warns_and_the_grant_to_all_run_counts_it_apart() {
+async fn admin_granting_without_gdap_is_refused_with_gdap_advice_and_the_run_counts_each_outcome() {
     let app = TestApp::builder()
         .with_seed(|seed| seed.with_demo_edge_cases())
         .spawn()
@@ -439,12 +439,14 @@ async fn admin_granting_without_gdap_warns_and_the_grant_to_all_run_counts_it_ap
             &[("action", "grant"), ("customer", &WITHOUT_GDAP.to_string())],
         )
         .await;
+    // Partner Center refuses to consent an app where the partner has no GDAP role that may do it
+    // (400, the directory's "Insufficient privileges"): the operator is told what to set up.
     let html = page_text(&operator, &location(&response)).await;
+    assert!(html.contains("Not granted"), "{html}");
     assert!(
-        html.contains("Granted, but samgate cannot act there without GDAP"),
+        html.contains("active GDAP relationship with this customer"),
         "{html}"
     );
-    assert!(html.contains("1 with a warning"), "{html}");
 
     let response = operator
         .submit(&format!("/admin/partners/{partner}/app-consent-runs"), &[])
@@ -458,9 +460,12 @@ async fn admin_granting_without_gdap_warns_and_the_grant_to_all_run_counts_it_ap
     assert_eq!(wait_for_run(&app, run).await, "finished");
     let html = page_text(&operator, &run_page).await;
     assert!(html.contains("4 of 4 customers done"), "{html}");
-    assert!(html.contains(">Granted, but no GDAP access<"), "{html}");
-    assert!(html.contains("id=\"run-without-gdap\">1"), "{html}");
-    assert!(html.contains("id=\"run-succeeded\">3"), "{html}");
+    // Two granted; the blocked customer's seeded consent was not made by samgate; the customer
+    // without GDAP is refused by Partner Center, with GDAP advice.
+    assert!(html.contains("id=\"run-succeeded\">2"), "{html}");
+    assert!(html.contains("id=\"run-other-grants\">1"), "{html}");
+    assert!(html.contains("id=\"run-failed\">1"), "{html}");
+    assert!(html.contains("gdap_privileges"), "{html}");
 }
 
 #[tokio::test]

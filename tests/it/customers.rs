@@ -534,3 +534,105 @@ async fn granting_the_app_consent_ends_the_remembered_consent_refusal_at_once() 
         "no waiting out the memory after the consent was granted"
     );
 }
+
+async fn contoso_info(app: &TestApp) -> std::sync::Arc<samgate::broker::PartnerInfo> {
+    app.app
+        .broker
+        .partners()
+        .by_tenant(DEMO_CONTOSO)
+        .await
+        .expect("db")
+        .expect("partner")
+}
+
+/// The customer's recorded consent and grants ("none" when samgate has no row for it yet).
+async fn consent_state(app: &TestApp, customer: Uuid) -> (String, Option<String>) {
+    sqlx::query_as("SELECT consent::text, consent_grants FROM customers WHERE tenant_id = $1")
+        .bind(customer)
+        .fetch_optional(&app.pool)
+        .await
+        .expect("customer row")
+        .unwrap_or_else(|| ("none".to_owned(), None))
+}
+
+/// Partner Center answers 409 to any existing consent, whatever its permissions. A consent
+/// samgate did not make (or made with other grants) is therefore not taken for the configured
+/// one: it is recorded as stale with unknown permissions, and re-apply (DELETE, then POST)
+/// replaces it, both steps audited.
+#[tokio::test]
+async fn a_409_for_a_consent_samgate_did_not_make_is_stale_until_reapplied() {
+    let app = TestApp::spawn().await;
+    app.consent_contoso().await;
+    let customer = contoso_customer(1);
+    let partner = contoso_info(&app).await;
+    // Someone consented the app in this customer outside samgate (another tool, the portal).
+    app.microsoft()
+        .grant_app_consent(customer, ms_emulator::DEMO_CLIENT_ID);
+    let outcome = samgate::app_consents::grant(&app.app, &partner, customer, "test")
+        .await
+        .expect("the grant call itself succeeds");
+    assert_eq!(
+        outcome,
+        samgate::app_consents::Granted::ExistsWithOtherGrants
+    );
+    assert_eq!(
+        consent_state(&app, customer).await,
+        ("stale".to_owned(), None)
+    );
+
+    samgate::app_consents::reapply(&app.app, &partner, customer, "test")
+        .await
+        .expect("re-apply");
+    let (consent, grants) = consent_state(&app, customer).await;
+    assert_eq!(consent, "granted");
+    assert!(grants.is_some());
+    let steps: Vec<String> = sqlx::query_scalar(
+        "SELECT action FROM audit_events WHERE action LIKE 'app_consent.%' ORDER BY id",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .expect("audit");
+    assert_eq!(
+        steps,
+        [
+            "app_consent.exists_unverified",
+            "app_consent.removed",
+            "app_consent.granted"
+        ]
+    );
+
+    // Now samgate knows the consent holds the configured grants: a 409 means "current".
+    let again = samgate::app_consents::grant(&app.app, &partner, customer, "test")
+        .await
+        .expect("grant again");
+    assert_eq!(again, samgate::app_consents::Granted::AlreadyCurrent);
+    assert_eq!(consent_state(&app, customer).await.0, "granted");
+}
+
+/// Without a GDAP role that may consent apps, Partner Center refuses with 400 and the directory's
+/// "Insufficient privileges" inside; the advice names the GDAP roles, not samgate's settings.
+#[tokio::test]
+async fn a_grant_refused_for_gdap_privileges_gets_gdap_advice() {
+    let app = TestApp::spawn().await;
+    app.consent_contoso().await;
+    let customer = contoso_customer(1);
+    let partner = contoso_info(&app).await;
+    app.microsoft().set_relationship_roles(
+        DEMO_CONTOSO,
+        customer,
+        vec![Uuid::from_u128(0x88d8e3e3_8f55_4a1e_953a_9b9898b8876b)],
+    );
+    let problem = samgate::app_consents::grant(&app.app, &partner, customer, "test")
+        .await
+        .expect_err("Partner Center refuses");
+    assert!(problem.code.starts_with("gdap_privileges"), "{problem:?}");
+    assert!(
+        problem.advice.contains("Cloud Application Administrator"),
+        "{problem:?}"
+    );
+    assert!(
+        !problem.advice.contains("SAMGATE_APP_CONSENT_GRANTS"),
+        "{problem:?}"
+    );
+    assert_eq!(consent_state(&app, customer).await.0, "none");
+}

@@ -539,3 +539,55 @@ async fn a_consent_after_microsoft_rotates_its_signing_key_still_succeeds() {
         .expect("count");
     assert_eq!(grants, 2);
 }
+
+/// A user from another tenant (a GDAP or B2B sign-in) has no `oid` in the tenant that issued the
+/// token: Microsoft's v2 ID token then names the user by `home_oid` (with `home_tid` and `idp`).
+#[tokio::test]
+async fn a_token_naming_its_user_by_home_oid_only_is_accepted_with_that_user() {
+    let idp = idp().await;
+    let home_oid = "00000000-0000-4000-8000-0000000000bb";
+    let token = token_with(&idp, |c| {
+        let claims = c.as_object_mut().expect("claims object");
+        claims.remove("oid");
+        claims.insert("home_oid".into(), json!(home_oid));
+        claims.insert("home_tid".into(), json!(OTHER_TENANT.to_string()));
+        claims.insert(
+            "idp".into(),
+            json!(format!("https://sts.windows.net/{OTHER_TENANT}/")),
+        );
+    });
+    let claims = idp
+        .key_set()
+        .validate(&token, NONCE, now())
+        .await
+        .expect("a token identifying its user by home_oid");
+    assert_eq!(claims.oid, Uuid::parse_str(home_oid).expect("uuid"));
+    assert_eq!(claims.home_tenant(), Some(OTHER_TENANT));
+}
+
+/// Without `oid` and `home_oid` the user cannot be identified: the refusal names the claim, not
+/// the signature (which would send an operator to check the keys).
+#[tokio::test]
+async fn a_token_without_any_user_object_id_is_refused_naming_the_missing_claim() {
+    let idp = idp().await;
+    let token = token_with(&idp, |c| {
+        c.as_object_mut().expect("claims object").remove("oid");
+    });
+    let err = idp
+        .key_set()
+        .validate(&token, NONCE, now())
+        .await
+        .expect_err("no user object id");
+    assert_eq!(err, IdTokenError::MissingClaim("oid"));
+    assert!(err.to_string().contains("oid"), "{err}");
+
+    let token = token_with(&idp, |c| {
+        c.as_object_mut().expect("claims object").remove("tid");
+    });
+    let err = idp
+        .key_set()
+        .validate(&token, NONCE, now())
+        .await
+        .expect_err("no tenant");
+    assert_eq!(err, IdTokenError::MissingClaim("tid"));
+}

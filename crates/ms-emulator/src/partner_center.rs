@@ -15,6 +15,7 @@ use axum::routing::{delete, get, post};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::identity::tokens::{BearerClaims, PARTNER_CENTER, TokenProblem, validate_bearer};
@@ -554,6 +555,9 @@ async fn create_application_consent(
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
+    if !may_consent_apps(&world, caller.partner.id, customer.id, shared.now()) {
+        return insufficient_privileges();
+    }
     let app_id = body
         .get("applicationId")
         .and_then(Value::as_str)
@@ -603,6 +607,38 @@ async fn create_application_consent(
         "attributes": { "objectType": "ApplicationConsent" },
     });
     (StatusCode::CREATED, axum::Json(echo)).into_response()
+}
+
+/// GDAP roles that may consent an application in a customer tenant: Global Administrator,
+/// Privileged Role Administrator, Cloud Application Administrator ("A GDAP relationship approved
+/// by the customer that has one of the following roles", Microsoft's "Use the Exchange Online
+/// PowerShell v3 module with GDAP and App consent").
+pub const APP_CONSENT_ROLES: [Uuid; 3] = [
+    Uuid::from_u128(0x62e90394_69f5_4237_9190_012177145e10),
+    Uuid::from_u128(0xe8611ab8_c189_46e8_94e1_60213ab1f814),
+    Uuid::from_u128(0x158c047a_c907_4556_b7ef_446551a6b5f7),
+];
+
+/// Whether an active relationship partner → customer holds a role that may consent apps.
+fn may_consent_apps(world: &World, partner: Uuid, customer: Uuid, now: OffsetDateTime) -> bool {
+    world.relationships.iter().any(|r| {
+        r.partner == partner
+            && r.customer == customer
+            && r.grants_access_at(now)
+            && r.roles.iter().any(|role| APP_CONSENT_ROLES.contains(role))
+    })
+}
+
+/// 400 with Microsoft Graph's (AAD Graph's) `odata.error` inside the description, as partners see
+/// it when the GDAP roles do not allow consenting (dexmach-csp/azure-csp-securescore#5: "400
+/// message odata.error Insufficient privileges to complete the operation"; the inner JSON is
+/// AAD Graph's Authorization_RequestDenied shape). UNCONFIRMED: the outer `code`.
+fn insufficient_privileges() -> Response {
+    pc_error(
+        StatusCode::BAD_REQUEST,
+        400,
+        r#"{"odata.error":{"code":"Authorization_RequestDenied","message":{"lang":"en","value":"Insufficient privileges to complete the operation."}}}"#,
+    )
 }
 
 async fn delete_application_consent(

@@ -300,10 +300,13 @@ fn default_duration() -> String {
     "P730D".to_owned()
 }
 pub(crate) fn default_roles() -> Vec<Uuid> {
-    // Directory Readers and User Administrator role template ids.
+    // Directory Readers, User Administrator and Cloud Application Administrator role template
+    // ids: what a CPV asks for to read and manage users and to consent its app (applicationconsents
+    // needs one of `partner_center::APP_CONSENT_ROLES`).
     vec![
         Uuid::from_u128(0x88d8e3e3_8f55_4a1e_953a_9b9898b8876b),
         Uuid::from_u128(0xfe930be7_5e62_47db_91af_98c3a49a38b1),
+        Uuid::from_u128(0x158c047a_c907_4556_b7ef_446551a6b5f7),
     ]
 }
 

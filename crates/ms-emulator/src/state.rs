@@ -556,6 +556,86 @@ impl World {
     }
 }
 
+/// What kind of group a [`Group`] is, as Graph's `groupTypes`/`securityEnabled`/`mailEnabled` show.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupKind {
+    /// A security group whose members a dynamic membership rule picks.
+    DynamicSecurity,
+    /// A security group with assigned members.
+    Security,
+    /// A Microsoft 365 group (`groupTypes: ["Unified"]`, mail-enabled).
+    Microsoft365,
+}
+
+/// A group of a tenant. Groups are derived from the tenant's users, never stored, so every
+/// tenant (seeded, added or generated) has them and their members follow user changes.
+#[derive(Clone, Debug)]
+pub struct Group {
+    pub id: Uuid,
+    pub display_name: String,
+    pub description: String,
+    pub mail_nickname: String,
+    pub kind: GroupKind,
+    /// Member user object ids, in the order the tenant's users are listed.
+    pub members: Vec<Uuid>,
+}
+
+impl World {
+    /// The tenant's users in Graph's listing order (by object id).
+    pub fn users_of(&self, tenant: Uuid) -> impl Iterator<Item = &User> {
+        self.users.values().filter(move |u| u.tenant == tenant)
+    }
+
+    /// The tenant's groups: "All Users" (dynamic, every user), "{tenant name}" (Microsoft 365,
+    /// the enabled users) and, in partner tenants, "AdminAgents" (users with the Partner Center
+    /// role `AdminAgent`, the group CSP partner tenants have). Ids are UUID v5 of the tenant id.
+    /// UNCONFIRMED: names, descriptions and the dynamic rule are the emulator's choice.
+    pub fn groups_of(&self, tenant: &Tenant) -> Vec<Group> {
+        let users: Vec<&User> = self.users_of(tenant.id).collect();
+        let pick = |keep: &dyn Fn(&User) -> bool| -> Vec<Uuid> {
+            users.iter().filter(|u| keep(u)).map(|u| u.oid).collect()
+        };
+        let nickname: String = tenant
+            .display_name
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect();
+        let mut groups = vec![
+            Group {
+                id: Uuid::new_v5(&tenant.id, b"group:all-users"),
+                display_name: "All Users".to_owned(),
+                description: "Every user of the organization.".to_owned(),
+                mail_nickname: "AllUsers".to_owned(),
+                kind: GroupKind::DynamicSecurity,
+                members: pick(&|_| true),
+            },
+            Group {
+                id: Uuid::new_v5(&tenant.id, b"group:organization"),
+                display_name: tenant.display_name.clone(),
+                description: format!("Everyone at {}.", tenant.display_name),
+                mail_nickname: nickname,
+                kind: GroupKind::Microsoft365,
+                members: pick(&|u| !u.disabled),
+            },
+        ];
+        if tenant.is_partner {
+            groups.push(Group {
+                id: Uuid::new_v5(&tenant.id, b"group:admin-agents"),
+                display_name: "AdminAgents".to_owned(),
+                description: "Partner Center admin agents.".to_owned(),
+                mail_nickname: "AdminAgents".to_owned(),
+                kind: GroupKind::Security,
+                members: pick(&|u| {
+                    u.partner_center_role
+                        .as_deref()
+                        .is_some_and(|r| r.eq_ignore_ascii_case("AdminAgent"))
+                }),
+            });
+        }
+        groups
+    }
+}
+
 /// A request to a Partner Center or Graph route, as received.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RecordedRequest {
@@ -604,7 +684,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Settings {
         Settings {
-            id_token_amr: true,
+            id_token_amr: false,
             access_token_lifetime: None,
             invalid_client_status: 401,
             pc_mfa_enforced: true,

@@ -18,13 +18,13 @@ use uuid::Uuid;
 use super::auth::CurrentStaff;
 use super::view::{PageFrame, when, when_or};
 use crate::app::AppState;
-use crate::app_consents::{self, Problem};
+use crate::app_consents::{self, Granted, Problem};
 use crate::broker::PartnerInfo;
 use crate::customers::SyncError;
 use crate::db;
 use crate::db::customers::{CustomerCounts, CustomerFilter, CustomerRow};
 use crate::domain::{ConsentState, CustomerRelationship, PartnerStatus, TokenOutcome};
-use crate::partner_center::{ConsentGranted, ConsentRemoved};
+use crate::partner_center::ConsentRemoved;
 use crate::web::errors::{PageError, render};
 
 /// Customers per page.
@@ -851,8 +851,14 @@ async fn change_consent(
              replace them.",
         ),
         ConsentAction::Grant => match app_consents::grant(state, partner, customer, actor).await {
-            Ok(ConsentGranted::Created) => granted("Granted"),
-            Ok(ConsentGranted::AlreadyExists) => granted("Granted (it was there already)"),
+            Ok(Granted::Created) => granted("Granted"),
+            Ok(Granted::AlreadyCurrent) => granted("Granted (it was there already)"),
+            Ok(Granted::ExistsWithOtherGrants) => line(
+                name.clone(),
+                Tone::Warn,
+                "A consent already exists with permissions samgate did not grant; it is marked \
+                 stale. Use Re-apply to replace it with the configured permissions.",
+            ),
             Err(problem) => line(
                 name.clone(),
                 Tone::Bad,
@@ -1131,6 +1137,7 @@ struct RunPage {
     done: usize,
     succeeded: usize,
     without_gdap: usize,
+    other_grants: usize,
     failed: usize,
     items: Vec<RunItemLine>,
 }
@@ -1162,6 +1169,7 @@ pub async fn show_app_consent_run(
     let count = |f: &dyn Fn(&str) -> bool| items.iter().filter(|i| f(&i.state)).count();
     let succeeded = count(&|s| s == "granted" || s == "already_granted");
     let without_gdap = count(&|s| s == "granted_no_gdap");
+    let other_grants = count(&|s| s == "exists_other_grants");
     let failed = count(&|s| s == "failed");
     let started_by = match run
         .started_by
@@ -1187,9 +1195,10 @@ pub async fn show_app_consent_run(
         started_by,
         finished: when_or(run.finished_at, ""),
         total: items.len(),
-        done: succeeded + without_gdap + failed,
+        done: succeeded + without_gdap + other_grants + failed,
         succeeded,
         without_gdap,
+        other_grants,
         failed,
         items: items
             .into_iter()
@@ -1198,6 +1207,9 @@ pub async fn show_app_consent_run(
                     "granted" => ("Granted", "ok"),
                     "already_granted" => ("Already granted", "ok"),
                     "granted_no_gdap" => ("Granted, but no GDAP access", "warn"),
+                    "exists_other_grants" => {
+                        ("A consent with other permissions exists: re-apply", "warn")
+                    }
                     "failed" => ("Failed", "bad"),
                     _ => ("Waiting", "neutral"),
                 };

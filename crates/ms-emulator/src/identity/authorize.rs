@@ -79,7 +79,7 @@ fn error_reply(shared: &Shared, r: &Reply<'_>, err: &AadError) -> Response {
             ("error_description", description),
             (
                 "error_uri",
-                format!("{}/error?code={}", shared.base_url, err.code),
+                format!("{}?code={}", super::errors::ERROR_PAGE, err.code),
             ),
         ],
     )

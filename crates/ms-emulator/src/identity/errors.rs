@@ -10,6 +10,9 @@ use uuid::Uuid;
 
 use crate::state::Shared;
 
+/// Where `error_uri` points.
+pub const ERROR_PAGE: &str = "https://login.microsoftonline.com/error";
+
 /// One AADSTS error.
 #[derive(Debug, Clone)]
 pub struct AadError {
@@ -75,12 +78,7 @@ impl AadError {
     }
 
     /// The JSON body, with fresh trace and correlation ids.
-    pub fn body(
-        &self,
-        base_url: &str,
-        now: OffsetDateTime,
-        correlation_id: Option<&str>,
-    ) -> serde_json::Value {
+    pub fn body(&self, now: OffsetDateTime, correlation_id: Option<&str>) -> serde_json::Value {
         let ts = timestamp(now);
         let trace_id = Uuid::new_v4().to_string();
         let correlation_id = correlation_id
@@ -99,8 +97,10 @@ impl AadError {
             "correlation_id": correlation_id,
         });
         if self.error_uri {
-            body["error_uri"] =
-                serde_json::Value::from(format!("{base_url}/error?code={}", self.code));
+            // Microsoft links its own error page whatever host the request used (the authority
+            // may be login.windows.net, a custom domain, or a national cloud): MSAL's recorded
+            // error bodies all carry `https://login.microsoftonline.com/error?code=n`.
+            body["error_uri"] = serde_json::Value::from(format!("{ERROR_PAGE}?code={}", self.code));
         }
         if let Some(s) = self.suberror {
             body["suberror"] = serde_json::Value::from(s);
@@ -118,7 +118,7 @@ impl AadError {
             }
         });
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
-        let body = self.body(&shared.base_url, shared.now(), correlation_id);
+        let body = self.body(shared.now(), correlation_id);
         let mut resp = (status, axum::Json(body)).into_response();
         no_store(&mut resp);
         resp

@@ -366,7 +366,7 @@ fn redeem_refresh_token(
         return Err(if rt.starts_with("0.A") && rt.len() > 40 {
             AadError::invalid_grant(70000, "Provided grant is invalid or malformed.")
         } else {
-            AadError::invalid_grant(9002313, "Invalid request. Request is malformed or invalid.")
+            malformed_grant()
         });
     };
     if grant.client_id != app.client_id {
@@ -420,13 +420,17 @@ fn redeem_refresh_token(
     let resource = resource_app_id(&rs.resource);
     if needs_new_mfa || (user.mfa != MfaState::NotRequired && !grant.auth.has_mfa()) {
         if user.mfa == MfaState::NotRegistered {
-            return Err(AadError::new(
-                "interaction_required",
+            // At the v2 token endpoint a refresh needing MFA enrolment is `invalid_grant` with
+            // `suberror: basic_action`, like 50076 (interaction_required is the authorize
+            // endpoint's answer): MSAL Python's and .NET's handling of `basic_action`,
+            // microsoft-protocols.md §2.4.
+            return Err(AadError::invalid_grant(
                 50079,
                 format!(
                     "Due to a configuration change made by your administrator, or because you moved to a new location, you must enroll in multi-factor authentication to access '{resource}'."
                 ),
-            ));
+            )
+            .with_suberror("basic_action"));
         }
         return Err(customer_access::mfa_required(resource));
     }
@@ -578,8 +582,8 @@ fn issue_user_tokens(
             Value::from(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(info));
     }
     if g.want_id_token {
-        let id =
-            tokens::id_token(shared, g.app, g.user, &g.auth.amr, g.nonce).map_err(server_error)?;
+        let id = tokens::id_token(shared, g.app, g.user, g.tenant, &g.auth.amr, g.nonce)
+            .map_err(server_error)?;
         body["id_token"] = Value::from(id);
     }
     Ok(body)
@@ -637,4 +641,11 @@ fn client_credentials(
         "ext_expires_in": lifetime,
         "access_token": access_token,
     }))
+}
+
+/// AADSTS9002313 for a refresh token that is not one at all: `invalid_grant` with
+/// `suberror: bad_token` (the body MSAL .NET's tests record for a garbage refresh token).
+fn malformed_grant() -> AadError {
+    AadError::invalid_grant(9002313, "Invalid request. Request is malformed or invalid.")
+        .with_suberror("bad_token")
 }

@@ -214,28 +214,41 @@ pub fn app_access_token(
     shared.sign(&claims)
 }
 
-/// A v2 ID token.
+/// A v2 ID token issued by `tenant` (the user's own, or a customer's authority).
+///
+/// No `amr` unless switched on: v2 `claims_supported` lists none and Microsoft says it is "not in
+/// v2.0" (MicrosoftDocs/azure-docs#85021); MSAL .NET's recorded v2 ID tokens have none.
+/// Issued by another tenant than the user's (a partner user refreshing at a customer authority), the
+/// token names that tenant in `iss`/`tid` and the user by `home_oid`/`home_tid`/`idp`, without `oid`
+/// (the user has no object there; MSAL .NET's test data for foreign-tenant sign-ins).
 pub fn id_token(
     shared: &Shared,
     app: &App,
     user: &User,
+    tenant: Uuid,
     amr: &[String],
     nonce: Option<&str>,
 ) -> anyhow::Result<String> {
     let now = shared.now().unix_timestamp();
     let mut claims = json!({
         "aud": app.client_id,
-        "iss": format!("{}/{}/v2.0", shared.base_url, user.tenant),
+        "iss": format!("{}/{}/v2.0", shared.base_url, tenant),
         "iat": now, "nbf": now, "exp": now + 3600,
         "name": user.display_name,
-        "oid": user.oid,
         "preferred_username": user.upn,
         "rh": unique_token_id(),
         "sub": pairwise_sub(user.oid, app.client_id),
-        "tid": user.tenant,
+        "tid": tenant,
         "uti": unique_token_id(),
         "ver": "2.0",
     });
+    if tenant == user.tenant {
+        claims["oid"] = json!(user.oid);
+    } else {
+        claims["home_oid"] = json!(user.oid);
+        claims["home_tid"] = json!(user.tenant);
+        claims["idp"] = Value::from(format!("https://sts.windows.net/{}/", user.tenant));
+    }
     if let Some(n) = nonce {
         claims["nonce"] = Value::from(n);
     }

@@ -50,7 +50,10 @@ async fn block_policy_refuses_refreshes_at_that_customer_only_with_53003_message
         ),
         "{body}"
     );
-    assert_eq!(body["error_uri"], format!("{}/error?code=53003", env.base));
+    assert_eq!(
+        body["error_uri"],
+        "https://login.microsoftonline.com/error?code=53003"
+    );
     let (status, body) = env.refresh(&two.to_string(), &rt, GRAPH).await;
     assert_eq!(status, 200, "another customer is unaffected: {body}");
     let (status, body) = env.refresh(&contoso(), &rt, PC).await;
@@ -262,7 +265,10 @@ async fn unknown_tenant_guid_at_the_token_endpoint_is_90002() {
     for field in ["timestamp", "trace_id", "correlation_id"] {
         assert!(body[field].is_string(), "{field}: {body}");
     }
-    assert_eq!(body["error_uri"], format!("{}/error?code=90002", env.base));
+    assert_eq!(
+        body["error_uri"],
+        "https://login.microsoftonline.com/error?code=90002"
+    );
     assert_eq!(
         env.control
             .token_calls_for_tenant(&nowhere.to_string(), "refresh_token"),
@@ -348,4 +354,31 @@ async fn demo_edge_cases_add_a_blocked_customer_and_one_without_gdap() {
             .len(),
         2
     );
+}
+
+/// An ID token from a customer's authority is issued by the customer tenant and names the partner
+/// user by `home_oid`/`home_tid` (no `oid`: the user has no object in the customer tenant).
+#[tokio::test]
+async fn an_id_token_from_a_customer_authority_names_the_customer_and_the_home_user() {
+    let (env, rt, one, _) = consented().await;
+    let (status, body) = env
+        .refresh(&one.to_string(), &rt, &format!("openid {GRAPH}"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let id = claims(body["id_token"].as_str().expect("id_token"));
+    assert_eq!(id["tid"], one.to_string());
+    assert_eq!(id["iss"], format!("{}/{one}/v2.0", env.base));
+    assert!(id.get("oid").is_none(), "{id}");
+    assert_eq!(id["home_tid"], DEMO_CONTOSO.to_string());
+    assert_eq!(
+        id["idp"],
+        format!("https://sts.windows.net/{DEMO_CONTOSO}/")
+    );
+    let own = env
+        .refresh(&contoso(), &rt, &format!("openid {GRAPH}"))
+        .await
+        .1;
+    let own = claims(own["id_token"].as_str().expect("id_token"));
+    assert_eq!(id["home_oid"], own["oid"]);
+    assert!(own.get("home_oid").is_none(), "{own}");
 }

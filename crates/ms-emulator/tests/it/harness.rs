@@ -306,3 +306,29 @@ pub async fn contoso_pc_token(env: &TestEnv) -> String {
         .expect("at")
         .to_owned()
 }
+
+/// Whether `python3` can import `module` (a peer library a test drives against the emulator).
+/// Under `CI=true` a missing interpreter or library fails the test, naming what to install;
+/// elsewhere the test is skipped with a line on the real stderr, which libtest does not capture
+/// (its capture only covers `print!`/`eprint!`), so a plain `cargo test` shows why.
+pub fn require_python_module(module: &str, pip_package: &str) -> bool {
+    use std::io::Write;
+
+    let missing = match std::process::Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .output()
+    {
+        Ok(out) if out.status.success() => return true,
+        Ok(_) => format!(
+            "the Python library {pip_package} (`import {module}`) is not installed; install it with `python3 -m pip install {pip_package}`"
+        ),
+        Err(e) => format!(
+            "python3 is not available ({e}); install Python 3, then `python3 -m pip install {pip_package}`"
+        ),
+    };
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI=true: {missing}");
+    }
+    let _ = writeln!(std::io::stderr(), "skipped: {missing}");
+    false
+}

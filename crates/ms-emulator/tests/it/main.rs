@@ -9,6 +9,7 @@ mod faults;
 mod graph;
 mod identity;
 mod msal;
+mod msgraph;
 mod partner_center;
 mod refresh;
 mod scale;

@@ -1,23 +1,12 @@
-//! MSAL for Python against the emulator (skipped when python3 or msal is not importable).
-
-use std::process::Command;
+//! MSAL for Python against the emulator (see `require_python_module` for a missing library).
 
 use ms_emulator::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Options, Seed};
 
 use crate::harness::*;
 
-fn msal_available() -> bool {
-    Command::new("python3")
-        .args(["-c", "import msal"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
 #[tokio::test]
 async fn msal_python_redeems_refresh_tokens_for_partner_and_customer() {
-    if !msal_available() {
-        eprintln!("skipped: python3 with msal is not available (pip install msal)");
+    if !require_python_module("msal", "msal") {
         return;
     }
     let dir = std::env::temp_dir().join(format!("ms-emulator-msal-{}", uuid::Uuid::new_v4()));

@@ -114,13 +114,30 @@ async fn disabled_user_refresh_is_50057() {
     assert_eq!(aadsts(&body), 50057);
 }
 
+/// A user who must enrol in MFA gets 50079 at the v2 token endpoint as `invalid_grant` with
+/// `suberror: basic_action`, not `interaction_required` (the authorize endpoint's answer).
 #[tokio::test]
-async fn garbage_refresh_token_is_invalid_grant() {
+async fn mfa_enrolment_needed_at_refresh_is_50079_invalid_grant_with_basic_action() {
+    let env = TestEnv::demo().await;
+    let rt = contoso_refresh_token(&env).await;
+    env.control.require_new_mfa(DEMO_CONTOSO_ADMIN);
+    env.control
+        .set_user_mfa(DEMO_CONTOSO_ADMIN, ms_emulator::MfaState::NotRegistered);
+    let (status, body) = env.refresh(&contoso(), &rt, PC).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"], "invalid_grant", "{body}");
+    assert_eq!(aadsts(&body), 50079);
+    assert_eq!(body["suberror"], "basic_action");
+}
+
+#[tokio::test]
+async fn garbage_refresh_token_is_invalid_grant_with_bad_token() {
     let env = TestEnv::demo().await;
     let (status, body) = env.refresh(&contoso(), "not-a-token", PC).await;
     assert_eq!(status, 400);
     assert_eq!(body["error"], "invalid_grant");
     assert_eq!(aadsts(&body), 9002313);
+    assert_eq!(body["suberror"], "bad_token");
 }
 
 #[tokio::test]
@@ -178,7 +195,7 @@ async fn wrong_secret_is_invalid_client_7000215_in_microsofts_error_shape() {
     assert_eq!(ts.len(), "2019-11-13 22:33:10Z".len());
     assert_eq!(
         body["error_uri"],
-        format!("{}/error?code=7000215", env.base)
+        "https://login.microsoftonline.com/error?code=7000215"
     );
 }
 
