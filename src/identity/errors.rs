@@ -165,9 +165,9 @@ const CODES: &[(u64, ErrorClass, &str)] = {
         (28002, Bug, "A requested scope is invalid for this request; a samgate bug."),
         (901002, Bug, "The v2 endpoint does not accept the `resource` parameter; a samgate bug (use scopes)."),
         (50194, AppConfiguration, "The app is not multitenant; set 'Accounts in any organizational directory' in the app registration."),
-        (9001023, Bug, "The grant type is not supported on /common or /consumers; samgate must call the tenant's or /organizations endpoint."),
-        (90124, Bug, "The resource is not supported on /common or /consumers; samgate must call the tenant's endpoint."),
-        (90130, Bug, "The app is not supported on /common or /consumers; samgate must call the tenant's or /organizations endpoint."),
+        (9001023, Bug, "The grant type is not supported on /common or /consumers; a samgate bug (it must call the tenant's or /organizations endpoint): report it with the correlation id."),
+        (90124, Bug, "The resource is not supported on /common or /consumers; a samgate bug (it must call the tenant's endpoint): report it with the correlation id."),
+        (90130, Bug, "The app is not supported on /common or /consumers; a samgate bug (it must call the tenant's or /organizations endpoint): report it with the correlation id."),
         (7000215, AppConfiguration, "Invalid client secret; SAMGATE_CLIENT_SECRET must hold the secret's value, not its ID. Every partner is affected."),
         (7000222, AppConfiguration, "The app's client secret expired; create a new one (or use a certificate) and update SAMGATE_CLIENT_SECRET. Every partner is affected."),
         (7000218, Bug, "No client credential was sent (client_secret or client_assertion); a samgate bug."),
@@ -177,8 +177,8 @@ const CODES: &[(u64, ErrorClass, &str)] = {
         (700011, AppConfiguration, "The app was not found in the directory; check SAMGATE_CLIENT_ID and the tenant."),
         (700007, Bug, "The refresh token was issued to a different client id; a samgate bug, or SAMGATE_CLIENT_ID changed since the partner consented."),
         (90038, AppConfiguration, "The tenant is in a national cloud; point samgate at that cloud's endpoints."),
-        (900382, AppConfiguration, "A confidential client cannot be used across clouds; use the app and endpoints of the tenant's cloud."),
-        (900432, AppConfiguration, "Confidential clients are not supported in cross-cloud requests; use the tenant's cloud endpoints."),
+        (900382, AppConfiguration, "A confidential client cannot be used across clouds; an operator must point samgate at the app and endpoints of the tenant's cloud (SAMGATE_AUTHORITY_URL, SAMGATE_CLIENT_ID)."),
+        (900432, AppConfiguration, "Confidential clients are not supported in cross-cloud requests; an operator must point samgate at the tenant's cloud endpoints (SAMGATE_AUTHORITY_URL)."),
         (90002, AppConfiguration, "The tenant was not found; check the stored tenant id and that samgate points at the right cloud."),
         (50196, Throttled, "Microsoft detected a request loop (too many identical requests); back off and cache access tokens instead of re-requesting them."),
         (90055, Throttled, "The tenant is being throttled; back off and retry later."),
@@ -484,6 +484,40 @@ mod tests {
             assert!(
                 EXPECTED.iter().any(|(pinned, _)| pinned == code),
                 "AADSTS{code} not pinned"
+            );
+        }
+    }
+
+    /// Every advice says who acts and how: the partner (admin), an operator (a setting, the app
+    /// registration), samgate's own bug to report, or back off and retry; and each code's advice
+    /// is its own, not the class default.
+    #[test]
+    fn every_code_has_advice_someone_can_act_on() {
+        const WHO: &[&str] = &[
+            "partner",
+            "SAMGATE_",
+            "app registration",
+            "samgate bug",
+            "a samgate bug",
+            "back off",
+            "retry",
+            "point samgate",
+            "check",
+            "offboard",
+            "start the consent again",
+            "sign in with",
+        ];
+        for (code, class, advice) in CODES {
+            let lower = advice.to_lowercase();
+            assert!(
+                WHO.iter().any(|w| lower.contains(&w.to_lowercase())),
+                "AADSTS{code}: advice names nobody who acts: {advice}"
+            );
+            assert!(advice.ends_with('.'), "AADSTS{code}: {advice}");
+            assert_ne!(
+                *advice,
+                default_advice(*class),
+                "AADSTS{code} has only the class default"
             );
         }
     }

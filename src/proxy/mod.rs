@@ -4,6 +4,7 @@
 //! (partner, customer, upstream), and the record of each call.
 
 pub mod headers;
+pub mod links;
 pub mod path;
 mod records;
 

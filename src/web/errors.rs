@@ -171,19 +171,65 @@ impl ApiErrorCode {
     }
 }
 
-/// An error of the JSON API: `{"code": "...", "message": "...", "reference": "..."}`.
+/// An error of the JSON API: `{"code": "...", "message": "...", "reference": "..."}`, always with
+/// the stable code in the `x-samgate-error` header too. On proxy routes the body also carries the
+/// upstream's own error shape ([`ErrorShape`]), so Microsoft's SDKs read samgate's errors like
+/// Microsoft's.
 #[derive(Debug)]
 pub struct ApiError {
     code: ApiErrorCode,
     message: String,
     detail: Option<String>,
     retry_after: Option<u64>,
+    shape: ErrorShape,
 }
+
+/// Whose error shape a samgate error wears besides its own fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ErrorShape {
+    /// `{"code", "message", "reference"}` only.
+    #[default]
+    Samgate,
+    /// Also Graph's `{"error": {"code", "message", "innerError": {"date", "request-id",
+    /// "reference"}}}` (`request-id` is samgate's reference): Graph SDKs raise it as an
+    /// `ODataError` with that code.
+    Graph,
+    /// Also Partner Center's `{"code", "description", "data", "source"}` (the code stays samgate's
+    /// string; Partner Center's own codes are strings or numbers).
+    PartnerCenter,
+}
+
+/// The header that names samgate's stable code on every error samgate produces itself.
+pub const ERROR_HEADER: &str = "x-samgate-error";
 
 #[derive(Serialize)]
 struct ApiErrorBody<'a> {
     code: ApiErrorCode,
     message: &'a str,
+    reference: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<GraphError<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<[(); 0]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct GraphError<'a> {
+    code: ApiErrorCode,
+    message: &'a str,
+    #[serde(rename = "innerError")]
+    inner_error: GraphInnerError<'a>,
+}
+
+#[derive(Serialize)]
+struct GraphInnerError<'a> {
+    date: String,
+    #[serde(rename = "request-id")]
+    request_id: &'a str,
     reference: &'a str,
 }
 
@@ -195,6 +241,7 @@ impl ApiError {
             message: message.into(),
             detail: None,
             retry_after: None,
+            shape: ErrorShape::Samgate,
         }
     }
 
@@ -206,7 +253,14 @@ impl ApiError {
                 .into(),
             detail: Some(detail.to_string()),
             retry_after: None,
+            shape: ErrorShape::Samgate,
         }
+    }
+
+    /// Also wears the upstream's error shape (proxy routes).
+    pub fn shaped(mut self, shape: ErrorShape) -> Self {
+        self.shape = shape;
+        self
     }
 
     /// Sets `Retry-After` (seconds).
@@ -230,12 +284,31 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let reference = new_reference();
+        let date = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
         let body = ApiErrorBody {
             code: self.code,
             message: &self.message,
             reference: &reference,
+            error: (self.shape == ErrorShape::Graph).then(|| GraphError {
+                code: self.code,
+                message: &self.message,
+                inner_error: GraphInnerError {
+                    date,
+                    request_id: &reference,
+                    reference: &reference,
+                },
+            }),
+            description: (self.shape == ErrorShape::PartnerCenter).then_some(self.message.as_str()),
+            data: (self.shape == ErrorShape::PartnerCenter).then_some([]),
+            source: (self.shape == ErrorShape::PartnerCenter).then_some("samgate"),
         };
         let mut response = (self.code.status(), Json(body)).into_response();
+        response.headers_mut().insert(
+            ERROR_HEADER,
+            HeaderValue::from_static(self.code.as_str()),
+        );
         match self.code {
             ApiErrorCode::Unauthorized => {
                 response.headers_mut().insert(

@@ -53,16 +53,18 @@ async fn a_backend_lists_a_partners_customers_through_the_proxy() {
     let body: serde_json::Value = response.json().await.expect("json");
     assert_eq!(body["items"].as_array().map(Vec::len), Some(1));
 
-    // Continuation: the next link's path and MS-ContinuationToken work through the proxy.
+    // Continuation: the next link points at samgate's route, and with its MS-ContinuationToken
+    // it gives the next page.
     let next = &body["links"]["next"];
-    let uri = next["uri"]
-        .as_str()
-        .expect("next uri")
-        .trim_start_matches('/');
+    let uri = next["uri"].as_str().expect("next uri");
+    assert!(
+        uri.starts_with(&app.url(&pc("v1/customers?"))),
+        "the next link stays on samgate: {uri}"
+    );
     let token_header = &next["headers"][0];
     let second = app
         .client
-        .get(app.url(&pc(uri)))
+        .get(uri)
         .bearer_auth(&key)
         .header(
             token_header["key"].as_str().expect("key"),
@@ -814,4 +816,144 @@ async fn a_backend_gets_a_reconsent_link_for_a_partner_that_lost_its_consent() {
             .status(),
         200
     );
+}
+
+/// Official SDK page iterators follow `@odata.nextLink` / `links.next.uri` verbatim and ask their
+/// token provider for a token for that link's host. Every link samgate hands out points at
+/// samgate's own route, so paging to the end never leaves samgate and the `sgk_` key never
+/// reaches another host.
+#[tokio::test]
+async fn paging_links_point_at_samgate_so_no_key_ever_leaves_for_another_host() {
+    let app = TestApp::spawn().await;
+    app.consent_contoso().await;
+    let key = app.api_key("pager", None, true).await;
+    let customer = customer_of_contoso(&app);
+    app.microsoft()
+        .grant_app_consent(customer, ms_emulator::DEMO_CLIENT_ID);
+    app.microsoft().clear_recorded_requests();
+
+    let graph_route = app.url(&format!(
+        "/api/v1/partners/{DEMO_CONTOSO}/customers/{customer}/graph/"
+    ));
+    let mut link = Some(format!("{graph_route}v1.0/users?$top=1"));
+    let mut users = Vec::new();
+    while let Some(url) = link.take() {
+        assert!(
+            url.starts_with(&graph_route),
+            "a link leaves samgate: {url}"
+        );
+        let response = app
+            .client
+            .get(&url)
+            .bearer_auth(&key)
+            .send()
+            .await
+            .expect("page");
+        assert_eq!(response.status(), 200, "{url}");
+        let page: serde_json::Value = response.json().await.expect("json");
+        users.extend(page["value"].as_array().cloned().unwrap_or_default());
+        link = page["@odata.nextLink"].as_str().map(str::to_owned);
+        assert!(users.len() < 50, "paging never ends");
+    }
+    assert_eq!(users.len(), 2, "both users of the customer, one per page");
+
+    let pc_route = app.url(&pc(""));
+    let mut link = Some(app.url(&pc("v1/customers?size=1")));
+    let mut headers: Vec<(String, String)> = Vec::new();
+    let mut customers = 0;
+    while let Some(url) = link.take() {
+        assert!(url.starts_with(&pc_route), "a link leaves samgate: {url}");
+        let mut request = app.client.get(&url).bearer_auth(&key);
+        for (name, value) in &headers {
+            request = request.header(name, value);
+        }
+        let page: serde_json::Value = request
+            .send()
+            .await
+            .expect("page")
+            .json()
+            .await
+            .expect("json");
+        customers += page["items"].as_array().map_or(0, Vec::len);
+        let next = &page["links"]["next"];
+        link = next["uri"].as_str().map(str::to_owned);
+        headers = next["headers"]
+            .as_array()
+            .map(|h| {
+                h.iter()
+                    .map(|h| {
+                        (
+                            h["key"].as_str().unwrap_or_default().to_owned(),
+                            h["value"].as_str().unwrap_or_default().to_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(customers < 50, "paging never ends");
+    }
+    assert_eq!(customers, 2);
+
+    // Nothing that reached Microsoft carried samgate's key.
+    for request in app.microsoft().recorded_requests() {
+        for (name, value) in &request.headers {
+            assert!(
+                !value.contains("sgk_"),
+                "samgate's key reached Microsoft in {name} of {}",
+                request.path
+            );
+        }
+    }
+}
+
+/// Microsoft's SDKs read errors in their upstream's shape: on Graph routes samgate's own errors
+/// carry Graph's `error.code`/`error.message`/`innerError`, on Partner Center routes Partner
+/// Center's `code`/`description`; samgate's fields and the `x-samgate-error` header are always
+/// there.
+#[tokio::test]
+async fn samgates_own_errors_wear_the_upstreams_error_shape_on_proxy_routes() {
+    let app = TestApp::spawn().await;
+    app.consent_contoso().await;
+    let key = app.api_key("shapes", None, true).await;
+    let customer = customer_of_contoso(&app);
+    let graph = format!("/api/v1/partners/{DEMO_CONTOSO}/customers/{customer}/graph/v1.0/users");
+    let response = call(&app, &key, reqwest::Method::GET, &graph).await;
+    assert_eq!(response.status(), 409);
+    assert_eq!(
+        response.headers()["x-samgate-error"],
+        "customer_consent_missing"
+    );
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(body["code"], "customer_consent_missing");
+    assert_eq!(body["error"]["code"], "customer_consent_missing");
+    assert_eq!(body["error"]["message"], body["message"]);
+    assert_eq!(body["error"]["innerError"]["reference"], body["reference"]);
+    assert!(body["error"]["innerError"]["date"].is_string(), "{body}");
+
+    // A missing key on a Graph route: still Graph's shape (the SDK shows the code).
+    let response = app.client.get(app.url(&graph)).send().await.expect("call");
+    assert_eq!(response.status(), 401);
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "invalid_api_key", "{body}");
+
+    let response = call(&app, &key, reqwest::Method::DELETE, &pc("v1/customers")).await;
+    assert_eq!(response.status(), 403);
+    assert_eq!(response.headers()["x-samgate-error"], "forbidden_method");
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(body["code"], "forbidden_method");
+    assert_eq!(body["description"], body["message"]);
+    assert_eq!(body["source"], "samgate");
+    assert!(body.get("error").is_none(), "{body}");
+
+    // Other API routes keep samgate's own shape.
+    let response = call(
+        &app,
+        &key,
+        reqwest::Method::GET,
+        &format!("/api/v1/partners/{}", Uuid::new_v4()),
+    )
+    .await;
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert!(body.get("error").is_none() && body.get("description").is_none(), "{body}");
+    assert!(body["code"].is_string());
 }

@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use http_body_util::BodyExt;
 use uuid::Uuid;
 
@@ -19,8 +19,9 @@ use crate::customers::Gate;
 use crate::domain::CustomerRelationship;
 use crate::health::customer::CustomerProblem;
 use crate::proxy::headers::{MS_CORRELATION_ID, MS_REQUEST_ID};
+use crate::proxy::links::LinkTarget;
 use crate::proxy::{CallRecord, ProxyBody, ProxyError, ProxyRequest, Upstream, path};
-use crate::web::errors::{ApiError, ApiErrorCode};
+use crate::web::errors::{ApiError, ApiErrorCode, ErrorShape};
 
 /// Seconds the caller is willing to wait in all, e.g. for a throttled upstream to recover.
 const DEADLINE_HEADER: &str = "x-samgate-deadline";
@@ -30,7 +31,7 @@ const UPSTREAM_HEADER: &str = "x-samgate-upstream";
 /// `ANY /api/v1/partners/{partner_tid}/partner-center/{*path}`.
 pub async fn proxy_partner_center(
     State(state): State<AppState>,
-    caller: ApiCaller,
+    caller: Result<ApiCaller, ApiError>,
     Path((partner_tid, _)): Path<(String, String)>,
     request: Request,
 ) -> Response {
@@ -51,7 +52,7 @@ pub async fn proxy_partner_center(
 /// `ANY /api/v1/partners/{partner_tid}/graph/{*path}`.
 pub async fn proxy_partner_graph(
     State(state): State<AppState>,
-    caller: ApiCaller,
+    caller: Result<ApiCaller, ApiError>,
     Path((partner_tid, _)): Path<(String, String)>,
     request: Request,
 ) -> Response {
@@ -72,7 +73,7 @@ pub async fn proxy_partner_graph(
 /// `ANY /api/v1/partners/{partner_tid}/customers/{customer_tid}/graph/{*path}`.
 pub async fn proxy_customer_graph(
     State(state): State<AppState>,
-    caller: ApiCaller,
+    caller: Result<ApiCaller, ApiError>,
     Path((partner_tid, customer_tid, _)): Path<(String, String, String)>,
     request: Request,
 ) -> Response {
@@ -117,7 +118,7 @@ fn raw_rest(request: &Request, skip: usize) -> String {
 )]
 async fn proxy(
     state: AppState,
-    ApiCaller(principal): ApiCaller,
+    caller: Result<ApiCaller, ApiError>,
     upstream: Upstream,
     partner_tid: &str,
     customer_tid: Option<&str>,
@@ -125,6 +126,14 @@ async fn proxy(
     route: &'static str,
     request: Request,
 ) -> Response {
+    let shape = match upstream {
+        Upstream::Graph => ErrorShape::Graph,
+        Upstream::PartnerCenter => ErrorShape::PartnerCenter,
+    };
+    let principal = match caller {
+        Ok(ApiCaller(principal)) => principal,
+        Err(error) => return error.shaped(shape).into_response(),
+    };
     let started = Instant::now();
     let method = request.method().clone();
     let request_id = header_text(&request, &MS_REQUEST_ID);
@@ -160,7 +169,7 @@ async fn proxy(
         Ok(response) => response,
         Err(error) => {
             record.error_code = Some(error.code().as_str());
-            error.into_response()
+            error.shaped(shape).into_response()
         }
     };
     record.status = response.status().as_u16();
@@ -254,7 +263,31 @@ async fn forward(
         .record(upstream_started.elapsed().as_secs_f64());
     metrics::counter!("samgate_proxy_upstream_responses_total", "upstream" => upstream.as_str(), "status" => status)
         .increment(1);
-    Ok(stream_back(upstream, response, permits))
+    let public = state.config.public_url.as_str().trim_end_matches('/');
+    let route = match customer {
+        Some(customer) => format!(
+            "{public}/api/v1/partners/{}/customers/{customer}/graph",
+            partner.tenant_id
+        ),
+        None => format!(
+            "{public}/api/v1/partners/{}/{}",
+            partner.tenant_id,
+            match upstream {
+                Upstream::Graph => "graph",
+                Upstream::PartnerCenter => "partner-center",
+            }
+        ),
+    };
+    let base = match upstream {
+        Upstream::Graph => &state.proxy.settings().graph_url,
+        Upstream::PartnerCenter => &state.proxy.settings().partner_center_url,
+    };
+    let target = LinkTarget {
+        upstream,
+        upstream_base: base,
+        route: &route,
+    };
+    Ok(stream_back(upstream, response, permits, &target).await)
 }
 
 fn header_text(request: &Request, name: &axum::http::HeaderName) -> Option<String> {
@@ -473,24 +506,82 @@ fn proxy_error(error: ProxyError) -> ApiError {
     }
 }
 
-fn stream_back(
+/// JSON answers up to this size are read whole so their paging links can point at samgate
+/// ([`crate::proxy::links`]); larger ones stream through untouched (counted in
+/// `samgate_proxy_links_unrewritten_total`). A Graph page of 999 users or a Partner Center page of
+/// 500 customers is well below it.
+const LINK_REWRITE_MAX_BYTES: usize = 4 * 1024 * 1024;
+
+async fn stream_back(
     upstream: Upstream,
-    response: reqwest::Response,
+    mut response: reqwest::Response,
     permits: crate::proxy::CallPermits,
+    target: &LinkTarget<'_>,
 ) -> Response {
     let status =
         StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let headers = crate::proxy::headers::response_headers(response.headers());
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().contains("json"));
+    let fits = response
+        .content_length()
+        .is_none_or(|n| n <= LINK_REWRITE_MAX_BYTES as u64);
+    let mut head: Vec<bytes::Bytes> = Vec::new();
+    if status.is_success() && is_json && fits {
+        let mut read = 0usize;
+        let mut whole = true;
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    read += chunk.len();
+                    head.push(chunk);
+                    if read > LINK_REWRITE_MAX_BYTES {
+                        whole = false;
+                        metrics::counter!("samgate_proxy_links_unrewritten_total", "upstream" => upstream.as_str())
+                            .increment(1);
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    // The upstream broke off: pass on what came, then the error ends the body
+                    // (the caller sees a broken body, never a silently shortened one).
+                    let stream = futures_util::stream::iter(head.into_iter().map(Ok))
+                        .chain(futures_util::stream::once(async move { Err(error) }));
+                    drop(permits);
+                    return answer(upstream, status, headers, Body::from_stream(stream));
+                }
+            }
+        }
+        if whole {
+            let body: Vec<u8> = head.concat();
+            let body = crate::proxy::links::rewrite(&body, target).unwrap_or(body);
+            drop(permits);
+            return answer(upstream, status, headers, Body::from(body));
+        }
+    }
     let permits = Arc::new(permits);
-    let stream = response.bytes_stream().map_ok(move |chunk| {
+    let rest = response.bytes_stream().map_ok(move |chunk| {
         // The concurrency permits live as long as the body streams.
         let _held = &permits;
         chunk
     });
-    let mut out = Response::new(Body::from_stream(stream));
+    let stream = futures_util::stream::iter(head.into_iter().map(Ok)).chain(rest);
+    answer(upstream, status, headers, Body::from_stream(stream))
+}
+
+fn answer(
+    upstream: Upstream,
+    status: StatusCode,
+    mut headers: axum::http::HeaderMap,
+    body: Body,
+) -> Response {
+    headers.insert(UPSTREAM_HEADER, HeaderValue::from_static(upstream.as_str()));
+    let mut out = Response::new(body);
     *out.status_mut() = status;
     *out.headers_mut() = headers;
-    out.headers_mut()
-        .insert(UPSTREAM_HEADER, HeaderValue::from_static(upstream.as_str()));
     out
 }
