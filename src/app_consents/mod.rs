@@ -690,3 +690,6 @@ async fn finish(
     .await?;
     tx.commit().await
 }
+
+#[cfg(test)]
+mod recorded_tests;

@@ -283,3 +283,6 @@ mod tests {
         assert!(!rel.is_active());
     }
 }
+
+#[cfg(test)]
+mod recorded_tests;

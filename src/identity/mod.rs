@@ -5,6 +5,8 @@
 
 pub mod errors;
 mod id_token;
+#[cfg(test)]
+mod recorded_tests;
 
 use std::time::Duration;
 

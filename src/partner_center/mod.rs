@@ -614,3 +614,6 @@ mod next_page_tests {
         assert!(bad.headers().is_err());
     }
 }
+
+#[cfg(test)]
+mod recorded_tests;

@@ -11,5 +11,6 @@ mod identity;
 mod msal;
 mod msgraph;
 mod partner_center;
+mod recorded;
 mod refresh;
 mod scale;
