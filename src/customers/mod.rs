@@ -461,6 +461,7 @@ async fn read_and_record(
 async fn read_gdap(app: &App, partner: &PartnerInfo) -> Option<HashMap<Uuid, Gdap>> {
     let mut out: HashMap<Uuid, Gdap> = HashMap::new();
     let mut next = None;
+    let mut retried = false;
     loop {
         let token = match app.broker.access_token(key(partner, Resource::Graph)).await {
             Ok(token) => token,
@@ -482,6 +483,11 @@ async fn read_gdap(app: &App, partner: &PartnerInfo) -> Option<HashMap<Uuid, Gda
                     Some(link) => next = Some(link),
                     None => return Some(out),
                 }
+            }
+            Err(GraphError::TokenRejected { .. }) if !retried => {
+                // A cached token Graph no longer accepts: drop it, mint one, read the page again.
+                app.broker.forget(key(partner, Resource::Graph)).await;
+                retried = true;
             }
             Err(err @ GraphError::Forbidden { .. }) => {
                 tracing::info!(partner.tenant_id = %partner.tenant_id, error = %err, "GDAP relationships not readable");

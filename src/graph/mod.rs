@@ -14,7 +14,14 @@ use uuid::Uuid;
 /// Why a Graph call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum GraphError {
-    /// 401/403: the partner's token may not read this (missing permission or role).
+    /// 401: Graph does not accept the token (expired early, revoked, `InvalidAuthenticationToken`):
+    /// drop the cached token and try once more with a fresh one.
+    #[error("Graph refused the token (HTTP 401, {code:?})")]
+    TokenRejected {
+        /// Graph's `error.code`.
+        code: Option<String>,
+    },
+    /// 403: the partner's token may not read this (missing permission or role).
     #[error("Graph refused access (HTTP {status}, {code:?})")]
     Forbidden {
         /// HTTP status.
@@ -182,10 +189,10 @@ impl GraphClient {
                 .and_then(|b| serde_json::from_slice::<ErrorBody>(&b).ok())
                 .and_then(|b| b.error)
                 .and_then(|e| e.code);
-            return Err(if matches!(status, 401 | 403) {
-                GraphError::Forbidden { status, code }
-            } else {
-                GraphError::Status { status, code }
+            return Err(match status {
+                401 => GraphError::TokenRejected { code },
+                403 => GraphError::Forbidden { status, code },
+                _ => GraphError::Status { status, code },
             });
         }
         let page: Collection = response

@@ -305,10 +305,9 @@ impl IntoResponse for ApiError {
             source: (self.shape == ErrorShape::PartnerCenter).then_some("samgate"),
         };
         let mut response = (self.code.status(), Json(body)).into_response();
-        response.headers_mut().insert(
-            ERROR_HEADER,
-            HeaderValue::from_static(self.code.as_str()),
-        );
+        response
+            .headers_mut()
+            .insert(ERROR_HEADER, HeaderValue::from_static(self.code.as_str()));
         match self.code {
             ApiErrorCode::Unauthorized => {
                 response.headers_mut().insert(

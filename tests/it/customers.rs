@@ -636,3 +636,34 @@ async fn a_grant_refused_for_gdap_privileges_gets_gdap_advice() {
     );
     assert_eq!(consent_state(&app, customer).await.0, "none");
 }
+
+/// Graph's 401 (`InvalidAuthenticationToken`: a cached token revoked or expired early) is not a
+/// missing permission: the directory sync drops the token, mints one and still reads the GDAP
+/// relationships, instead of keeping stale GDAP facts until the token expires.
+#[tokio::test]
+async fn a_graph_401_during_the_gdap_read_drops_the_token_and_reads_again() {
+    let app = TestApp::spawn().await;
+    app.consent_contoso().await;
+    let partner = contoso_info(&app).await;
+    samgate::customers::sync(&app.app, &partner, "test")
+        .await
+        .expect("first sync");
+    let path = "/graph/v1.0/tenantRelationships/delegatedAdminRelationships";
+    app.microsoft().fail_next(
+        Fault::path(path)
+            .status(401)
+            .body(serde_json::json!({"error": {"code": "InvalidAuthenticationToken", "message": "Access token has expired or is not yet valid."}}))
+            .times(1),
+    );
+    let before = app.microsoft().route_calls(path);
+    let report = samgate::customers::sync(&app.app, &partner, "test")
+        .await
+        .expect("sync");
+    assert!(report.gdap_readable, "GDAP must still be read: {report:?}");
+    assert_eq!(report.gdap_customers, 2);
+    assert_eq!(
+        app.microsoft().route_calls(path) - before,
+        2,
+        "one refusal, one retry"
+    );
+}

@@ -954,6 +954,9 @@ async fn samgates_own_errors_wear_the_upstreams_error_shape_on_proxy_routes() {
     )
     .await;
     let body: serde_json::Value = response.json().await.expect("json");
-    assert!(body.get("error").is_none() && body.get("description").is_none(), "{body}");
+    assert!(
+        body.get("error").is_none() && body.get("description").is_none(),
+        "{body}"
+    );
     assert!(body["code"].is_string());
 }

@@ -119,13 +119,22 @@ impl AadError {
         });
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
         let body = self.body(shared.now(), correlation_id);
+        let trace_id = body["trace_id"]
+            .as_str()
+            .and_then(|t| HeaderValue::from_str(t).ok());
         let mut resp = (status, axum::Json(body)).into_response();
+        if let Some(trace_id) = trace_id {
+            // Microsoft's `x-ms-request-id` is the body's `trace_id` (recorded 90002 response).
+            resp.headers_mut().insert("x-ms-request-id", trace_id);
+        }
         no_store(&mut resp);
         resp
     }
 }
 
-/// `Cache-Control: no-store` and `Pragma: no-cache`, as the token endpoint sends.
+/// The token endpoint's headers (recorded responses in tests/recorded/identity): `Cache-Control:
+/// no-store, no-cache`, `Pragma: no-cache`, `Expires: -1`, `X-Content-Type-Options: nosniff`, and an
+/// `x-ms-request-id` (the trace id; a fresh one when the body names none).
 pub fn no_store(resp: &mut Response) {
     let h = resp.headers_mut();
     h.insert(
@@ -133,6 +142,16 @@ pub fn no_store(resp: &mut Response) {
         HeaderValue::from_static("no-store, no-cache"),
     );
     h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    h.insert(header::EXPIRES, HeaderValue::from_static("-1"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if !h.contains_key("x-ms-request-id")
+        && let Ok(id) = HeaderValue::from_str(&Uuid::new_v4().to_string())
+    {
+        h.insert("x-ms-request-id", id);
+    }
 }
 
 /// Microsoft's "2019-11-13 22:33:10Z".

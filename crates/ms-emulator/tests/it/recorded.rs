@@ -299,18 +299,6 @@ const TOKEN_HEADERS_NOT_SENT: &[(&str, &str)] = &[
         "x-ms-ests-server",
         "the build and region of Microsoft's server",
     ),
-    (
-        "Expires",
-        "emulator gap: Microsoft sends Expires: -1 beside Cache-Control (reported)",
-    ),
-    (
-        "X-Content-Type-Options",
-        "emulator gap: Microsoft sends nosniff (reported)",
-    ),
-    (
-        "x-ms-request-id",
-        "emulator gap: Microsoft echoes the trace_id as x-ms-request-id (reported)",
-    ),
 ];
 
 // ---- identity -------------------------------------------------------------------------------
