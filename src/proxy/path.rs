@@ -47,15 +47,25 @@ pub fn normalize(raw: &str) -> Result<String, PathError> {
             return Err(PathError::Escapes);
         }
     }
-    if lowered.contains("://") || lowered.starts_with("//") {
+    if lowered.contains("://") || lowered.starts_with('/') {
         return Err(PathError::Escapes);
     }
+    // Empty segments are dropped: Microsoft's Python Graph SDK (kiota-http with an httpx base URL
+    // that ends in `/`) asks for `v1.0//users`, which means `v1.0/users`. An empty segment cannot
+    // climb, so dropping it changes nothing else.
+    let mut segments = Vec::new();
     for segment in raw.split('/') {
-        if segment.is_empty() || segment == "." || segment == ".." {
+        if segment == "." || segment == ".." {
             return Err(PathError::Escapes);
         }
+        if !segment.is_empty() {
+            segments.push(segment);
+        }
     }
-    Ok(raw.to_owned())
+    if segments.is_empty() {
+        return Err(PathError::Empty);
+    }
+    Ok(segments.join("/"))
 }
 
 /// Partner Center's REST API lives under `v1/`, Graph's under `v1.0/` and `beta/`: a path
@@ -108,13 +118,19 @@ mod tests {
     }
 
     #[test]
+    fn empty_segments_are_dropped_as_the_python_graph_sdk_sends_them() {
+        assert_eq!(normalize("v1.0//users").as_deref(), Ok("v1.0/users"));
+        assert_eq!(normalize("v1//customers/").as_deref(), Ok("v1/customers"));
+        assert_eq!(normalize("/").map_err(|_| ()), Err(()));
+    }
+
+    #[test]
     fn escapes_are_refused() {
         for path in [
             "",
             "..",
             "v1/../admin",
             "v1/./customers",
-            "v1//customers",
             "v1/%2e%2e/x",
             "v1/%2E%2e/x",
             "v1%2fcustomers",

@@ -262,6 +262,8 @@ async fn path_traversal_and_absolute_url_attempts_are_refused_before_any_upstrea
         "v1/../_emulator/counters",
         "v1/./customers",
         "v1/customers/../../_emulator/counters",
+        "v1//..//_emulator/counters",
+        "//evil.example/v1/customers",
     ] {
         let status = raw_get(&app, &key, &pc(raw)).await;
         assert_eq!(status, 400, "{raw}");
@@ -272,7 +274,6 @@ async fn path_traversal_and_absolute_url_attempts_are_refused_before_any_upstrea
         "v1/%2e%2e/_emulator/counters",
         "v1/%2E%2E%2F_emulator",
         "v1%2f..%2f_emulator",
-        "v1//customers",
         "v1/%252e%252e/x",
         "http:%2f%2fevil.example/x",
     ] {

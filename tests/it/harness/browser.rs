@@ -1,8 +1,8 @@
 //! Headless Chromium through chromedriver and fantoccini (recipe: shared docs STACK.md §5).
 //!
 //! One chromedriver per test on a free port, in its own process group so that Chromium dies with
-//! it; a fresh profile directory removed afterwards. Tests skip (with a message) only when the
-//! binaries are absent; CI installs them.
+//! it; a fresh profile directory removed afterwards. Tests skip (with a message on the terminal)
+//! only when the binaries are absent, and fail instead under `CI=true`; CI installs them.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -29,11 +29,12 @@ impl Browser {
     /// when chromedriver or Chromium is not installed. `name` prefixes the screenshot files.
     pub async fn launch(name: &str) -> Option<Browser> {
         for binary in [CHROMEDRIVER, CHROMIUM] {
-            if !Path::new(binary).exists() {
-                eprintln!(
-                    "SKIPPED: {binary} is not installed (apt-get install -y chromium chromium-driver); \
+            if !Path::new(binary).exists()
+                && !super::peers::available(Some(format!(
+                    "{binary} is not installed (apt-get install -y chromium chromium-driver); \
                      the browser test did not run"
-                );
+                )))
+            {
                 return None;
             }
         }

@@ -4,6 +4,7 @@ pub mod browser;
 pub mod db;
 pub mod logs;
 pub mod microsoft;
+pub mod peers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
