@@ -46,13 +46,13 @@ enum Command {
     },
     /// Apply pending database migrations to DATABASE_URL and exit.
     Migrate,
-    /// Invitation links for partner admins (until the admin UI does this).
+    /// Invitation links for partner admins.
     #[command(subcommand)]
     Invitations(InvitationsCommand),
     /// Key-encryption keys: generate, rotate, status.
     #[command(subcommand)]
     Keys(KeysCommand),
-    /// API clients (backend services) and their keys (until the admin UI does this).
+    /// API clients (backend services) and their keys.
     #[command(subcommand)]
     Clients(ClientsCommand),
     /// CPV staff accounts for the admin UI: add, list, disable, set-role.
@@ -133,10 +133,22 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("samgate: {err:#}");
-            ExitCode::FAILURE
+            match err.downcast_ref::<Incomplete>() {
+                Some(_) => ExitCode::from(EXIT_INCOMPLETE),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }
+
+/// Exit status of a command that ran but did not do all it was asked (some partners failed or
+/// need their admin); 1 is any other failure, 2 a usage error (from the argument parser).
+pub const EXIT_INCOMPLETE: u8 = 3;
+
+/// A command that ran to the end with part of the work not done; exits with [`EXIT_INCOMPLETE`].
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Incomplete(pub String);
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
@@ -964,9 +976,20 @@ async fn partners(command: PartnersCommand) -> anyhow::Result<()> {
             let summary = keep_alive::run(&app, now, selection).await?;
             println!("{summary}");
             if summary.needs_consent + summary.mfa_required > 0 {
-                println!(
-                    "send those partners a re-consent invitation (samgate invitations create)"
-                );
+                return Err(Incomplete(format!(
+                    "{} partner(s) need their admin to consent again: send a re-consent \
+                     invitation (samgate invitations create)",
+                    summary.needs_consent + summary.mfa_required
+                ))
+                .into());
+            }
+            if summary.failed > 0 {
+                return Err(Incomplete(format!(
+                    "{} refresh(es) failed for a reason that may pass; they are retried by the \
+                     next keep-alive cycle",
+                    summary.failed
+                ))
+                .into());
             }
         }
         PartnersCommand::Offboard {

@@ -198,3 +198,69 @@ fn keys_generate_needs_no_configuration_and_prints_a_usable_key() {
         "keys are random"
     );
 }
+
+/// Runs a command off the test's runtime thread (the emulator it talks to runs on that thread).
+async fn run_beside(command: &mut Command) -> std::process::Output {
+    let mut command = std::mem::replace(command, Command::new(BIN));
+    tokio::task::spawn_blocking(move || command.output())
+        .await
+        .expect("join")
+        .expect("run")
+}
+
+/// One-shot commands against the test app's database and emulator, as an operator runs them.
+fn command_for(app: &crate::harness::TestApp) -> Command {
+    let mut command = base_command();
+    command
+        .env("DATABASE_URL", app.db.url())
+        .env("SAMGATE_PUBLIC_URL", &app.address)
+        .env("SAMGATE_AUTHORITY_URL", app.emulator.base_url())
+        .env("SAMGATE_PARTNER_CENTER_URL", app.emulator.base_url())
+        .env("SAMGATE_GRAPH_URL", app.emulator.graph_url())
+        .env("SAMGATE_CLIENT_ID", ms_emulator::DEMO_CLIENT_ID.to_string())
+        .env("SAMGATE_CLIENT_SECRET", ms_emulator::DEMO_CLIENT_SECRET)
+        .env("SAMGATE_KEKS", &app.keks)
+        .env("RUST_LOG", "info");
+    command
+}
+
+/// Scripts read stdout and the exit status: logs go to stderr (no colour codes when it is not a
+/// terminal), and a refresh that left a partner needing its admin exits 3, not 0.
+#[tokio::test]
+async fn partners_refresh_keeps_stdout_for_output_and_exits_non_zero_when_a_partner_needs_its_admin()
+ {
+    let app = crate::harness::TestApp::spawn().await;
+    app.consent_contoso().await;
+    let tenant = ms_emulator::DEMO_CONTOSO.to_string();
+    let output =
+        run_beside(command_for(&app).args(["partners", "refresh", "--tenant", &tenant])).await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert_eq!(
+        stdout.trim(),
+        "refreshed 1, needs_consent 0, mfa_required 0, failed 0",
+        "stdout holds the summary only"
+    );
+    assert!(
+        !stdout.contains('\u{1b}') && !stderr.contains('\u{1b}'),
+        "no colour codes"
+    );
+
+    app.microsoft()
+        .revoke_refresh_tokens(ms_emulator::DEMO_CONTOSO_ADMIN);
+    let output =
+        run_beside(command_for(&app).args(["partners", "refresh", "--tenant", &tenant])).await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(i32::from(samgate::cli::EXIT_INCOMPLETE)),
+        "{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.starts_with("refreshed 0, needs_consent 1"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("re-consent invitation"), "{stderr}");
+}

@@ -961,3 +961,36 @@ async fn samgates_own_errors_wear_the_upstreams_error_shape_on_proxy_routes() {
     );
     assert!(body["code"].is_string());
 }
+
+/// A key pasted without its scheme gets a hint naming the fix, not "unknown key"; the scheme's
+/// case does not matter (RFC 9110).
+#[tokio::test]
+async fn a_key_without_bearer_gets_a_hint_and_the_scheme_is_case_insensitive() {
+    let app = TestApp::spawn().await;
+    app.consent_contoso().await;
+    let key = app.api_key("billing", None, true).await;
+    let response = app
+        .client
+        .get(app.url(&pc("v1/customers?size=1")))
+        .header("authorization", &key)
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(response.status(), 401);
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(body["code"], "invalid_api_key");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no scheme") && m.contains("Bearer")),
+        "{body}"
+    );
+    let response = app
+        .client
+        .get(app.url(&pc("v1/customers?size=1")))
+        .header("authorization", format!("BEARER {key}"))
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(response.status(), 200);
+}

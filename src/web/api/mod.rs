@@ -76,11 +76,23 @@ impl FromRequestParts<AppState> for ApiCaller {
                     "send your API key as `Authorization: Bearer sgk_…`",
                 )
             })?;
-        let presented = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .unwrap_or("")
-            .trim();
+        // The scheme is case-insensitive (RFC 9110 §11.1).
+        let presented = match header.split_once(' ') {
+            Some((scheme, key)) if scheme.eq_ignore_ascii_case("bearer") => key.trim(),
+            _ if header.trim().starts_with("sgk_") => {
+                return Err(ApiError::new(
+                    ApiErrorCode::InvalidApiKey,
+                    "the Authorization header holds a key but no scheme: send \
+                     `Authorization: Bearer sgk_…`",
+                ));
+            }
+            _ => {
+                return Err(ApiError::new(
+                    ApiErrorCode::InvalidApiKey,
+                    "send your API key as `Authorization: Bearer sgk_…`",
+                ));
+            }
+        };
         let principal = state
             .api_keys
             .verify(presented, state.clock.now())
