@@ -12,6 +12,7 @@ mod browser;
 mod cli;
 mod consent;
 mod customers;
+mod faults;
 mod foundation;
 mod hardening;
 mod id_token;
