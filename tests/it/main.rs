@@ -13,6 +13,7 @@ mod cli;
 mod consent;
 mod customers;
 mod examples;
+mod faults;
 mod foundation;
 mod hardening;
 mod id_token;

@@ -156,11 +156,13 @@ async fn build_template(admin: &PgConnectOptions, pool: &PgPool, template: &str)
     .expect("publish template");
 }
 
-/// A database of one test; dropped when the value is dropped.
+/// A database of one test; dropped when the value is dropped (unless the test runs its server).
 pub struct TestDb {
     name: String,
     admin: PgConnectOptions,
     options: PgConnectOptions,
+    /// The URL of a database on a server the test runs itself, which the test also removes.
+    own_server_url: Option<String>,
 }
 
 impl TestDb {
@@ -184,6 +186,18 @@ impl TestDb {
             options: server.admin.clone().database(&name),
             admin: server.admin.clone(),
             name,
+            own_server_url: None,
+        }
+    }
+
+    /// A migrated database `name` on a server the test runs itself (its own cluster, reached with
+    /// `admin` and `url`); dropping the value leaves it to the test, which removes the server.
+    pub fn on_own_server(admin: PgConnectOptions, name: &str, url: String) -> Self {
+        Self {
+            options: admin.clone().database(name),
+            admin,
+            name: name.to_owned(),
+            own_server_url: Some(url),
         }
     }
 
@@ -199,6 +213,9 @@ impl TestDb {
 
     /// A URL for command-line tools (`pg_dump`); only for the private cluster.
     pub fn url(&self) -> String {
+        if let Some(url) = &self.own_server_url {
+            return url.clone();
+        }
         match SERVER.get().and_then(|s| s.cluster.as_ref()) {
             Some(cluster) => cluster.database_url(&self.name),
             None => {
@@ -244,6 +261,9 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
+        if self.own_server_url.is_some() {
+            return;
+        }
         let admin = self.admin.clone();
         let name = self.name.clone();
         // Drop runs inside the test's runtime; a thread with its own runtime avoids nesting.

@@ -42,6 +42,7 @@ pub struct TestApp {
 pub struct TestAppBuilder {
     env: Vec<(String, String)>,
     seed: Option<Box<dyn FnOnce(Seed) -> Seed + Send>>,
+    database: Option<TestDb>,
 }
 
 impl TestApp {
@@ -50,6 +51,7 @@ impl TestApp {
         TestAppBuilder {
             env: Vec::new(),
             seed: None,
+            database: None,
         }
     }
 
@@ -165,10 +167,20 @@ impl TestAppBuilder {
         self
     }
 
+    /// Runs the app on `database` (e.g. one on the test's own cluster) instead of a fresh one on
+    /// the shared test server.
+    pub fn with_database(mut self, database: TestDb) -> Self {
+        self.database = Some(database);
+        self
+    }
+
     /// Starts the emulator and samgate on `127.0.0.1:0`.
     pub async fn spawn(self) -> TestApp {
         logs::install();
-        let db = TestDb::create().await;
+        let db = match self.database {
+            Some(database) => database,
+            None => TestDb::create().await,
+        };
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
             .await
             .expect("bind");
