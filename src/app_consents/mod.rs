@@ -93,8 +93,14 @@ impl Problem {
             ),
             BrokerError::Unavailable(_) => Self::new(
                 "unavailable",
-                "Microsoft's sign-in service or samgate's database could not be reached",
+                "Microsoft's sign-in service could not be reached",
                 "This is usually temporary: try again in a few minutes.",
+            ),
+            BrokerError::Storage(_) => Self::new(
+                "database_unavailable",
+                "samgate's database could not be reached",
+                "This is usually temporary: try again in a few minutes; if it persists, an \
+                 operator should check the database (/readyz).",
             ),
             BrokerError::AppConfiguration(c) => Self::new(
                 with_code("app_configuration", c.code),

@@ -93,9 +93,12 @@ pub enum BrokerError {
     /// Microsoft throttled the token endpoint.
     #[error("token endpoint throttled")]
     Throttled,
-    /// Microsoft or the database failed in a way that may pass.
+    /// Microsoft failed in a way that may pass (or the sealed grant could not be handled).
     #[error("token unavailable: {0}")]
     Unavailable(String),
+    /// samgate's own database could not be reached: says nothing about Microsoft or the partner.
+    #[error("samgate's database is unavailable: {0}")]
+    Storage(String),
     /// The CPV app's own configuration was refused (secret expired, wrong client…).
     #[error("the CPV app was refused ({})", .0.code.map(|c| c.to_string()).unwrap_or_default())]
     AppConfiguration(Classified),
@@ -323,7 +326,7 @@ impl Broker {
             expires_at,
         )
         .await
-        .map_err(|e| BrokerError::Unavailable(format!("database: {e}")))?;
+        .map_err(|e| BrokerError::Storage(e.to_string()))?;
         Ok(expires_at)
     }
 
@@ -357,7 +360,7 @@ impl Broker {
     }
 
     async fn obtain(&self, key: TokenKey) -> Result<AccessToken, BrokerError> {
-        let db_err = |e: sqlx::Error| BrokerError::Unavailable(format!("database: {e}"));
+        let db_err = |e: sqlx::Error| BrokerError::Storage(e.to_string());
         // Another instance may hold a fresh token already: no lock needed to read it.
         if let Some(stored) = db::access_tokens::find(
             &self.pool,
@@ -383,7 +386,7 @@ impl Broker {
     /// holds stays valid; rotation is the partner-authority refresh's job), so customer calls
     /// never wait on the partner's own refreshes or on each other.
     async fn refresh_at_customer(&self, key: TokenKey) -> Result<AccessToken, BrokerError> {
-        let db_err = |e: sqlx::Error| BrokerError::Unavailable(format!("database: {e}"));
+        let db_err = |e: sqlx::Error| BrokerError::Storage(e.to_string());
         let grant = db::grants::find(&self.pool, key.partner_id)
             .await
             .map_err(db_err)?
@@ -532,7 +535,7 @@ impl Broker {
     /// Redeems the partner's refresh token for `key` under the grant's row lock. With
     /// `force`, skips the shared-token shortcut (keep-alive wants the refresh itself).
     async fn refresh(&self, key: TokenKey, force: bool) -> Result<AccessToken, BrokerError> {
-        let db_err = |e: sqlx::Error| BrokerError::Unavailable(format!("database: {e}"));
+        let db_err = |e: sqlx::Error| BrokerError::Storage(e.to_string());
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         let grant = db::grants::lock(&mut *tx, key.partner_id)
             .await

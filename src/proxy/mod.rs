@@ -319,6 +319,7 @@ impl Proxy {
         let replayable = streaming.is_none();
         let mut refreshed_after_401 = false;
         let mut server_error_retries = 0;
+        let mut throttle_retries = 0;
         loop {
             let token = self.broker.access_token(key).await?;
             let body = match streaming.take() {
@@ -372,13 +373,21 @@ impl Proxy {
                 continue;
             }
             if status == 429 || status == 503 {
+                // `Retry-After: 0` is read as one second, and a call waits out at most
+                // THROTTLE_RETRIES throttles: Microsoft is never asked again in a tight loop.
                 let retry_after = retry_after_seconds(response.headers())
-                    .unwrap_or(if status == 429 { 30 } else { 5 });
+                    .unwrap_or(if status == 429 { 30 } else { 5 })
+                    .max(1);
                 let wait = Duration::from_secs(retry_after);
                 self.throttled_until
                     .insert(throttle_key, Instant::now() + wait)
                     .await;
-                if replayable && idempotent && wait <= remaining {
+                if replayable
+                    && idempotent
+                    && wait <= remaining
+                    && throttle_retries < THROTTLE_RETRIES
+                {
+                    throttle_retries += 1;
                     tokio::time::sleep(wait).await;
                     continue;
                 }
@@ -402,6 +411,9 @@ impl Proxy {
         }
     }
 }
+
+/// Throttled answers (429/503 with a wait that fits the caller's budget) one call waits out.
+const THROTTLE_RETRIES: u32 = 3;
 
 fn invalid_token(headers: &reqwest::header::HeaderMap) -> bool {
     headers

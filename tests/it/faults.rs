@@ -116,6 +116,8 @@ struct Answer {
     status: u16,
     /// samgate's error code (`{"code": …}`) when samgate answered the error itself.
     code: Option<String>,
+    /// samgate's error message, when samgate answered the error itself.
+    message: Option<String>,
     /// Whether the answer came from Microsoft (`x-samgate-upstream`).
     from_upstream: bool,
     took: Duration,
@@ -124,9 +126,14 @@ struct Answer {
 impl Answer {
     /// Whether samgate queued a call record for it: every call that reached a known partner,
     /// which is all but those refused before the partner was looked up (`service_unavailable`
-    /// while the key or the partner cannot be read).
+    /// while the key or the partner cannot be read; a token the database could not provide for a
+    /// known partner is recorded).
     fn recorded(&self) -> bool {
         self.code.as_deref() != Some("service_unavailable")
+            || self
+                .message
+                .as_deref()
+                .is_some_and(|m| m.contains("no token could be obtained"))
     }
 }
 
@@ -146,8 +153,8 @@ async fn call(http: &reqwest::Client, url: &str, key: &str, headers: &[(&str, &s
         .await
         .unwrap_or_else(|_| panic!("the body of a call to {url} hung"))
         .unwrap_or_else(|e| panic!("the body of a call to {url} broke off: {e}"));
-    let code = if status == 200 || from_upstream {
-        None
+    let (code, message) = if status == 200 || from_upstream {
+        (None, None)
     } else {
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_else(|_| {
             panic!(
@@ -159,16 +166,20 @@ async fn call(http: &reqwest::Client, url: &str, key: &str, headers: &[(&str, &s
             json["message"].as_str().is_some_and(|m| !m.is_empty()),
             "an error without a message: {json}"
         );
-        Some(
-            json["code"]
-                .as_str()
-                .unwrap_or_else(|| panic!("an error without a code: {json}"))
-                .to_owned(),
+        (
+            Some(
+                json["code"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("an error without a code: {json}"))
+                    .to_owned(),
+            ),
+            json["message"].as_str().map(str::to_owned),
         )
     };
     Answer {
         status,
         code,
+        message,
         from_upstream,
         took: started.elapsed(),
     }

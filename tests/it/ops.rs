@@ -186,8 +186,9 @@ async fn json_logs_carry_the_route_template_and_request_id_in_stable_fields() {
     let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
     let _ = child.wait();
+    // Logs go to stderr (stdout is for command output).
     let mut stdout = String::new();
-    if let Some(mut out) = child.stdout.take() {
+    if let Some(mut out) = child.stderr.take() {
         use std::io::Read;
         let _ = out.read_to_string(&mut stdout);
     }

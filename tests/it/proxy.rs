@@ -994,3 +994,30 @@ async fn a_key_without_bearer_gets_a_hint_and_the_scheme_is_case_insensitive() {
         .expect("call");
     assert_eq!(response.status(), 200);
 }
+
+/// `Retry-After: 0` on every answer must not make samgate ask Microsoft again in a tight loop
+/// until the caller's budget runs out: waits are at least a second and a call waits out at most
+/// three throttles.
+#[tokio::test]
+async fn a_retry_after_of_zero_does_not_make_samgate_hammer_microsoft() {
+    let app = TestApp::spawn().await;
+    app.consent_contoso().await;
+    let key = app.api_key("billing", None, true).await;
+    app.microsoft()
+        .fail_next(Fault::path("/v1/customers").throttle(0).times(10_000));
+    let before = app.microsoft().route_calls("/v1/customers");
+    let response = app
+        .client
+        .get(app.url(&pc("v1/customers?size=1")))
+        .bearer_auth(&key)
+        .header("x-samgate-deadline", "30")
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(response.status(), 429);
+    assert_eq!(
+        app.microsoft().route_calls("/v1/customers") - before,
+        4,
+        "the call and three retries, no more"
+    );
+}

@@ -490,6 +490,12 @@ fn proxy_error(error: ProxyError) -> ApiError {
             "a token could not be obtained from Microsoft right now; retry shortly",
         )
         .with_detail(err),
+        ProxyError::Token(err @ BrokerError::Storage(_)) => ApiError::new(
+            ApiErrorCode::ServiceUnavailable,
+            "samgate's database is unavailable, so no token could be obtained; retry shortly",
+        )
+        .with_retry_after(5)
+        .with_detail(err),
         ProxyError::Throttled { retry_after } => ApiError::new(
             ApiErrorCode::UpstreamThrottled,
             format!("Microsoft is throttling this partner; retry after {retry_after} seconds"),
