@@ -1,4 +1,6 @@
-//! Which headers cross the proxy. Towards Microsoft only an allow-list passes (content negotiation,
+//! Which headers cross the proxy. Towards Microsoft only an allow-list passes (content negotiation
+//! except `Accept-Encoding`: answers must come back uncompressed so their paging links can be
+//! pointed at samgate, see `proxy::links`;
 //! conditional requests, Graph's `Prefer`/`ConsistencyLevel`, Partner Center's `MS-*` and
 //! `X-Locale`, request ids): credentials, cookies, hop-by-hop, forwarding and method-override
 //! headers never do. Cookies and hop-by-hop headers from Microsoft never reach the caller.
@@ -10,7 +12,6 @@ use axum::http::{HeaderMap, HeaderName};
 const REQUEST_ALLOW: &[&str] = &[
     "accept",
     "accept-language",
-    "accept-encoding",
     "content-type",
     "content-encoding",
     "content-language",

@@ -843,10 +843,13 @@ async fn paging_links_point_at_samgate_so_no_key_ever_leaves_for_another_host() 
             url.starts_with(&graph_route),
             "a link leaves samgate: {url}"
         );
+        // SDKs ask for compression; samgate must still read (and rewrite) the links, so it never
+        // passes Accept-Encoding on to Microsoft.
         let response = app
             .client
             .get(&url)
             .bearer_auth(&key)
+            .header("accept-encoding", "gzip, deflate, br")
             .send()
             .await
             .expect("page");
@@ -895,13 +898,17 @@ async fn paging_links_point_at_samgate_so_no_key_ever_leaves_for_another_host() 
     }
     assert_eq!(customers, 2);
 
-    // Nothing that reached Microsoft carried samgate's key.
+    // Nothing that reached Microsoft carried samgate's key, nor asked for a compressed answer.
     for request in app.microsoft().recorded_requests() {
         for (name, value) in &request.headers {
             assert!(
                 !value.contains("sgk_"),
                 "samgate's key reached Microsoft in {name} of {}",
                 request.path
+            );
+            assert!(
+                !name.eq_ignore_ascii_case("accept-encoding"),
+                "Accept-Encoding reached Microsoft: {value}"
             );
         }
     }

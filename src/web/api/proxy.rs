@@ -535,8 +535,19 @@ async fn stream_back(
     let fits = response
         .content_length()
         .is_none_or(|n| n <= LINK_REWRITE_MAX_BYTES as u64);
+    // samgate never asks for compression, so this holds; a compressed answer anyway is passed on
+    // as it is (its links cannot be read) and counted.
+    let identity = response
+        .headers()
+        .get(axum::http::header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v.trim().eq_ignore_ascii_case("identity"));
+    if is_json && !identity {
+        metrics::counter!("samgate_proxy_links_unrewritten_total", "upstream" => upstream.as_str())
+            .increment(1);
+    }
     let mut head: Vec<bytes::Bytes> = Vec::new();
-    if status.is_success() && is_json && fits {
+    if status.is_success() && is_json && fits && identity {
         let mut read = 0usize;
         let mut whole = true;
         loop {
