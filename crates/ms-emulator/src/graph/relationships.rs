@@ -7,6 +7,8 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -67,8 +69,17 @@ fn relationship_json(world: &World, r: &Relationship, now: OffsetDateTime) -> Va
         .get(&r.customer)
         .map(|c| c.display_name.clone())
         .unwrap_or_default();
+    // A weak ETag that changes with the relationship, shaped as Graph's (`W/"<base64 of a quoted
+    // version>"`, the recorded relationships page).
+    let version = format!(
+        "'\"{}-{}\"'",
+        r.id,
+        r.last_modified.unix_timestamp_nanos()
+    );
+    let etag = format!("W/\"{}\"", STANDARD.encode(version));
     json!({
         "@odata.type": "#microsoft.graph.delegatedAdminRelationship",
+        "@odata.etag": etag,
         "id": r.id,
         "displayName": r.display_name,
         "duration": r.duration,

@@ -692,10 +692,6 @@ async fn relationships_page_has_graphs_documented_shape() {
         &emulated,
         &[
             (
-                "missing .value[].@odata.etag",
-                "emulator gap: Graph sends an @odata.etag per relationship (reported)",
-            ),
-            (
                 "missing .value[].isPartnerConsentPending",
                 "only resellerDelegatedAdminRelationship (indirect resellers) carries it; not emulated",
             ),
