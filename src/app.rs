@@ -42,6 +42,8 @@ pub struct App {
     pub proxy: Proxy,
     /// Verifies API keys (cached; see `spawn_background` for its listener and flush).
     pub api_keys: crate::api_keys::ApiKeyVerifier,
+    /// Bounds the staff password checks (Argon2) running at once.
+    pub argon2: crate::staff::Argon2Limit,
     /// The call-record queue until the background writer takes it.
     call_records: std::sync::Mutex<Option<CallRecordQueue>>,
 }
@@ -105,6 +107,7 @@ impl App {
             proxy,
             call_records: std::sync::Mutex::new(Some(queue)),
             api_keys: crate::api_keys::ApiKeyVerifier::new(pool.clone()),
+            argon2: crate::staff::Argon2Limit::for_this_machine(),
             config,
             pool,
             clock,

@@ -55,7 +55,7 @@ enum Command {
     /// API clients (backend services) and their keys.
     #[command(subcommand)]
     Clients(ClientsCommand),
-    /// CPV staff accounts for the admin UI: add, list, disable, set-role.
+    /// CPV staff accounts for the admin UI: add, list, disable, set-role, reset-mfa.
     #[command(subcommand)]
     Staff(StaffCommand),
     /// Partners: refresh grants now, offboard.
@@ -451,38 +451,73 @@ async fn demo(dir: PathBuf, listen: std::net::SocketAddr) -> anyhow::Result<()> 
 /// The demo's staff login.
 const DEMO_STAFF_EMAIL: &str = "admin@samgate.demo";
 
-/// Creates the demo's admin staff member once; its password is kept (mode 0600) next to the demo
+/// The demo admin's login: its password and its TOTP secret (base32). Admins need a second
+/// factor, so the demo admin is enrolled at creation; both are kept (mode 0600) next to the demo
 /// database so every run prints the same login.
-async fn demo_staff(app: &App, dir: &std::path::Path) -> anyhow::Result<SecretString> {
-    let path = dir.join("demo-staff-password");
-    if let Ok(text) = std::fs::read_to_string(&path)
-        && db::staff::find_by_email(&app.pool, DEMO_STAFF_EMAIL)
-            .await?
-            .is_some()
-    {
-        return Ok(SecretString::from(text.trim().to_owned()));
-    }
-    let (_, password) = crate::staff::add_staff(
-        &app.pool,
-        crate::staff::NewStaffRequest {
-            email: DEMO_STAFF_EMAIL,
-            display_name: Some("Demo Admin"),
-            role: crate::staff::Role::Admin,
-            password: None,
-            actor: "demo",
-        },
-        app.clock.now(),
-    )
-    .await?;
+struct DemoLogin {
+    password: SecretString,
+    totp_secret: SecretString,
+}
+
+fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    std::io::Write::write_all(
-        &mut options.open(&path)?,
-        password.expose_secret().as_bytes(),
-    )?;
-    Ok(password)
+    std::io::Write::write_all(&mut options.open(path)?, text.as_bytes())?;
+    Ok(())
+}
+
+/// Creates the demo's admin staff member once, enrolled in TOTP.
+async fn demo_staff(app: &App, dir: &std::path::Path) -> anyhow::Result<DemoLogin> {
+    let password_path = dir.join("demo-staff-password");
+    let totp_path = dir.join("demo-staff-totp");
+    let existing = db::staff::find_by_email(&app.pool, DEMO_STAFF_EMAIL).await?;
+    if let (Ok(password), Ok(secret), Some(member)) = (
+        std::fs::read_to_string(&password_path),
+        std::fs::read_to_string(&totp_path),
+        existing.as_ref(),
+    ) && crate::staff::mfa::is_enabled(&app.pool, member.id).await?
+    {
+        return Ok(DemoLogin {
+            password: SecretString::from(password.trim().to_owned()),
+            totp_secret: SecretString::from(secret.trim().to_owned()),
+        });
+    }
+    let (member, password) = match (existing, std::fs::read_to_string(&password_path)) {
+        // A demo from before second factors: keep its admin, enrol it now.
+        (Some(member), Ok(password)) => (member, SecretString::from(password.trim().to_owned())),
+        _ => {
+            let (member, password) = crate::staff::add_staff(
+                &app.pool,
+                crate::staff::NewStaffRequest {
+                    email: DEMO_STAFF_EMAIL,
+                    display_name: Some("Demo Admin"),
+                    role: crate::staff::Role::Admin,
+                    password: None,
+                    actor: "demo",
+                },
+                app.clock.now(),
+            )
+            .await?;
+            write_private(&password_path, password.expose_secret())?;
+            (member, password)
+        }
+    };
+    crate::staff::mfa::reset_mfa(&app.pool, member.id, "demo", app.clock.now()).await?;
+    let (totp_secret, _) = crate::staff::mfa::enrol_now(
+        &app.pool,
+        &app.vault,
+        member.id,
+        &app.config.cpv_name,
+        app.clock.now(),
+    )
+    .await?;
+    write_private(&totp_path, totp_secret.expose_secret())?;
+    Ok(DemoLogin {
+        password,
+        totp_secret,
+    })
 }
 
 /// Writes the running demo's configuration to `{dir}/demo.env` (mode 0600), so one-shot commands
@@ -575,7 +610,7 @@ async fn run_demo(
     let config = Config::from_lookup(&lookup)?;
     let env_file = write_demo_env(dir, &lookup)?;
     let app = App::build(config.clone(), pool.clone(), Arc::new(SystemClock))?;
-    let staff_password = demo_staff(&app, dir).await?;
+    let staff_login = demo_staff(&app, dir).await?;
     let (_, token) = onboarding::create_invitation(
         &app.pool,
         &onboarding::NewInvitationRequest {
@@ -600,7 +635,15 @@ async fn run_demo(
     println!("  Admin UI for CPV staff: {public_url}admin/login");
     println!(
         "    sign in as {DEMO_STAFF_EMAIL}, password {}",
-        staff_password.expose_secret()
+        staff_login.password.expose_secret()
+    );
+    println!(
+        "    then the code of an authenticator app holding the TOTP key {}",
+        staff_login.totp_secret.expose_secret()
+    );
+    println!(
+        "    (or `oathtool --totp -b {}`; lost it? `samgate staff reset-mfa {DEMO_STAFF_EMAIL}`)",
+        staff_login.totp_secret.expose_secret()
     );
     println!();
     println!("  Consent as a partner admin: open this invitation link in a browser");
@@ -845,6 +888,12 @@ enum StaffCommand {
         #[arg(value_parser = parse_role)]
         role: crate::staff::Role,
     },
+    /// Remove a staff member's second factor and recovery codes (a lost phone, a lock-out); their
+    /// sessions end, and an admin sets up a new one at the next password sign-in. Audited.
+    ResetMfa {
+        /// Sign-in email.
+        email: String,
+    },
 }
 
 fn parse_role(text: &str) -> Result<crate::staff::Role, String> {
@@ -917,6 +966,17 @@ async fn staff(command: StaffCommand) -> anyhow::Result<()> {
             let member = find(&email).await?;
             crate::staff::set_role(&app.pool, member.id, role, "cli", now).await?;
             println!("staff member {} is now {role}", member.email);
+        }
+        StaffCommand::ResetMfa { email } => {
+            let member = find(&email).await?;
+            if crate::staff::mfa::reset_mfa(&app.pool, member.id, "cli", now).await? {
+                println!(
+                    "second factor of {} removed; their sessions ended (an admin sets up a new one at the next sign-in)",
+                    member.email
+                );
+            } else {
+                println!("staff member {} had no second factor", member.email);
+            }
         }
     }
     Ok(())

@@ -203,7 +203,8 @@ pub async fn claim_for_rewrap(
     .await
 }
 
-/// How many sealed values each KEK wraps, per kind (`grants`, `webhook secrets`, `access tokens`).
+/// How many sealed values each KEK wraps, per kind (`grants`, `webhook secrets`, `access tokens`,
+/// `staff TOTP secrets`).
 pub async fn sealed_by_kek(
     executor: impl PgExecutor<'_>,
 ) -> Result<Vec<(String, i32, i64)>, sqlx::Error> {
@@ -211,6 +212,7 @@ pub async fn sealed_by_kek(
         "SELECT 'grants', kek_id, count(*) FROM grants GROUP BY kek_id
          UNION ALL SELECT 'webhook secrets', kek_id, count(*) FROM webhook_secrets GROUP BY kek_id
          UNION ALL SELECT 'access tokens', kek_id, count(*) FROM access_tokens GROUP BY kek_id
+         UNION ALL SELECT 'staff TOTP secrets', kek_id, count(*) FROM staff_mfa GROUP BY kek_id
          ORDER BY 2, 1",
     )
     .fetch_all(executor)

@@ -1,4 +1,4 @@
-//! The `staff` and `staff_login_failures` tables, and the read models of the admin UI (partners
+//! The `staff`, `staff_login_failures`, `staff_mfa` and `staff_recovery_codes` tables, and the read models of the admin UI (partners
 //! listing, dashboard counts, audit search): keyset-paged, never `OFFSET`, never a `count(*)` over
 //! everything per page.
 
@@ -294,6 +294,217 @@ pub async fn clear_login_failures(
         .execute(executor)
         .await?;
     Ok(())
+}
+
+// ---- Second factor ---------------------------------------------------------------------------
+
+/// A member's TOTP enrolment (the secret stays sealed).
+#[derive(Clone, FromRow)]
+pub struct MfaRow {
+    /// The vault-sealed secret.
+    pub sealed_secret: Vec<u8>,
+    /// The KEK that wraps it.
+    pub kek_id: i32,
+    /// Set once the member confirmed the secret with a code; `None` while pending.
+    pub confirmed_at: Option<OffsetDateTime>,
+    /// The last accepted time step.
+    pub last_step: Option<i64>,
+}
+
+impl std::fmt::Debug for MfaRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MfaRow")
+            .field("kek_id", &self.kek_id)
+            .field("confirmed_at", &self.confirmed_at)
+            .field("last_step", &self.last_step)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The member's TOTP enrolment, if any.
+pub async fn find_mfa(
+    executor: impl PgExecutor<'_>,
+    staff_id: Uuid,
+) -> Result<Option<MfaRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT sealed_secret, kek_id, confirmed_at, last_step FROM staff_mfa WHERE staff_id = $1",
+    )
+    .bind(staff_id)
+    .fetch_optional(executor)
+    .await
+}
+
+/// Stores a new, unconfirmed secret (replacing an unconfirmed one); false when the member has a
+/// confirmed one.
+pub async fn put_pending_mfa(
+    executor: impl PgExecutor<'_>,
+    staff_id: Uuid,
+    sealed_secret: &[u8],
+    kek_id: i32,
+    now: OffsetDateTime,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "INSERT INTO staff_mfa (staff_id, sealed_secret, kek_id, created_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (staff_id) DO UPDATE
+            SET sealed_secret = EXCLUDED.sealed_secret, kek_id = EXCLUDED.kek_id,
+                created_at = EXCLUDED.created_at, last_step = NULL
+          WHERE staff_mfa.confirmed_at IS NULL",
+    )
+    .bind(staff_id)
+    .bind(sealed_secret)
+    .bind(kek_id)
+    .bind(now)
+    .execute(executor)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Confirms a pending secret with the step of the code that proved it; false when there is no
+/// pending secret.
+pub async fn confirm_mfa(
+    executor: impl PgExecutor<'_>,
+    staff_id: Uuid,
+    step: i64,
+    now: OffsetDateTime,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE staff_mfa SET confirmed_at = $3, last_step = $2
+         WHERE staff_id = $1 AND confirmed_at IS NULL",
+    )
+    .bind(staff_id)
+    .bind(step)
+    .bind(now)
+    .execute(executor)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Accepts time step `step` for a confirmed secret unless it (or a later one) was accepted
+/// already: one atomic compare-and-set, so a code works once even when sent twice at once.
+pub async fn use_totp_step(
+    executor: impl PgExecutor<'_>,
+    staff_id: Uuid,
+    step: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE staff_mfa SET last_step = $2
+         WHERE staff_id = $1 AND confirmed_at IS NOT NULL
+           AND (last_step IS NULL OR last_step < $2)",
+    )
+    .bind(staff_id)
+    .bind(step)
+    .execute(executor)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Stores a secret re-wrapped under another KEK (same secret).
+pub async fn rewrap_mfa_secret(
+    executor: impl PgExecutor<'_>,
+    staff_id: Uuid,
+    sealed_secret: &[u8],
+    kek_id: i32,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE staff_mfa SET sealed_secret = $2, kek_id = $3 WHERE staff_id = $1")
+        .bind(staff_id)
+        .bind(sealed_secret)
+        .bind(kek_id)
+        .execute(executor)
+        .await?;
+    Ok(())
+}
+
+/// Up to `limit` TOTP secrets not under `kek_id`, locked and skipping rows others hold.
+pub async fn claim_mfa_for_rewrap(
+    executor: impl PgExecutor<'_>,
+    kek_id: i32,
+    limit: i64,
+) -> Result<Vec<(Uuid, Vec<u8>)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT staff_id, sealed_secret FROM staff_mfa WHERE kek_id <> $1
+         ORDER BY staff_id LIMIT $2 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(kek_id)
+    .bind(limit)
+    .fetch_all(executor)
+    .await
+}
+
+/// Removes the member's secret and recovery codes and ends their sessions; true when there was
+/// something to remove.
+pub async fn delete_mfa(
+    executor: impl PgExecutor<'_>,
+    staff_id: Uuid,
+) -> Result<bool, sqlx::Error> {
+    let removed: i64 = sqlx::query_scalar(
+        "WITH secret AS (DELETE FROM staff_mfa WHERE staff_id = $1 RETURNING 1),
+              codes AS (DELETE FROM staff_recovery_codes WHERE staff_id = $1 RETURNING 1),
+              epoch AS (UPDATE staff SET session_epoch = session_epoch + 1 WHERE id = $1)
+         SELECT (SELECT count(*) FROM secret) + (SELECT count(*) FROM codes)",
+    )
+    .bind(staff_id)
+    .fetch_one(executor)
+    .await?;
+    Ok(removed > 0)
+}
+
+/// Replaces the member's recovery codes with these hashes.
+pub async fn replace_recovery_codes(
+    executor: impl PgExecutor<'_>,
+    staff_id: Uuid,
+    hashes: &[Vec<u8>],
+    now: OffsetDateTime,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "WITH gone AS (DELETE FROM staff_recovery_codes WHERE staff_id = $1)
+         INSERT INTO staff_recovery_codes (staff_id, code_hash, created_at)
+         SELECT $1, hash, $3 FROM unnest($2::bytea[]) AS hash",
+    )
+    .bind(staff_id)
+    .bind(hashes)
+    .bind(now)
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+/// Uses up the member's recovery code with this hash; false when unknown or used already.
+pub async fn use_recovery_code(
+    executor: impl PgExecutor<'_>,
+    staff_id: Uuid,
+    code_hash: &[u8],
+    now: OffsetDateTime,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE staff_recovery_codes SET used_at = $3
+         WHERE staff_id = $1 AND code_hash = $2 AND used_at IS NULL",
+    )
+    .bind(staff_id)
+    .bind(code_hash)
+    .bind(now)
+    .execute(executor)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The member's recovery codes not used yet.
+pub async fn count_unused_recovery_codes(
+    executor: impl PgExecutor<'_>,
+    staff_id: Uuid,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM staff_recovery_codes WHERE staff_id = $1 AND used_at IS NULL",
+    )
+    .bind(staff_id)
+    .fetch_one(executor)
+    .await
+}
+
+/// The members with a confirmed second factor.
+pub async fn with_confirmed_mfa(executor: impl PgExecutor<'_>) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar("SELECT staff_id FROM staff_mfa WHERE confirmed_at IS NOT NULL")
+        .fetch_all(executor)
+        .await
 }
 
 // ---- Read models of the admin UI -------------------------------------------------------------

@@ -1,8 +1,12 @@
-//! CPV staff accounts: roles, Argon2id passwords (verified off the async threads), sign-in with a
-//! throttle per account and per client address that answers the same way whether or not the
-//! account exists, and the account changes staff make (each with an audit event).
+//! CPV staff accounts: roles, Argon2id passwords (verified off the async threads, a bounded number
+//! at once), sign-in with a throttle per account and per client address that answers the same way
+//! whether or not the account exists, the second factor of password accounts (required for
+//! admins), and the account changes staff make (each with an audit event).
 
+pub mod mfa;
 mod password;
+mod throttle;
+pub mod totp;
 
 use std::net::IpAddr;
 
@@ -15,7 +19,10 @@ use uuid::Uuid;
 use crate::db;
 use crate::db::staff::{NewStaff, StaffMember};
 
-pub use password::{PasswordError, generate_password, hash_password, verify_password};
+pub use password::{
+    ARGON2_MAX_WAIT, Argon2Busy, Argon2Limit, PasswordError, generate_password, hash_password,
+    verify_password,
+};
 
 /// Failed sign-ins for one account within [`THROTTLE_WINDOW`] before it is blocked.
 pub const ACCOUNT_FAILURE_LIMIT: i64 = 5;
@@ -61,6 +68,13 @@ impl Role {
     /// Whether this role includes `needed`.
     pub fn allows(self, needed: Role) -> bool {
         self >= needed
+    }
+
+    /// Whether a password sign-in with this role needs a second factor even when the member has
+    /// none yet (then the member must enrol before anything else). Admins can mint all-partner
+    /// API keys and manage staff: their password alone is not enough. Other roles may enrol.
+    pub fn requires_second_factor(self) -> bool {
+        self == Self::Admin
     }
 }
 
@@ -129,6 +143,21 @@ pub enum StaffError {
     /// The chosen password is unacceptable.
     #[error(transparent)]
     Password(#[from] PasswordError),
+    /// The member already has a confirmed second factor (an admin must reset it first).
+    #[error("a second factor is set up already")]
+    MfaAlreadyOn,
+    /// No second factor (or no pending enrolment) to check the code against.
+    #[error("no second factor is being set up")]
+    NoEnrolment,
+    /// The code is wrong, used already, or the throttle refused to check it.
+    #[error("the code is not right")]
+    WrongCode,
+    /// Sealing or opening the TOTP secret failed.
+    #[error("vault: {0}")]
+    Vault(#[from] crate::vault::VaultError),
+    /// The TOTP secret could not be turned into a code or URI.
+    #[error("totp: {0}")]
+    Totp(String),
     /// The database failed.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
@@ -293,86 +322,103 @@ pub async fn end_sessions(
     Ok(())
 }
 
+/// What a correct password leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextStep {
+    /// Nothing more: the member is signed in.
+    SignedIn,
+    /// The member has a second factor: a code (or recovery code) must follow.
+    SecondFactor,
+    /// The role needs a second factor the member does not have: enrol before anything else.
+    Enrolment,
+}
+
+impl NextStep {
+    /// The policy in one place: who must pass or set up a second factor after the password.
+    pub fn after_password(role: Role, has_second_factor: bool) -> Self {
+        match (has_second_factor, role.requires_second_factor()) {
+            (true, _) => Self::SecondFactor,
+            (false, true) => Self::Enrolment,
+            (false, false) => Self::SignedIn,
+        }
+    }
+}
+
 /// The outcome of a sign-in attempt. Callers show one message for every refusal.
 #[derive(Debug)]
 pub enum SignIn {
-    /// The credentials are right and the account is active.
-    Accepted(StaffMember),
+    /// The password is right and the account is active; `next` says what must follow.
+    Accepted {
+        /// The member.
+        member: StaffMember,
+        /// What must follow before the session is signed in.
+        next: NextStep,
+    },
     /// Wrong email or password, or a disabled account.
     Refused,
     /// Too many recent failures for this account or address; the password was not checked.
     Blocked,
+    /// Every Argon2 slot stayed busy: nothing was checked or counted; try again shortly.
+    Busy,
 }
 
-fn throttle_subject(kind: &str, value: &str) -> Vec<u8> {
-    Sha256::digest(format!("samgate-login:{kind}:{value}")).to_vec()
-}
-
-/// Checks an email and password, applying the throttle. Unknown emails cost the same Argon2
-/// verification as known ones, and failures are counted the same way for both.
+/// Checks an email and password, applying the throttle and the Argon2 limit. Unknown emails cost
+/// the same Argon2 verification as known ones, and failures are counted the same way for both.
 pub async fn sign_in(
     pool: &PgPool,
+    limit: &Argon2Limit,
     email: &str,
     password: SecretString,
     address: IpAddr,
     now: OffsetDateTime,
 ) -> Result<SignIn, StaffError> {
     let normalised = email.trim().to_lowercase();
-    let account = throttle_subject("account", &normalised);
-    let client = throttle_subject("address", &address.to_string());
-    let since = now - THROTTLE_WINDOW;
-    let who = log_hash(&normalised);
     // The attempt is counted before the password is checked, under a lock per subject: parallel
     // guesses each see the ones before them, so the limits hold however many arrive at once.
-    let mut tx = pool.begin().await?;
-    db::staff::lock_login_subject(&mut *tx, &account).await?;
-    db::staff::lock_login_subject(&mut *tx, &client).await?;
-    let account_failures = db::staff::count_login_failures(&mut *tx, &account, since).await?;
-    let address_failures = db::staff::count_login_failures(&mut *tx, &client, since).await?;
-    if account_failures >= ACCOUNT_FAILURE_LIMIT || address_failures >= ADDRESS_FAILURE_LIMIT {
-        tx.commit().await?;
-        tracing::warn!(staff.login = %who, client.address = %address, "staff sign-in blocked by the throttle");
+    let Some(attempt) = throttle::begin(pool, &normalised, address, now).await? else {
         return Ok(SignIn::Blocked);
-    }
-    let attempts = [
-        db::staff::record_login_attempt(&mut *tx, &account, now, since).await?,
-        db::staff::record_login_attempt(&mut *tx, &client, now, since).await?,
-    ];
-    tx.commit().await?;
+    };
     let credentials = match StaffEmail::parse(&normalised) {
         Some(email) => db::staff::find_credentials(pool, email.as_str()).await?,
         None => None,
     };
     let hash = credentials.as_ref().map(|c| c.password_hash.clone());
-    let matches = tokio::task::spawn_blocking(move || match hash {
-        Some(hash) => verify_password(&password, &hash),
-        None => {
-            password::verify_dummy(&password);
-            false
+    let checked = limit
+        .run(move || match hash {
+            Some(hash) => verify_password(&password, &hash),
+            None => {
+                password::verify_dummy(&password);
+                false
+            }
+        })
+        .await;
+    let matches = match checked {
+        Ok(matches) => matches?,
+        Err(Argon2Busy) => {
+            tracing::warn!(staff.login = %attempt.who, "staff sign-in refused: every Argon2 slot is busy");
+            attempt.withdraw(pool).await?;
+            return Ok(SignIn::Busy);
         }
-    })
-    .await
-    .map_err(|e| PasswordError::Hashing(e.to_string()))?;
+    };
     match credentials {
         Some(c) if matches && c.member.disabled_at.is_none() => {
-            db::staff::forget_login_attempt(pool, &attempts).await?;
-            db::staff::clear_login_failures(pool, &account).await?;
-            db::staff::touch_login(pool, c.member.id, now).await?;
-            Ok(SignIn::Accepted(c.member))
+            let role = Role::parse(&c.member.role).unwrap_or(Role::Viewer);
+            let next = NextStep::after_password(role, mfa::is_enabled(pool, c.member.id).await?);
+            // With a second step to come, earlier failures stay counted: codes share the budget.
+            attempt
+                .succeeded(pool, next != NextStep::SecondFactor)
+                .await?;
+            if next == NextStep::SignedIn {
+                db::staff::touch_login(pool, c.member.id, now).await?;
+            }
+            Ok(SignIn::Accepted {
+                member: c.member,
+                next,
+            })
         }
         _ => {
             // The attempt recorded above stays: it was a failure.
-            tracing::info!(staff.login = %who, client.address = %address, "staff sign-in failed");
-            if account_failures + 1 == ACCOUNT_FAILURE_LIMIT
-                || address_failures + 1 == ADDRESS_FAILURE_LIMIT
-            {
-                tracing::warn!(
-                    staff.login = %who,
-                    client.address = %address,
-                    throttle.window_minutes = THROTTLE_WINDOW.whole_minutes(),
-                    "staff sign-in locked out"
-                );
-            }
+            attempt.failed("password");
             Ok(SignIn::Refused)
         }
     }
@@ -392,6 +438,21 @@ mod tests {
             assert_eq!(Role::parse(role.as_str()), Some(role));
         }
         assert_eq!(Role::parse("root"), None);
+    }
+
+    #[test]
+    fn admins_need_a_second_factor_after_the_password_and_others_only_when_they_have_one() {
+        use NextStep::{Enrolment, SecondFactor, SignedIn};
+        for (role, has, next) in [
+            (Role::Admin, false, Enrolment),
+            (Role::Admin, true, SecondFactor),
+            (Role::Operator, false, SignedIn),
+            (Role::Operator, true, SecondFactor),
+            (Role::Viewer, false, SignedIn),
+            (Role::Viewer, true, SecondFactor),
+        ] {
+            assert_eq!(NextStep::after_password(role, has), next, "{role} {has}");
+        }
     }
 
     #[test]

@@ -89,6 +89,24 @@ async fn staff_onboard_a_partner_consent_a_customer_and_manage_an_api_key_in_a_r
     staff.fill("#password", password.expose_secret()).await;
     staff.screenshot("01-login").await;
     staff.click("form.stack button[type=submit]").await;
+    // An admin without a second factor sets one up before anything else.
+    staff.find("#start-enrolment").await;
+    staff.click("#start-enrolment").await;
+    staff.find("#totp-secret").await;
+    staff.screenshot("01b-second-factor").await;
+    let secret = staff
+        .eval("return document.getElementById('totp-secret').value;")
+        .await
+        .as_str()
+        .expect("the secret")
+        .to_owned();
+    staff
+        .fill("#code", &crate::admin::totp_code(&secret, &app))
+        .await;
+    staff.click("#confirm-enrolment").await;
+    staff.find("#recovery-codes").await;
+    staff.screenshot("01c-recovery-codes").await;
+    staff.click("#continue").await;
     staff.find("#pending-invitations").await;
     staff.screenshot("02-dashboard").await;
 

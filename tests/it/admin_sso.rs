@@ -1,6 +1,7 @@
 //! Staff sign-in with Microsoft (OpenID Connect at the CPV's own tenant, through the emulator):
-//! an active staff member lands on the dashboard; a Microsoft account without staff access, a
-//! disabled member, and a forged, missing or replayed state get the one generic refusal; without
+//! an active staff member who signed in with MFA lands on the dashboard; a sign-in without MFA is
+//! refused and audited; a Microsoft account without staff access, a disabled member, and a
+//! forged, missing or replayed state get the one generic refusal; without
 //! `SAMGATE_STAFF_SSO_TENANT` neither the button nor the routes exist.
 
 use ms_emulator::{DEMO_CLIENT_ID, DEMO_CPV_TENANT, DEMO_PASSWORD, MfaState, UserSeed};
@@ -258,7 +259,11 @@ async fn a_staff_member_signs_in_with_microsoft_and_lands_on_the_dashboard() {
     );
     assert!(authorize.starts_with(&app.emulator.base_url()));
     let query: std::collections::HashMap<String, String> = url.query_pairs().into_owned().collect();
-    assert_eq!(query["scope"], "openid profile email");
+    // Graph User.Read makes the code redemption return an access token, whose `amr` shows MFA.
+    assert_eq!(
+        query["scope"],
+        "openid profile email https://graph.microsoft.com/User.Read"
+    );
     assert_eq!(query["prompt"], "select_account");
     assert_eq!(query["redirect_uri"], app.url(CALLBACK_PATH));
     assert_eq!(query["client_id"], DEMO_CLIENT_ID.to_string());
@@ -360,6 +365,54 @@ async fn sso_is_bound_to_the_microsoft_account_not_to_its_sign_in_name() {
         .expect("rename");
     let again = sso_as(&app, &new_browser(), GRACE).await;
     assert_eq!(again.status(), StatusCode::SEE_OTHER);
+}
+
+const NEEDS_MFA: &str = "Sign in with multi-factor authentication";
+
+#[tokio::test]
+async fn a_sign_in_with_microsoft_without_mfa_is_refused_and_audited() {
+    let app = sso_app().await;
+    let staff_id = add_staff(&app, GRACE, Role::Admin).await;
+    app.microsoft().set_user_mfa(GRACE, MfaState::NotRequired);
+    let browser = new_browser();
+    let response = sso_as(&app, &browser, GRACE).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let html = response.text().await.expect("page");
+    assert!(html.contains(NEEDS_MFA), "{html}");
+    assert!(!html.contains(SSO_REFUSED), "the refusal says what to do");
+    assert_signed_out(&app, &browser).await;
+    let refusals: Vec<serde_json::Value> = sqlx::query_scalar(
+        "SELECT details FROM audit_events WHERE action = 'staff.sso_refused' ORDER BY id",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .expect("audit");
+    assert_eq!(refusals.len(), 1, "{refusals:?}");
+    assert_eq!(refusals[0]["reason"], "no_mfa");
+    assert_eq!(refusals[0]["tenant"], DEMO_CPV_TENANT.to_string());
+    let bound: Option<Uuid> = sqlx::query_scalar("SELECT sso_oid FROM staff WHERE id = $1")
+        .bind(staff_id)
+        .fetch_one(&app.pool)
+        .await
+        .expect("staff");
+    assert!(bound.is_none(), "a refused sign-in binds nothing");
+
+    // With MFA done, the same account gets in.
+    app.microsoft().set_user_mfa(GRACE, MfaState::Registered);
+    let browser = new_browser();
+    let response = sso_as(&app, &browser, GRACE).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), "/admin");
+    let dashboard = browser
+        .get(app.url("/admin"))
+        .send()
+        .await
+        .expect("dashboard");
+    assert_eq!(
+        dashboard.status(),
+        200,
+        "an SSO admin needs no TOTP: Microsoft did MFA"
+    );
 }
 
 #[tokio::test]

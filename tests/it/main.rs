@@ -6,6 +6,7 @@ mod harness;
 mod admin;
 mod admin_customers;
 mod admin_journey;
+mod admin_mfa;
 mod admin_sso;
 mod api_keys;
 mod browser;

@@ -1,5 +1,7 @@
-//! Staff sessions: sign-in and out, the `CurrentStaff` extractor (session → live staff row, epoch
-//! and timeouts checked on every request), role enforcement, the synchronizer CSRF token with an
+//! Staff sessions: sign-in and out (password, then a second step when the account has or needs a
+//! second factor; or Microsoft with MFA), the `CurrentStaff` extractor (session → live staff row,
+//! epoch and timeouts checked on every request), the `PendingSignIn` extractor of a half-signed-in
+//! session (which grants nothing else), role enforcement, the synchronizer CSRF token with an
 //! origin check, and `ReturnPath`, the only place a post-login redirect target comes from.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -21,8 +23,9 @@ use uuid::Uuid;
 use super::view::PageFrame;
 use crate::app::AppState;
 use crate::db;
-use crate::identity::{AuthorizeRequest, Prompt};
-use crate::staff::{Role, SignIn, StaffEmail};
+use crate::identity::{AuthorizeRequest, Prompt, access_token_amr};
+use crate::staff::mfa::SecondStep;
+use crate::staff::{NextStep, Role, SignIn, StaffEmail, StaffError};
 use crate::web::errors::{PageError, render};
 
 /// Sessions end after this long without a request (also the cookie store's inactivity expiry).
@@ -32,12 +35,25 @@ pub const ABSOLUTE_TIMEOUT: time::Duration = time::Duration::hours(8);
 /// `last_seen_at` is written at most this often (each write is a session-store update).
 const TOUCH_INTERVAL: time::Duration = time::Duration::minutes(1);
 
+/// A session whose password was right waits at most this long for its code.
+pub const SECOND_STEP_TIMEOUT: time::Duration = time::Duration::minutes(5);
+/// A session that must set up a second factor first gets this long (installing an app takes a
+/// while); it grants nothing but the set-up pages meanwhile.
+pub const ENROLMENT_TIMEOUT: time::Duration = time::Duration::minutes(10);
+
 const CSRF_KEY: &str = "admin.csrf";
 const SIGNED_IN_KEY: &str = "admin.signed_in";
+const SECOND_STEP_KEY: &str = "admin.second_step";
 const CSRF_FIELD: &str = "csrf";
 /// The one message for every refused sign-in: it says nothing about whether the account exists.
 pub const SIGN_IN_REFUSED: &str =
     "Email or password is incorrect, or sign-in is temporarily blocked.";
+/// The one message for every refused second step.
+pub const SECOND_STEP_REFUSED: &str = "The code is not right or was used already, or sign-in is \
+     temporarily blocked. Type the current code from your authenticator app, or a recovery code.";
+/// The answer when every password check slot stayed busy (503).
+pub const SIGN_IN_BUSY: &str =
+    "samgate is checking many sign-ins right now. Wait a few seconds and try again.";
 
 /// What the session remembers about a signed-in staff member.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -46,6 +62,43 @@ struct SignedIn {
     epoch: i32,
     signed_in_at: i64,
     last_seen_at: i64,
+}
+
+/// What a session remembers between a right password and its second step. It is kept apart from
+/// [`SignedIn`], which `CurrentStaff` alone reads: a half-signed-in session reaches no admin page.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct HalfSignedIn {
+    staff_id: Uuid,
+    epoch: i32,
+    started_at: i64,
+    return_to: String,
+    awaiting: Awaiting,
+}
+
+/// What a half-signed-in session still has to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Awaiting {
+    /// Type a TOTP code or a recovery code.
+    Code,
+    /// Set up a second factor (admins without one).
+    Enrolment,
+}
+
+impl Awaiting {
+    fn timeout(self) -> time::Duration {
+        match self {
+            Self::Code => SECOND_STEP_TIMEOUT,
+            Self::Enrolment => ENROLMENT_TIMEOUT,
+        }
+    }
+
+    fn page(self) -> &'static str {
+        match self {
+            Self::Code => "/admin/login/verify",
+            Self::Enrolment => "/admin/login/enrol",
+        }
+    }
 }
 
 /// The session's CSRF token (put in every form; never logged).
@@ -338,6 +391,86 @@ pub async fn require(
     next.run(Request::from_parts(parts, body)).await
 }
 
+/// A half-signed-in session: its password was right, its second step (a code, or the set-up of a
+/// second factor) is still to come, within [`SECOND_STEP_TIMEOUT`] / [`ENROLMENT_TIMEOUT`], for an
+/// active account whose sessions were not ended meanwhile. Anything else sends the browser back
+/// to the sign-in page. It is the only thing such a session can prove.
+#[derive(Debug, Clone)]
+pub struct PendingSignIn {
+    /// The member whose password was right.
+    pub member: crate::db::staff::StaffMember,
+    /// What is still to do.
+    pub awaiting: Awaiting,
+    /// Where the browser goes once signed in.
+    pub return_to: ReturnPath,
+    /// The session's CSRF token.
+    pub csrf: CsrfToken,
+}
+
+impl FromRequestParts<AppState> for PendingSignIn {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        if let Some(pending) = parts.extensions.get::<PendingSignIn>() {
+            return Ok(pending.clone());
+        }
+        let session = Session::from_request_parts(parts, state)
+            .await
+            .map_err(|_| {
+                PageError::internal("admin route without a session layer").into_response()
+            })?;
+        let pending: Option<HalfSignedIn> = session
+            .get(SECOND_STEP_KEY)
+            .await
+            .map_err(|e| PageError::internal(e).into_response())?;
+        let Some(pending) = pending else {
+            return Err(Redirect::to("/admin/login").into_response());
+        };
+        let now = state.clock.now().unix_timestamp();
+        let expired = now - pending.started_at > pending.awaiting.timeout().whole_seconds();
+        let member = if expired {
+            None
+        } else {
+            db::staff::find(&state.pool, pending.staff_id)
+                .await
+                .map_err(|e| PageError::internal(e).into_response())?
+                .filter(|m| m.disabled_at.is_none() && m.session_epoch == pending.epoch)
+        };
+        let Some(member) = member else {
+            tracing::info!(staff.id = %pending.staff_id, expired, "staff sign-in abandoned before its second step");
+            session
+                .remove_value(SECOND_STEP_KEY)
+                .await
+                .map_err(|e| PageError::internal(e).into_response())?;
+            return Err(Redirect::to("/admin/login").into_response());
+        };
+        let csrf = session_csrf(&session)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let pending = PendingSignIn {
+            member,
+            awaiting: pending.awaiting,
+            return_to: ReturnPath::parse(&pending.return_to).unwrap_or_else(ReturnPath::dashboard),
+            csrf,
+        };
+        parts.extensions.insert(pending.clone());
+        Ok(pending)
+    }
+}
+
+/// Route layer of every `Access::SecondStep` row: a half-signed-in session.
+pub async fn require_second_step(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (mut parts, body) = request.into_parts();
+    if let Err(response) = PendingSignIn::from_request_parts(&mut parts, &state).await {
+        return response;
+    }
+    next.run(Request::from_parts(parts, body)).await
+}
+
 fn csrf_refused(detail: &str) -> Response {
     PageError::new(
         StatusCode::FORBIDDEN,
@@ -453,7 +586,20 @@ pub struct LoginForm {
     return_to: String,
 }
 
-/// Checks the credentials (throttled); on success renews the session id and signs in.
+/// The client's address for the throttle (see `web::client_ip`). Without connect info (a
+/// misconfigured server) every client shares one address bucket.
+pub(super) fn client_address(
+    state: &AppState,
+    connect: Result<ConnectInfo<SocketAddr>, axum::extract::rejection::ExtensionRejection>,
+    headers: &axum::http::HeaderMap,
+) -> IpAddr {
+    let peer = connect.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(a)| a.ip());
+    crate::web::client_ip::client_ip(peer, headers, &state.config.trusted_proxies)
+}
+
+/// Checks the credentials (throttled, a bounded number of Argon2 checks at once); a right
+/// password signs in, or starts the second step when the account has (or, as an admin, needs) a
+/// second factor.
 pub async fn log_in(
     State(state): State<AppState>,
     connect: Result<ConnectInfo<SocketAddr>, axum::extract::rejection::ExtensionRejection>,
@@ -468,48 +614,294 @@ pub async fn log_in(
             "Reload the sign-in page and try again.",
         )
     })?;
-    // Without connect info (a misconfigured server) every client shares one address bucket.
-    let peer = connect.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(a)| a.ip());
-    let address = crate::web::client_ip::client_ip(peer, &headers, &state.config.trusted_proxies);
+    let address = client_address(&state, connect, &headers);
     let now = state.clock.now();
     let return_to = ReturnPath::parse(&form.return_to).unwrap_or_else(ReturnPath::dashboard);
     let password = SecretString::from(form.password);
-    let outcome = crate::staff::sign_in(&state.pool, &form.email, password, address, now)
+    let outcome = crate::staff::sign_in(
+        &state.pool,
+        &state.argon2,
+        &form.email,
+        password,
+        address,
+        now,
+    )
+    .await
+    .map_err(PageError::internal)?;
+    let refusal = match outcome {
+        SignIn::Accepted { member, next } => {
+            let awaiting = match next {
+                NextStep::SignedIn => {
+                    establish_session(&state, &session, &member, "password", now).await?;
+                    return Ok(Redirect::to(return_to.as_str()).into_response());
+                }
+                NextStep::SecondFactor => Awaiting::Code,
+                NextStep::Enrolment => Awaiting::Enrolment,
+            };
+            begin_second_step(&session, &member, awaiting, &return_to, now).await?;
+            return Ok(Redirect::to(awaiting.page()).into_response());
+        }
+        SignIn::Refused | SignIn::Blocked => (StatusCode::UNAUTHORIZED, SIGN_IN_REFUSED),
+        SignIn::Busy => (StatusCode::SERVICE_UNAVAILABLE, SIGN_IN_BUSY),
+    };
+    let (csrf, cookie) = login_csrf(&state, &headers);
+    let page = render(&LoginPage {
+        cpv_name: &state.config.cpv_name,
+        csrf: csrf.as_str(),
+        return_to: return_to.as_str(),
+        email: form.email.trim(),
+        error: Some(refusal.1),
+        sso: state.config.staff_sso_tenant.is_some(),
+    })?;
+    let mut response = with_cookie((refusal.0, page).into_response(), cookie);
+    if refusal.0 == StatusCode::SERVICE_UNAVAILABLE {
+        response.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("5"),
+        );
+    }
+    Ok(response)
+}
+
+/// Puts a session whose password was right into the half-signed-in state: a fresh id, no
+/// signed-in record (whoever was signed in on this browser before is not any more), a new CSRF
+/// token, and what is still to do.
+async fn begin_second_step(
+    session: &Session,
+    member: &crate::db::staff::StaffMember,
+    awaiting: Awaiting,
+    return_to: &ReturnPath,
+    now: OffsetDateTime,
+) -> Result<(), PageError> {
+    session.cycle_id().await.map_err(PageError::internal)?;
+    session
+        .remove_value(SIGNED_IN_KEY)
         .await
         .map_err(PageError::internal)?;
-    let member = match outcome {
-        SignIn::Accepted(member) => member,
-        SignIn::Refused | SignIn::Blocked => {
-            let (csrf, cookie) = login_csrf(&state, &headers);
-            let page = render(&LoginPage {
-                cpv_name: &state.config.cpv_name,
-                csrf: csrf.as_str(),
-                return_to: return_to.as_str(),
-                email: form.email.trim(),
-                error: Some(SIGN_IN_REFUSED),
-                sso: state.config.staff_sso_tenant.is_some(),
-            })?;
-            return Ok(with_cookie(
-                (StatusCode::UNAUTHORIZED, page).into_response(),
-                cookie,
-            ));
+    session
+        .insert(
+            SECOND_STEP_KEY,
+            HalfSignedIn {
+                staff_id: member.id,
+                epoch: member.session_epoch,
+                started_at: now.unix_timestamp(),
+                return_to: return_to.as_str().to_owned(),
+                awaiting,
+            },
+        )
+        .await
+        .map_err(PageError::internal)?;
+    session
+        .insert(CSRF_KEY, CsrfToken::generate().as_str())
+        .await
+        .map_err(PageError::internal)?;
+    tracing::info!(staff.id = %member.id, staff.awaiting = ?awaiting, "staff password accepted; second step pending");
+    Ok(())
+}
+
+#[derive(Template)]
+#[template(path = "admin/second_factor.html")]
+struct SecondFactorPage<'a> {
+    cpv_name: &'a str,
+    csrf: &'a str,
+    error: Option<&'a str>,
+}
+
+/// A code typed into a form (no `Debug`: it holds the code).
+#[derive(Deserialize)]
+pub struct CodeForm {
+    #[serde(default)]
+    pub(super) code: String,
+}
+
+/// `GET /admin/login/verify`: asks a half-signed-in member for a code.
+pub async fn show_second_factor_page(
+    State(state): State<AppState>,
+    pending: PendingSignIn,
+) -> Result<Response, PageError> {
+    if pending.awaiting != Awaiting::Code {
+        return Ok(Redirect::to(pending.awaiting.page()).into_response());
+    }
+    Ok(render(&SecondFactorPage {
+        cpv_name: &state.config.cpv_name,
+        csrf: pending.csrf.as_str(),
+        error: None,
+    })?
+    .into_response())
+}
+
+/// `POST /admin/login/verify`: checks the code (throttled like passwords); a right one signs in.
+pub async fn verify_second_factor(
+    State(state): State<AppState>,
+    connect: Result<ConnectInfo<SocketAddr>, axum::extract::rejection::ExtensionRejection>,
+    headers: axum::http::HeaderMap,
+    session: Session,
+    pending: PendingSignIn,
+    form: Result<axum::Form<CodeForm>, axum::extract::rejection::FormRejection>,
+) -> Result<Response, PageError> {
+    if pending.awaiting != Awaiting::Code {
+        return Ok(Redirect::to(pending.awaiting.page()).into_response());
+    }
+    let code = form.map(|axum::Form(f)| f.code).unwrap_or_default();
+    let address = client_address(&state, connect, &headers);
+    let now = state.clock.now();
+    let outcome = crate::staff::mfa::verify_second_step(
+        &state.pool,
+        &state.vault,
+        pending.member.id,
+        &code,
+        address,
+        now,
+    )
+    .await
+    .map_err(PageError::internal)?;
+    match outcome {
+        SecondStep::Accepted(member, factor) => {
+            establish_session(&state, &session, &member, factor.sign_in_method(), now).await?;
+            Ok(Redirect::to(pending.return_to.as_str()).into_response())
         }
+        SecondStep::Refused | SecondStep::Blocked => {
+            let page = render(&SecondFactorPage {
+                cpv_name: &state.config.cpv_name,
+                csrf: pending.csrf.as_str(),
+                error: Some(SECOND_STEP_REFUSED),
+            })?;
+            Ok((StatusCode::UNAUTHORIZED, page).into_response())
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/mfa_setup.html")]
+struct MfaSetupPage<'a> {
+    cpv_name: &'a str,
+    csrf: &'a str,
+    /// The secret and its URI, shown once right after they are drawn.
+    enrolment: Option<(&'a str, &'a str)>,
+    /// Whether the confirm form is shown (a secret is pending).
+    confirm: bool,
+    error: Option<&'a str>,
+}
+
+/// `GET /admin/login/enrol`: an admin without a second factor must set one up first.
+pub async fn show_enrolment_page(
+    State(state): State<AppState>,
+    pending: PendingSignIn,
+) -> Result<Response, PageError> {
+    if pending.awaiting != Awaiting::Enrolment {
+        return Ok(Redirect::to(pending.awaiting.page()).into_response());
+    }
+    Ok(render(&MfaSetupPage {
+        cpv_name: &state.config.cpv_name,
+        csrf: pending.csrf.as_str(),
+        enrolment: None,
+        confirm: false,
+        error: None,
+    })?
+    .into_response())
+}
+
+/// `POST /admin/login/enrol`: draws the secret and shows it (once).
+pub async fn start_forced_enrolment(
+    State(state): State<AppState>,
+    pending: PendingSignIn,
+) -> Result<Response, PageError> {
+    if pending.awaiting != Awaiting::Enrolment {
+        return Ok(Redirect::to(pending.awaiting.page()).into_response());
+    }
+    let enrolment = crate::staff::mfa::begin_enrolment(
+        &state.pool,
+        &state.vault,
+        pending.member.id,
+        &state.config.cpv_name,
+        state.clock.now(),
+    )
+    .await;
+    let enrolment = match enrolment {
+        Ok(enrolment) => enrolment,
+        // Set up meanwhile (another tab): sign in again, now with a code.
+        Err(StaffError::MfaAlreadyOn) => return Ok(Redirect::to("/admin/login").into_response()),
+        Err(e) => return Err(PageError::internal(e)),
     };
-    establish_session(&state, &session, &member, "password", now).await?;
-    Ok(Redirect::to(return_to.as_str()).into_response())
+    use secrecy::ExposeSecret;
+    Ok(render(&MfaSetupPage {
+        cpv_name: &state.config.cpv_name,
+        csrf: pending.csrf.as_str(),
+        enrolment: Some((
+            enrolment.secret.expose_secret(),
+            enrolment.uri.expose_secret(),
+        )),
+        confirm: true,
+        error: None,
+    })?
+    .into_response())
+}
+
+/// `POST /admin/login/enrol/confirm`: a current code confirms the secret; the member is signed
+/// in and sees the recovery codes once.
+pub async fn confirm_forced_enrolment(
+    State(state): State<AppState>,
+    session: Session,
+    pending: PendingSignIn,
+    form: Result<axum::Form<CodeForm>, axum::extract::rejection::FormRejection>,
+) -> Result<Response, PageError> {
+    if pending.awaiting != Awaiting::Enrolment {
+        return Ok(Redirect::to(pending.awaiting.page()).into_response());
+    }
+    let code = form.map(|axum::Form(f)| f.code).unwrap_or_default();
+    let now = state.clock.now();
+    let confirmed = crate::staff::mfa::confirm_enrolment(
+        &state.pool,
+        &state.vault,
+        pending.member.id,
+        &code,
+        now,
+    )
+    .await;
+    let codes = match confirmed {
+        Ok(codes) => codes,
+        Err(e @ (StaffError::WrongCode | StaffError::NoEnrolment)) => {
+            let page = render(&MfaSetupPage {
+                cpv_name: &state.config.cpv_name,
+                csrf: pending.csrf.as_str(),
+                enrolment: None,
+                confirm: matches!(e, StaffError::WrongCode),
+                error: Some(super::account::ENROLMENT_CODE_REFUSED),
+            })?;
+            return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+        }
+        Err(StaffError::MfaAlreadyOn) => return Ok(Redirect::to("/admin/login").into_response()),
+        Err(e) => return Err(PageError::internal(e)),
+    };
+    db::staff::touch_login(&state.pool, pending.member.id, now)
+        .await
+        .map_err(PageError::internal)?;
+    let csrf = establish_session(&state, &session, &pending.member, "password+totp", now).await?;
+    let role = Role::parse(&pending.member.role).unwrap_or(Role::Viewer);
+    let frame = super::view::PageFrame {
+        staff_name: pending.member.display_name.clone(),
+        role,
+        csrf: csrf.as_str().to_owned(),
+        section: "account",
+    };
+    super::account::show_recovery_codes(frame, &codes, pending.return_to.as_str(), true)
 }
 
 /// Signs `member` in on this session, whatever the method: a fresh session id (a session id
-/// planted before sign-in is worthless afterwards), the signed-in record, a new CSRF token, the
-/// audit event.
+/// planted before sign-in is worthless afterwards), the signed-in record (and no half-signed-in
+/// one), a new CSRF token (returned), the audit event.
 async fn establish_session(
     state: &AppState,
     session: &Session,
     member: &crate::db::staff::StaffMember,
     method: &str,
     now: OffsetDateTime,
-) -> Result<(), PageError> {
+) -> Result<CsrfToken, PageError> {
     session.cycle_id().await.map_err(PageError::internal)?;
+    session
+        .remove_value(SECOND_STEP_KEY)
+        .await
+        .map_err(PageError::internal)?;
     session
         .insert(
             SIGNED_IN_KEY,
@@ -522,8 +914,9 @@ async fn establish_session(
         )
         .await
         .map_err(PageError::internal)?;
+    let csrf = CsrfToken::generate();
     session
-        .insert(CSRF_KEY, CsrfToken::generate().as_str())
+        .insert(CSRF_KEY, csrf.as_str())
         .await
         .map_err(PageError::internal)?;
     record(
@@ -535,7 +928,7 @@ async fn establish_session(
     )
     .await?;
     tracing::info!(staff.id = %member.id, method, "staff signed in");
-    Ok(())
+    Ok(csrf)
 }
 
 /// The one message for every refused sign-in with Microsoft: it says nothing about whether a
@@ -548,8 +941,20 @@ const SSO_FLOW_KEY: &str = "admin.sso_flow";
 const SSO_FLOW_MAX_AGE_SECONDS: i64 = 10 * 60;
 /// Callback parameters longer than this are refused before anything else.
 const SSO_MAX_PARAM_LEN: usize = 8 * 1024;
-/// What staff sign-in asks for at the token endpoint (no refresh token, no resource).
-const SSO_SCOPE: &str = "openid profile email";
+/// The refusal of a sign-in with Microsoft that did not use MFA (shown before any staff lookup,
+/// so it says nothing about whether the account has staff access).
+pub const SSO_NEEDS_MFA: &str = "Your Microsoft sign-in did not use multi-factor \
+     authentication, which this control panel requires. Sign in with multi-factor authentication \
+     (set up a method at https://aka.ms/mfasetup if you have none) and try again.";
+
+/// Beyond OpenID Connect, staff sign-in asks for Graph `User.Read`, so that the code redemption
+/// returns an access token whose `amr` proves MFA (v2 ID tokens carry no `amr`). No refresh token.
+fn sso_user_read_scope(state: &AppState) -> String {
+    format!(
+        "{}/User.Read",
+        state.config.microsoft.graph_resource.trim_end_matches('/')
+    )
+}
 
 /// What the session remembers between "Sign in with Microsoft" and the callback.
 #[derive(Serialize, Deserialize)]
@@ -605,7 +1010,7 @@ pub async fn start_sso(
         .sign_in_url(&AuthorizeRequest {
             tenant: &tenant,
             redirect_uri: &redirect_uri,
-            scopes: &[],
+            scopes: &[sso_user_read_scope(&state)],
             state: &flow.state,
             nonce: &flow.nonce,
             code_challenge: challenge.as_str(),
@@ -634,11 +1039,13 @@ pub struct SsoCallback {
     error: Option<String>,
 }
 
-/// Why a sign-in with Microsoft was refused: for the log line only, never shown.
+/// Why a sign-in with Microsoft was refused: the reason is for the log line only, never shown;
+/// the page shows `message`.
 struct SsoRefusal {
     reason: String,
     /// [`crate::staff::log_hash`] of the Microsoft account's sign-in name, once known.
     who: Option<String>,
+    message: &'static str,
 }
 
 impl SsoRefusal {
@@ -646,6 +1053,7 @@ impl SsoRefusal {
         Self {
             reason: reason.into(),
             who: None,
+            message: SSO_REFUSED,
         }
     }
 
@@ -653,13 +1061,14 @@ impl SsoRefusal {
         Self {
             reason: reason.into(),
             who: Some(crate::staff::log_hash(who)),
+            message: SSO_REFUSED,
         }
     }
 }
 
 /// Microsoft sends the browser back here: the flow is taken out of the session (single use), the
 /// state compared, the code redeemed, the ID token validated, and the account must belong to the
-/// configured tenant and match an active staff member's email.
+/// configured tenant, have signed in with MFA, and match an active staff member.
 pub async fn finish_sso(
     State(state): State<AppState>,
     session: Session,
@@ -699,7 +1108,7 @@ pub async fn finish_sso(
                 csrf: csrf.as_str(),
                 return_to: ReturnPath::dashboard().as_str(),
                 email: "",
-                error: Some(SSO_REFUSED),
+                error: Some(refusal.message),
                 sso: true,
             })?;
             Ok((StatusCode::FORBIDDEN, page).into_response())
@@ -748,6 +1157,11 @@ async fn sso_member(
     };
     let tenant_segment = tenant.to_string();
     let verifier = SecretString::from(flow.code_verifier);
+    let scope = format!(
+        "{} {}",
+        crate::identity::SIGN_IN_SCOPES.join(" "),
+        sso_user_read_scope(state)
+    );
     let tokens = match state
         .identity
         .redeem_code(
@@ -755,7 +1169,7 @@ async fn sso_member(
             &code,
             &verifier,
             &state.config.staff_sso_redirect_uri(),
-            SSO_SCOPE,
+            &scope,
         )
         .await
     {
@@ -779,6 +1193,27 @@ async fn sso_member(
             &username,
             format!("account of another tenant ({})", claims.tid),
         )));
+    }
+    // MFA evidence, as for partner consents: the ID token's `amr` when it has one, else the
+    // `amr` of the access token this very code redemption returned over TLS.
+    let mfa = match &claims.amr {
+        Some(amr) => amr.iter().any(|m| m == "mfa"),
+        None => {
+            access_token_amr(&tokens.access_token).is_some_and(|amr| amr.iter().any(|m| m == "mfa"))
+        }
+    };
+    if !mfa {
+        record(
+            state,
+            &format!("sso:{}", claims.oid),
+            "staff.sso_refused",
+            serde_json::json!({ "reason": "no_mfa", "oid": claims.oid, "tenant": tenant }),
+            now,
+        )
+        .await?;
+        let mut refusal = SsoRefusal::of(&username, "the sign-in did not use MFA");
+        refusal.message = SSO_NEEDS_MFA;
+        return Ok(Err(refusal));
     }
     // Matched by the account's object id in the CPV tenant; the sign-in name (mutable, a
     // guest's home UPN) only finds the staff row for the first binding.

@@ -2,6 +2,7 @@
 //! [`router`] enforces it per route (`require`), checks the CSRF token and origin of every POST,
 //! and runs its own session (own cookie, 30 min idle, 8 h absolute, epoch-checked per request).
 
+mod account;
 mod audit;
 mod auth;
 mod clients;
@@ -19,7 +20,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::app::AppState;
 pub use crate::staff::Role;
-pub use auth::{CurrentStaff, ReturnPath};
+pub use auth::{CurrentStaff, PendingSignIn, ReturnPath};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +28,9 @@ pub enum Access {
     /// Anyone (the sign-in form and sign-in with Microsoft; CSRF still applies to their POSTs,
     /// the throttle to the password form).
     Public,
+    /// A half-signed-in session: the password was right, the second step (a code, or setting up
+    /// a second factor) is still to come. Such a session reaches these routes and no others.
+    SecondStep,
     /// A signed-in staff member with at least this role.
     Staff(Role),
 }
@@ -54,7 +58,7 @@ where
 
 /// The policy table: every admin route, its method and its minimum role.
 fn routes() -> Vec<RouteRow> {
-    use Access::{Public, Staff};
+    use Access::{Public, SecondStep, Staff};
     use Method as M;
     use Role::{Admin, Operator, Viewer};
     #[rustfmt::skip]
@@ -64,8 +68,17 @@ fn routes() -> Vec<RouteRow> {
         row(M::POST, "/admin/login",                         Public,          auth::log_in),
         row(M::POST, "/admin/login/sso",                     Public,          auth::start_sso),
         row(M::GET,  "/admin/login/sso/callback",            Public,          auth::finish_sso),
+        row(M::GET,  "/admin/login/verify",                  SecondStep,      auth::show_second_factor_page),
+        row(M::POST, "/admin/login/verify",                  SecondStep,      auth::verify_second_factor),
+        row(M::GET,  "/admin/login/enrol",                   SecondStep,      auth::show_enrolment_page),
+        row(M::POST, "/admin/login/enrol",                   SecondStep,      auth::start_forced_enrolment),
+        row(M::POST, "/admin/login/enrol/confirm",           SecondStep,      auth::confirm_forced_enrolment),
         row(M::POST, "/admin/logout",                        Staff(Viewer),   auth::log_out),
         row(M::POST, "/admin/logout-everywhere",             Staff(Viewer),   auth::log_out_everywhere),
+        row(M::GET,  "/admin/account",                       Staff(Viewer),   account::show_account_page),
+        row(M::POST, "/admin/account/mfa",                   Staff(Viewer),   account::start_mfa_enrolment),
+        row(M::POST, "/admin/account/mfa/confirm",           Staff(Viewer),   account::confirm_mfa_enrolment),
+        row(M::POST, "/admin/account/recovery-codes",        Staff(Viewer),   account::regenerate_recovery_codes),
         row(M::GET,  "/admin",                               Staff(Viewer),   partners::show_dashboard),
         row(M::GET,  "/admin/partners",                      Staff(Viewer),   partners::list_partners),
         row(M::GET,  "/admin/partners/{id}",                 Staff(Viewer),   partners::show_partner),
@@ -93,6 +106,7 @@ fn routes() -> Vec<RouteRow> {
         row(M::POST, "/admin/staff/{id}/role",               Staff(Admin),    staff::change_staff_role),
         row(M::POST, "/admin/staff/{id}/disable",            Staff(Admin),    staff::disable_staff),
         row(M::POST, "/admin/staff/{id}/sessions/revoke",    Staff(Admin),    staff::end_staff_sessions),
+        row(M::POST, "/admin/staff/{id}/mfa/reset",          Staff(Admin),    staff::reset_staff_mfa),
     ];
     table
 }
@@ -122,6 +136,10 @@ pub fn router(state: AppState) -> Router<AppState> {
         }
         let handler = match access {
             Access::Public => handler,
+            Access::SecondStep => handler.route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                auth::require_second_step,
+            )),
             Access::Staff(role) => handler.route_layer(axum::middleware::from_fn_with_state(
                 (state.clone(), role),
                 auth::require,

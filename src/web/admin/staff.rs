@@ -1,5 +1,5 @@
 //! Staff management (admin only): list, add (generated password shown once), change role,
-//! disable, end sessions.
+//! disable, end sessions, reset a member's second factor.
 
 use askama::Template;
 use axum::extract::{Path, State};
@@ -24,6 +24,7 @@ struct StaffLine {
     disabled: bool,
     last_login: String,
     is_self: bool,
+    mfa: bool,
 }
 
 /// The add form's values, echoed back when one is wrong.
@@ -65,11 +66,15 @@ async fn staff_page(
     form: AddStaffForm,
     error: Option<String>,
 ) -> Result<StaffPage, PageError> {
+    let with_mfa = db::staff::with_confirmed_mfa(&state.pool)
+        .await
+        .map_err(PageError::internal)?;
     let members = db::staff::list(&state.pool)
         .await
         .map_err(PageError::internal)?
         .into_iter()
         .map(|m| StaffLine {
+            mfa: with_mfa.contains(&m.id),
             id: m.id,
             is_self: m.id == staff.id,
             role: Role::parse(&m.role).map_or("unknown", Role::as_str),
@@ -266,5 +271,19 @@ pub async fn end_staff_sessions(
     let id = parse_id(&id)?;
     let result =
         crate::staff::end_sessions(&state.pool, id, &staff.actor(), state.clock.now()).await;
+    after_change(&state, &staff, result).await
+}
+
+/// `POST /admin/staff/{id}/mfa/reset`: removes the member's second factor and recovery codes and
+/// ends their sessions (a lost phone); an admin must set up a new one at the next sign-in.
+pub async fn reset_staff_mfa(
+    State(state): State<AppState>,
+    staff: CurrentStaff,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let id = parse_id(&id)?;
+    let result = crate::staff::mfa::reset_mfa(&state.pool, id, &staff.actor(), state.clock.now())
+        .await
+        .map(|_| ());
     after_change(&state, &staff, result).await
 }

@@ -14,7 +14,7 @@ pub struct PageFrame {
     pub role: Role,
     /// The session's CSRF token.
     pub csrf: String,
-    /// `dashboard`, `partners`, `invitations`, `audit` or `staff`.
+    /// `dashboard`, `partners`, `invitations`, `audit`, `clients`, `staff` or `account`.
     pub section: &'static str,
 }
 
