@@ -41,7 +41,11 @@ fn is_login_redirect(response: &reqwest::Response) -> bool {
 }
 
 /// Enrols the signed-in `browser` on its account page; returns the secret and recovery codes.
-async fn enrol_on_account_page(browser: &Browser, app: &TestApp) -> (String, String, Vec<String>) {
+/// The fourth value is the code that confirmed the enrolment (its time step is then used up).
+async fn enrol_on_account_page(
+    browser: &Browser,
+    app: &TestApp,
+) -> (String, String, Vec<String>, String) {
     let page = browser.get("/admin/account").await;
     assert_eq!(page.status(), 200);
     assert!(page.text().await.expect("page").contains("Off:"));
@@ -65,11 +69,9 @@ async fn enrol_on_account_page(browser: &Browser, app: &TestApp) -> (String, Str
         !wrong.text().await.expect("page").contains(&secret),
         "the secret is shown once"
     );
+    let confirming = totp_code(&secret, app);
     let done = browser
-        .submit(
-            "/admin/account/mfa/confirm",
-            &[("code", &totp_code(&secret, app))],
-        )
+        .submit("/admin/account/mfa/confirm", &[("code", &confirming)])
         .await;
     assert_eq!(done.status(), 200);
     let codes = recovery_codes(&done.text().await.expect("page"));
@@ -82,7 +84,7 @@ async fn enrol_on_account_page(browser: &Browser, app: &TestApp) -> (String, Str
         .expect("page");
     assert!(account.contains("On:") && account.contains("<strong>10</strong>"));
     assert!(!account.contains(&secret), "the secret is shown once");
-    (secret, uri, codes)
+    (secret, uri, codes, confirming)
 }
 
 fn recovery_codes(html: &str) -> Vec<String> {
@@ -122,7 +124,7 @@ async fn an_enrolled_member_needs_a_code_after_the_password_and_each_code_works_
         "/admin",
         "no second factor yet: signed in"
     );
-    let (secret, _, _) = enrol_on_account_page(&browser, &app).await;
+    let (secret, _, _, confirming) = enrol_on_account_page(&browser, &app).await;
     browser.submit("/admin/logout", &[]).await;
 
     // The password alone no longer signs in.
@@ -146,8 +148,9 @@ async fn an_enrolled_member_needs_a_code_after_the_password_and_each_code_works_
         failures + 2,
         "one failure for the account, one for the address"
     );
-    // The code that confirmed the enrolment was used: it cannot sign in.
-    let replayed = second_step(&browser, &totp_code(&secret, &app)).await;
+    // The code that confirmed the enrolment was used: it cannot sign in (the exact code, so a
+    // time step passing meanwhile cannot make this a fresh one).
+    let replayed = second_step(&browser, &confirming).await;
     assert_eq!(replayed.status(), StatusCode::UNAUTHORIZED);
 
     next_step(&app);
@@ -490,7 +493,7 @@ async fn the_totp_secret_and_recovery_codes_are_never_stored_or_logged_in_plaint
     let (_, password) = add_staff(&app, email, Role::Viewer).await;
     let browser = Browser::new(&app);
     browser.sign_in(email, password.expose_secret(), None).await;
-    let (secret, uri, codes) = enrol_on_account_page(&browser, &app).await;
+    let (secret, uri, codes, _) = enrol_on_account_page(&browser, &app).await;
     let raw = totp_rs::Secret::try_from_base32(&secret)
         .expect("base32")
         .as_bytes()

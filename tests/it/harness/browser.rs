@@ -151,9 +151,17 @@ impl Browser {
         }
     }
 
-    /// The text of the element `css` matches (waiting for it).
+    /// The text of the element `css` matches (waiting for it). A page that navigates between
+    /// finding the element and reading it (a stale element) is read again.
     pub async fn text(&self, css: &str) -> String {
-        self.find(css).await.text().await.expect("element text")
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            match self.find(css).await.text().await {
+                Ok(text) => return text,
+                Err(err) if Instant::now() > deadline => panic!("text of {css}: {err}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
     }
 
     /// Types `text` into the field `css` matches.

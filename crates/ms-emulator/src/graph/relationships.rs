@@ -6,9 +6,9 @@ use std::sync::Arc;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -71,11 +71,7 @@ fn relationship_json(world: &World, r: &Relationship, now: OffsetDateTime) -> Va
         .unwrap_or_default();
     // A weak ETag that changes with the relationship, shaped as Graph's (`W/"<base64 of a quoted
     // version>"`, the recorded relationships page).
-    let version = format!(
-        "'\"{}-{}\"'",
-        r.id,
-        r.last_modified.unix_timestamp_nanos()
-    );
+    let version = format!("'\"{}-{}\"'", r.id, r.last_modified.unix_timestamp_nanos());
     let etag = format!("W/\"{}\"", STANDARD.encode(version));
     json!({
         "@odata.type": "#microsoft.graph.delegatedAdminRelationship",
