@@ -2,7 +2,10 @@
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked --bin samgate --bin ms-emulator \
+# samgate without the `demo` feature: no emulator code in the production binary. The emulator
+# binary is built on its own (docker-compose uses it for a local try-out).
+RUN cargo build --release --locked --no-default-features --bin samgate \
+ && cargo build --release --locked -p ms-emulator --bin ms-emulator \
  && cp target/release/samgate target/release/ms-emulator /usr/local/bin/
 
 FROM gcr.io/distroless/cc-debian12:nonroot
