@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sqlx::postgres::PgConnectOptions;
 
-use crate::app::{App, AppState};
+use crate::app::App;
 use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::{db, onboarding, telemetry, web};
@@ -345,43 +345,11 @@ async fn run_server(config: Config, pool: sqlx::PgPool) -> anyhow::Result<()> {
 }
 
 async fn serve_app(app: App, pool: sqlx::PgPool) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(app.config.listen)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen on {} (set SAMGATE_LISTEN to another address)",
-                app.config.listen
-            )
-        })?;
-    app.check_key_ring().await?;
-    let app = Arc::new(app);
-    let background = crate::jobs::background::Background::start(app.clone());
-    let metrics_listener = match app.config.metrics_listen {
-        Some(address) => Some(
-            tokio::net::TcpListener::bind(address)
-                .await
-                .with_context(|| format!("cannot listen on SAMGATE_METRICS_LISTEN {address}"))?,
-        ),
-        None => None,
-    };
-    let state = AppState(app);
-    if let Some(metrics_listener) = metrics_listener {
-        let metrics = web::metrics_router(state.clone());
-        tokio::spawn(web::serve(
-            metrics,
-            metrics_listener,
-            web::shutdown_signal(),
-        ));
-    }
-    let router = web::router(state);
-    tracing::info!(listen = %listener.local_addr()?, "samgate is serving");
-    let served = web::serve(router, listener, web::shutdown_signal()).await;
-    // In-flight requests are done: flush call records before the pool closes.
-    background.stop().await;
-    served?;
+    let listeners = crate::server::Listeners::bind(&app).await?;
+    let served = crate::server::launch(Arc::new(app), listeners, web::shutdown_signal()).await;
     pool.close().await;
     tracing::info!("samgate stopped");
-    Ok(())
+    served
 }
 
 #[derive(Debug, Subcommand)]

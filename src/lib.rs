@@ -43,6 +43,8 @@ pub mod onboarding;
 pub mod partner_center;
 /// Forwarding rules, header policy, retries and `Retry-After`, call records.
 pub mod proxy;
+/// Starting the server: the one launch used by `serve`, `demo` and the tests.
+pub mod server;
 /// CPV staff accounts: roles, Argon2id passwords, throttled sign-in, account changes.
 pub mod staff;
 /// Logging set-up.

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use ms_emulator::{Control, Emulator, Seed};
-use samgate::app::{App, AppState};
+use samgate::app::App;
 use samgate::clock::ManualClock;
 use samgate::config::Config;
 use tokio::sync::oneshot;
@@ -231,22 +231,26 @@ impl TestAppBuilder {
         let pool = samgate::db::connect_lazy(db.options(), 10);
         let clock = Arc::new(ManualClock::new());
         let app = Arc::new(App::build(config, pool.clone(), clock.clone()).expect("build app"));
-        let background = samgate::jobs::background::Background::start(app.clone());
+        // The same launch as `samgate serve` (key-ring check, background tasks, draining).
+        let (tx, rx) = oneshot::channel::<()>();
+        let listeners = samgate::server::Listeners {
+            http: listener,
+            metrics: None,
+        };
+        let launched = samgate::server::launch(app.clone(), listeners, async move {
+            let _ = rx.await;
+        });
+        tokio::spawn(async move {
+            if let Err(err) = launched.await {
+                panic!("samgate did not start: {err:#}");
+            }
+        });
         // The key-change listener empties the key cache when it subscribes; wait for that, so
         // tests that count database lookups see a settled cache.
         let listening_deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while !app.api_keys.is_listening() && std::time::Instant::now() < listening_deadline {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
-        let router = samgate::web::router(AppState(app.clone()));
-        let (tx, rx) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = samgate::web::serve(router, listener, async move {
-                let _ = rx.await;
-            })
-            .await;
-            background.stop().await;
-        });
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .cookie_store(true)
