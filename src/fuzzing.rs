@@ -111,7 +111,7 @@ pub fn sealed_open(data: &[u8]) {
         vault
             .open(
                 genuine,
-                &SealContext::new("grant.refresh_token", "another-row")
+                &SealContext::new(crate::vault::Purpose::RefreshToken, "another-row")
             )
             .is_err()
     );

@@ -31,7 +31,7 @@ use crate::onboarding::REFRESH_TOKEN_PURPOSE;
 use crate::vault::{SealContext, Vault};
 
 /// The vault purpose of a cached access token; the row is `partner/authority/resource`.
-pub const ACCESS_TOKEN_PURPOSE: &str = "grant.access_token";
+pub const ACCESS_TOKEN_PURPOSE: crate::vault::Purpose = crate::vault::Purpose::AccessToken;
 /// A token this close to expiry is refreshed rather than handed out.
 const EXPIRY_MARGIN: time::Duration = time::Duration::minutes(5);
 /// Attempts for a transient token-endpoint failure (first try included).

@@ -26,7 +26,7 @@ pub async fn run(app: &App, batch: i64, mut progress: impl FnMut(u64)) -> anyhow
             let rewrapped = app.vault.rewrap(
                 &row.sealed_refresh_token,
                 &SealContext {
-                    purpose: REFRESH_TOKEN_PURPOSE,
+                    purpose: REFRESH_TOKEN_PURPOSE.as_str(),
                     row: &tenant,
                 },
             )?;
@@ -52,7 +52,7 @@ async fn rewrap_webhook_secrets(app: &App, active: i32, batch: i64) -> anyhow::R
             let rewrapped = app.vault.rewrap(
                 sealed,
                 &SealContext {
-                    purpose: crate::webhooks::SECRET_PURPOSE,
+                    purpose: crate::webhooks::SECRET_PURPOSE.as_str(),
                     row: &row,
                 },
             )?;
@@ -77,7 +77,7 @@ async fn rewrap_staff_totp_secrets(app: &App, active: i32, batch: i64) -> anyhow
             let rewrapped = app.vault.rewrap(
                 sealed,
                 &SealContext {
-                    purpose: crate::staff::mfa::TOTP_SECRET_PURPOSE,
+                    purpose: crate::staff::mfa::TOTP_SECRET_PURPOSE.as_str(),
                     row: &row,
                 },
             )?;

@@ -308,7 +308,7 @@ pub async fn complete_consent(
         .seal_str(
             refresh_token,
             &SealContext {
-                purpose: REFRESH_TOKEN_PURPOSE,
+                purpose: REFRESH_TOKEN_PURPOSE.as_str(),
                 row: &tenant_id.to_string(),
             },
         )

@@ -14,4 +14,4 @@ pub use invitation::{
 };
 
 /// The vault purpose of a partner's refresh token; the row is the partner tenant id.
-pub const REFRESH_TOKEN_PURPOSE: &str = "grant.refresh_token";
+pub const REFRESH_TOKEN_PURPOSE: crate::vault::Purpose = crate::vault::Purpose::RefreshToken;

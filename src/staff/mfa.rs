@@ -17,7 +17,7 @@ use crate::db::staff::StaffMember;
 use crate::vault::{SealContext, Vault};
 
 /// The vault purpose of a staff member's TOTP secret; the row is the member's id.
-pub const TOTP_SECRET_PURPOSE: &str = "staff.totp_secret";
+pub const TOTP_SECRET_PURPOSE: crate::vault::Purpose = crate::vault::Purpose::StaffTotpSecret;
 
 /// A member's second factor, as the account page shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -74,10 +74,38 @@ pub struct SealContext<'a> {
     pub row: &'a str,
 }
 
+/// Every kind of secret samgate seals, in one place: the purpose a sealed value is bound to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Purpose {
+    /// A partner's refresh token (`grants`).
+    RefreshToken,
+    /// A cached access token shared between instances (`access_tokens`).
+    AccessToken,
+    /// A webhook endpoint's signing secret.
+    WebhookSecret,
+    /// A staff member's TOTP secret.
+    StaffTotpSecret,
+}
+
+impl Purpose {
+    /// The text bound into the associated data (stable: changing it makes stored values unopenable).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RefreshToken => "grant.refresh_token",
+            Self::AccessToken => "grant.access_token",
+            Self::WebhookSecret => "webhook.secret",
+            Self::StaffTotpSecret => "staff.totp_secret",
+        }
+    }
+}
+
 impl<'a> SealContext<'a> {
     /// A context for `purpose` and `row`.
-    pub fn new(purpose: &'a str, row: &'a str) -> Self {
-        SealContext { purpose, row }
+    pub fn new(purpose: Purpose, row: &'a str) -> Self {
+        SealContext {
+            purpose: purpose.as_str(),
+            row,
+        }
     }
 
     fn check(&self) -> Result<(), VaultError> {

@@ -125,12 +125,15 @@ fn a_value_copied_to_another_row_or_purpose_does_not_open() {
     let vault = vault(&[(1, KEY_1)], None);
     let sealed = vault.seal(TOKEN, &CTX).expect("seal");
     let others = [
-        SealContext::new(CTX.purpose, "00000000-0000-0000-0000-000000000000"),
-        SealContext::new("grant.access_token", CTX.row),
         SealContext::new(
-            "grant.refresh_token6f1c2b0e",
-            "-3b7e-4a51-9a0e-2f4c8d9b1a77",
+            Purpose::RefreshToken,
+            "00000000-0000-0000-0000-000000000000",
         ),
+        SealContext::new(Purpose::AccessToken, CTX.row),
+        SealContext {
+            purpose: "grant.refresh_token6f1c2b0e",
+            row: "-3b7e-4a51-9a0e-2f4c8d9b1a77",
+        },
     ];
     for other in others {
         assert!(
@@ -144,25 +147,59 @@ fn a_value_copied_to_another_row_or_purpose_does_not_open() {
     }
     // Field boundaries are length-prefixed, so moving characters between purpose and row fails too.
     let split = vault
-        .seal(TOKEN, &SealContext::new("ab", "c"))
+        .seal(
+            TOKEN,
+            &SealContext {
+                purpose: "ab",
+                row: "c",
+            },
+        )
         .expect("seal");
-    assert!(vault.open(&split, &SealContext::new("a", "bc")).is_err());
+    assert!(
+        vault
+            .open(
+                &split,
+                &SealContext {
+                    purpose: "a",
+                    row: "bc"
+                }
+            )
+            .is_err()
+    );
 }
 
 #[test]
 fn an_empty_purpose_or_row_is_refused() {
     let vault = vault(&[(1, KEY_1)], None);
     assert!(matches!(
-        vault.seal(TOKEN, &SealContext::new("", "row")),
+        vault.seal(
+            TOKEN,
+            &SealContext {
+                purpose: "",
+                row: "row"
+            }
+        ),
         Err(VaultError::EmptyContext)
     ));
     assert!(matches!(
-        vault.seal(TOKEN, &SealContext::new("p", "")),
+        vault.seal(
+            TOKEN,
+            &SealContext {
+                purpose: "p",
+                row: ""
+            }
+        ),
         Err(VaultError::EmptyContext)
     ));
     let sealed = vault.seal(TOKEN, &CTX).expect("seal");
     assert!(matches!(
-        vault.open(&sealed, &SealContext::new("p", "")),
+        vault.open(
+            &sealed,
+            &SealContext {
+                purpose: "p",
+                row: ""
+            }
+        ),
         Err(VaultError::EmptyContext)
     ));
 }
@@ -247,7 +284,7 @@ fn rewrap_moves_a_value_to_the_active_kek_without_changing_its_payload() {
 fn rewrap_refuses_a_wrong_context_and_a_forged_kek_id() {
     let both = vault(&[(1, KEY_1), (2, KEY_2)], Some(2));
     let sealed = vault(&[(1, KEY_1)], None).seal(TOKEN, &CTX).expect("seal");
-    let wrong_row = SealContext::new(CTX.purpose, "another-tenant");
+    let wrong_row = SealContext::new(Purpose::RefreshToken, "another-tenant");
     assert!(matches!(
         both.rewrap(&sealed, &wrong_row),
         Err(VaultError::Integrity)
@@ -381,7 +418,7 @@ fn the_payload_stays_bound_to_its_context_even_if_its_data_key_is_rewrapped_for_
     let dek = kek
         .unwrap(parsed.wrapped_dek, &dek_aad(1, &CTX))
         .expect("unwrap");
-    let other = SealContext::new(CTX.purpose, "another-tenant");
+    let other = SealContext::new(Purpose::RefreshToken, "another-tenant");
     let rebound = kek.wrap(&dek, &dek_aad(1, &other)).expect("wrap");
     let mut moved = sealed[..WRAPPED_AT].to_vec();
     moved.extend_from_slice(&rebound);
@@ -431,7 +468,7 @@ proptest::proptest! {
     ) {
         let other = vault(&[(1, KEY_1), (2, KEY_2)], Some(3 - active));
         let vault = vault(&[(1, KEY_1), (2, KEY_2)], Some(active));
-        let ctx = SealContext::new(&purpose, &row);
+        let ctx = SealContext { purpose: &purpose, row: &row };
         let sealed = vault.seal(&plaintext, &ctx).expect("seal");
         proptest::prop_assert_eq!(sealed.len(), 77 + plaintext.len() + 16);
         proptest::prop_assert_eq!(Vault::kek_id_of(&sealed).expect("header"), active);
@@ -472,9 +509,26 @@ proptest::proptest! {
         other_row in "[a-z0-9-]{1,12}",
     ) {
         let vault = vault(&[(1, KEY_1)], None);
-        let sealed = vault.seal(TOKEN, &SealContext::new(&purpose, &row)).expect("seal");
-        let opens = vault.open(&sealed, &SealContext::new(&other_purpose, &other_row)).is_ok();
+        let sealed = vault.seal(TOKEN, &SealContext { purpose: &purpose, row: &row }).expect("seal");
+        let opens = vault.open(&sealed, &SealContext { purpose: &other_purpose, row: &other_row }).is_ok();
         // Same concatenation, different split ("ab"+"c" vs "a"+"bc") must not collide either.
         proptest::prop_assert_eq!(opens, purpose == other_purpose && row == other_row);
     }
+}
+
+#[test]
+fn every_purpose_has_its_own_stable_text() {
+    let all = [
+        Purpose::RefreshToken,
+        Purpose::AccessToken,
+        Purpose::WebhookSecret,
+        Purpose::StaffTotpSecret,
+    ];
+    let texts: std::collections::HashSet<&str> = all.iter().map(|p| p.as_str()).collect();
+    assert_eq!(texts.len(), all.len(), "two purposes share a text");
+    // Stored values are bound to these texts: they may never change.
+    assert_eq!(Purpose::RefreshToken.as_str(), "grant.refresh_token");
+    assert_eq!(Purpose::AccessToken.as_str(), "grant.access_token");
+    assert_eq!(Purpose::WebhookSecret.as_str(), "webhook.secret");
+    assert_eq!(Purpose::StaffTotpSecret.as_str(), "staff.totp_secret");
 }

@@ -18,7 +18,7 @@ pub use manage::{WebhookError, add_endpoint, replay, rotate_secret};
 pub use signature::{WebhookSecret, sign};
 
 /// The vault purpose of a webhook signing secret; the row is the secret's id.
-pub const SECRET_PURPOSE: &str = "webhook.secret";
+pub const SECRET_PURPOSE: crate::vault::Purpose = crate::vault::Purpose::WebhookSecret;
 
 /// What happened, as receivers see it in `type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -139,7 +139,7 @@ async fn a_partner_admin_consents_in_a_real_browser_and_the_grant_opens_to_a_wor
         .open_string(
             &sealed,
             &SealContext {
-                purpose: REFRESH_TOKEN_PURPOSE,
+                purpose: REFRESH_TOKEN_PURPOSE.as_str(),
                 row: &DEMO_CONTOSO.to_string(),
             },
         )

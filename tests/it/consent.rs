@@ -56,7 +56,7 @@ async fn a_partner_admin_with_mfa_consents_and_the_grant_is_sealed() {
         .open_string(
             &sealed,
             &SealContext {
-                purpose: REFRESH_TOKEN_PURPOSE,
+                purpose: REFRESH_TOKEN_PURPOSE.as_str(),
                 row: &DEMO_CONTOSO.to_string(),
             },
         )
@@ -84,7 +84,7 @@ async fn a_partner_admin_with_mfa_consents_and_the_grant_is_sealed() {
             .open_string(
                 &sealed,
                 &SealContext {
-                    purpose: REFRESH_TOKEN_PURPOSE,
+                    purpose: REFRESH_TOKEN_PURPOSE.as_str(),
                     row: &DEMO_FABRIKAM.to_string(),
                 },
             )

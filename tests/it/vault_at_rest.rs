@@ -61,7 +61,7 @@ fn app_with_ring(app: &TestApp, keks: &str) -> App {
 
 fn tenant_context(tenant: &str) -> SealContext<'_> {
     SealContext {
-        purpose: REFRESH_TOKEN_PURPOSE,
+        purpose: REFRESH_TOKEN_PURPOSE.as_str(),
         row: tenant,
     }
 }
