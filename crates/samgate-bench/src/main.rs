@@ -8,6 +8,8 @@
 //!   partner, CPV app consent), so that refresh tokens really redeem there.
 //! * `storm`  — N requests released at the same instant (a refresh storm), status histogram.
 //! * `warm`   — one proxied Graph call per seeded tenant (fills samgate's access-token cache).
+//! * `links`  — cost of pointing paging links at samgate (`samgate::proxy::links::rewrite`) on
+//!   Graph and Partner Center pages of typical sizes, and on a body without links.
 //!
 //! Output is one JSON object per command on stdout, for the script to pick up.
 
@@ -38,6 +40,15 @@ enum Command {
     Vault {
         /// Operations per measured round.
         #[arg(long, default_value_t = 20_000)]
+        iterations: u32,
+        /// Measured rounds (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        rounds: u32,
+    },
+    /// Link-rewrite timing loop over synthetic Graph and Partner Center pages.
+    Links {
+        /// Rewrites per measured round.
+        #[arg(long, default_value_t = 2_000)]
         iterations: u32,
         /// Measured rounds (the median is reported).
         #[arg(long, default_value_t = 5)]
@@ -100,6 +111,7 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Vault { iterations, rounds } => vault(iterations, rounds),
+        Command::Links { iterations, rounds } => links(iterations, rounds),
         Command::Seed {
             partners,
             emulated,
@@ -177,6 +189,102 @@ fn vault(iterations: u32, rounds: u32) -> anyhow::Result<()> {
                 "sealed_bytes": sealed.len(),
             }),
         );
+    }
+    println!("{}", serde_json::Value::Object(results));
+    Ok(())
+}
+
+/// A Graph users page of `users` users with a next link, and a Partner Center customers page.
+fn sample_pages(users: usize) -> (Vec<u8>, Vec<u8>) {
+    let value: Vec<serde_json::Value> = (0..users)
+        .map(|i| {
+            json!({
+                "businessPhones": [], "displayName": format!("User {i}"), "givenName": "User",
+                "jobTitle": null, "mail": format!("user{i}@contoso.example"), "mobilePhone": null,
+                "officeLocation": null, "preferredLanguage": "en-US", "surname": format!("{i}"),
+                "userPrincipalName": format!("user{i}@contoso.example"), "id": Uuid::new_v4(),
+            })
+        })
+        .collect();
+    let graph = json!({
+        "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users",
+        "@odata.nextLink": "https://graph.microsoft.com/v1.0/users?$top=999&$skiptoken=RFNwdAIAAQAAACpVc2VyXzY",
+        "value": value,
+    });
+    let items: Vec<serde_json::Value> = (0..users.min(500))
+        .map(|i| {
+            json!({
+                "id": Uuid::new_v4(),
+                "companyProfile": {"companyName": format!("Customer {i}"), "domain": format!("c{i}.onmicrosoft.com")},
+                "links": {"self": {"uri": format!("/customers/{i}"), "method": "GET", "headers": []}},
+                "attributes": {"objectType": "Customer"},
+            })
+        })
+        .collect();
+    let pc = json!({
+        "totalCount": items.len(), "items": items,
+        "links": {"next": {"uri": "/customers?size=500&seekOperation=Next", "method": "GET",
+            "headers": [{"key": "MS-ContinuationToken", "value": "W3sidG9rZW4iOiIrUklEOn4xIn1d"}]}},
+        "attributes": {"objectType": "Collection"},
+    });
+    (
+        serde_json::to_vec(&graph).unwrap_or_default(),
+        serde_json::to_vec(&pc).unwrap_or_default(),
+    )
+}
+
+fn links(iterations: u32, rounds: u32) -> anyhow::Result<()> {
+    use samgate::proxy::Upstream;
+    use samgate::proxy::links::{LinkTarget, rewrite};
+    let graph_base = url::Url::parse("https://graph.microsoft.com")?;
+    let pc_base = url::Url::parse("https://api.partnercenter.microsoft.com")?;
+    let graph_route = "https://samgate.example/api/v1/partners/p/customers/c/graph";
+    let pc_route = "https://samgate.example/api/v1/partners/p/partner-center";
+    let graph_target = LinkTarget {
+        upstream: Upstream::Graph,
+        upstream_base: &graph_base,
+        route: graph_route,
+    };
+    let pc_target = LinkTarget {
+        upstream: Upstream::PartnerCenter,
+        upstream_base: &pc_base,
+        route: pc_route,
+    };
+    let mut results = serde_json::Map::new();
+    for users in [1usize, 100, 999] {
+        let (graph, pc) = sample_pages(users);
+        let no_link = br#"{"@odata.context":"https://graph.microsoft.com/v1.0/$metadata#organization","value":[{"id":"x"}]}"#.to_vec();
+        for (label, body, target) in [
+            (format!("graph_{users}_users"), &graph, &graph_target),
+            (format!("pc_{}_customers", users.min(500)), &pc, &pc_target),
+            (
+                format!("graph_without_link_{users}"),
+                &no_link,
+                &graph_target,
+            ),
+        ] {
+            if results.contains_key(&label) {
+                continue;
+            }
+            let iterations = if body.len() > 100_000 {
+                iterations / 20
+            } else {
+                iterations
+            }
+            .max(1);
+            let mut ns = Vec::new();
+            for _ in 0..rounds {
+                let started = Instant::now();
+                for _ in 0..iterations {
+                    std::hint::black_box(rewrite(std::hint::black_box(body), target));
+                }
+                ns.push(started.elapsed().as_nanos() as f64 / f64::from(iterations));
+            }
+            results.insert(
+                label,
+                json!({ "bytes": body.len(), "ns": median(ns).round(), "rewritten": rewrite(body, target).is_some() }),
+            );
+        }
     }
     println!("{}", serde_json::Value::Object(results));
     Ok(())
