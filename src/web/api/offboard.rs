@@ -13,7 +13,7 @@ use crate::lifecycle::{OffboardError, OffboardReport, offboard};
 use crate::web::errors::{ApiError, ApiErrorCode};
 
 /// The request body.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OffboardRequest {
     /// Remove the CPV app's consent from every customer through Partner Center first.
@@ -21,7 +21,20 @@ pub struct OffboardRequest {
     remove_app_consents: bool,
 }
 
-/// Offboards the partner: grant destroyed, invitations revoked, app consents optionally removed.
+/// Offboards the partner.
+///
+/// Optionally removes the CPV app's consent from every customer (through Partner Center) first,
+/// then destroys the grant (crypto-shred), revokes pending invitations and audits it. Needs a
+/// read-write key scoped to the partner. Afterwards the partner's calls answer 410
+/// `partner_offboarded`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/partners/{partner_tid}/offboard",
+    tag = "partners",
+    params(("partner_tid" = uuid::Uuid, Path, description = "The partner's Microsoft tenant id.")),
+    request_body = OffboardRequest,
+    responses((status = 200, description = "Offboarded: what was removed.", body = OffboardReport))
+)]
 pub async fn offboard_partner(
     State(state): State<AppState>,
     ApiCaller(principal): ApiCaller,
