@@ -144,7 +144,8 @@ impl ApiErrorCode {
         match self {
             Self::BadRequest => {
                 "The request is malformed: a tenant id that is not a GUID, a query parameter \
-                 that does not parse or is out of range, or a body that is not the documented JSON."
+                 that does not parse or is out of range, an `X-Samgate-Deadline` that is not whole \
+                 seconds, or a body that is not the documented JSON."
             }
             Self::Unauthorized => {
                 "No valid credential was presented (API keys are refused with `invalid_api_key`)."
@@ -668,6 +669,34 @@ mod tests {
         );
         assert_eq!(ApiErrorCode::CustomerPolicyBlocked.status().as_u16(), 403);
         assert_eq!(ApiErrorCode::CustomerUnavailable.status().as_u16(), 503);
+    }
+
+    #[test]
+    fn every_reference_in_the_openapi_document_resolves() {
+        fn refs<'a>(value: &'a serde_json::Value, found: &mut Vec<&'a str>) {
+            match value {
+                serde_json::Value::Object(map) => {
+                    if let Some(target) = map.get("$ref").and_then(|r| r.as_str()) {
+                        found.push(target);
+                    }
+                    map.values().for_each(|v| refs(v, found));
+                }
+                serde_json::Value::Array(items) => items.iter().for_each(|v| refs(v, found)),
+                _ => {}
+            }
+        }
+        let document =
+            serde_json::to_value(crate::web::api::openapi::document()).expect("the document");
+        let mut found = Vec::new();
+        refs(&document, &mut found);
+        assert!(found.len() > 20, "{found:?}");
+        for target in found {
+            let pointer = target.strip_prefix('#').expect("a local reference");
+            assert!(
+                document.pointer(pointer).is_some(),
+                "{target} does not resolve"
+            );
+        }
     }
 
     #[test]

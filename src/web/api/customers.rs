@@ -102,7 +102,8 @@ pub struct ListQuery {
     state: Option<CustomerFilter>,
     /// Part of the name, domain or tenant id (case-insensitive).
     search: Option<String>,
-    /// `next_after` of the previous page.
+    /// `next_after` of the previous page; an id that names no customer of this partner is
+    /// refused (400 `bad_request`).
     after: Option<Uuid>,
     /// Customers per page.
     #[param(minimum = 1, maximum = 500, default = 100)]
@@ -177,7 +178,13 @@ pub async fn list_customers(
                 .await
                 .map_err(database)?
                 .map(|row| (row.company_name, row.tenant_id))
-                .ok_or_else(bad_query)?,
+                .ok_or_else(|| {
+                    ApiError::new(
+                        ApiErrorCode::BadRequest,
+                        "`after` names no customer of this partner: pass the `next_after` of the \
+                         previous page",
+                    )
+                })?,
         ),
     };
     let mut rows = db::customers::list(

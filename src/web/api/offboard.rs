@@ -39,7 +39,7 @@ pub async fn offboard_partner(
     State(state): State<AppState>,
     ApiCaller(principal): ApiCaller,
     Path(partner_tid): Path<String>,
-    body: Result<Json<OffboardRequest>, JsonRejection>,
+    body: Result<Json<serde_json::Map<String, serde_json::Value>>, JsonRejection>,
 ) -> Result<Json<OffboardReport>, ApiError> {
     let tenant = super::scoped_tenant(&principal, &partner_tid)?;
     if principal.read_only {
@@ -48,13 +48,17 @@ pub async fn offboard_partner(
             "this API client is read-only: it cannot offboard partners",
         ));
     }
-    let Json(request) = body.map_err(|e| {
+    let bad_body = || {
         ApiError::new(
             ApiErrorCode::BadRequest,
-            "send a JSON body such as {\"remove_app_consents\": true}",
+            "send a JSON object such as {\"remove_app_consents\": true}",
         )
-        .with_detail(e)
-    })?;
+    };
+    // Read as an object first: serde also builds a struct from a JSON array (`[]` was accepted,
+    // found by schemathesis).
+    let Json(object) = body.map_err(|e| bad_body().with_detail(e))?;
+    let request: OffboardRequest = serde_json::from_value(serde_json::Value::Object(object))
+        .map_err(|e| bad_body().with_detail(e))?;
     let actor = format!("api-client:{}", principal.client_id);
     let report = offboard(&state, tenant, &actor, request.remove_app_consents)
         .await

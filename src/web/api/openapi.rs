@@ -73,7 +73,7 @@ by retrying.";
     ),
     // Schemas only a query parameter or no path names are not collected by themselves.
     components(
-        schemas(ApiErrorBody, ApiErrorCode),
+        schemas(ApiErrorBody, ApiErrorCode, crate::db::customers::CustomerFilter),
         responses(super::proxy::Passthrough)
     ),
     security(("api_key" = [])),
@@ -250,6 +250,10 @@ fn add_error_responses(operation: &mut Operation, codes: &[ApiErrorCode], passth
                 "application/json",
                 ContentBuilder::new().schema(Some(schema)).build(),
             );
+        if passthrough {
+            // Microsoft's own answer with this status may be of any type.
+            response = response.content("*/*", ContentBuilder::new().build());
+        }
         if status == 401 {
             response = response.header(
                 "WWW-Authenticate",

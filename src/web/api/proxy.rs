@@ -49,21 +49,18 @@ const PASSTHROUGH_BODY: &str = "Any body, in any content type: forwarded to Micr
     reason = "a description of headers, read from the request as they come"
 )]
 struct ProxyHeaders {
-    /// Seconds you are willing to wait in all (default 10, at most 300): samgate waits out
-    /// Microsoft's `Retry-After` only within it, and answers 429 `upstream_throttled` otherwise.
-    #[param(
-        rename = "X-Samgate-Deadline",
-        required = false,
-        minimum = 0,
-        maximum = 300
-    )]
-    deadline: u32,
-    /// Idempotency key (at most 128 characters), kept on samgate's retries and set when absent;
-    /// a write that carries it may be retried by samgate.
-    #[param(rename = "MS-RequestId", required = false, max_length = 128)]
+    /// Seconds you are willing to wait in all (default 10; more than 300 counts as 300): samgate
+    /// waits out Microsoft's `Retry-After` only within it, and answers 429 `upstream_throttled`
+    /// otherwise. A value that is not whole seconds is refused (400 `bad_request`).
+    #[param(rename = "X-Samgate-Deadline", required = false, minimum = 0)]
+    deadline: u64,
+    /// Idempotency key, kept on samgate's retries and set when absent; a write that carries it
+    /// may be retried by samgate. Call records keep it when it has at most 128 characters.
+    #[param(rename = "MS-RequestId", required = false)]
     request_id: String,
-    /// Tracing id (at most 128 characters), passed to Microsoft and returned; set when absent.
-    #[param(rename = "MS-CorrelationId", required = false, max_length = 128)]
+    /// Tracing id, passed to Microsoft and returned; set when absent. Call records keep it when
+    /// it has at most 128 characters.
+    #[param(rename = "MS-CorrelationId", required = false)]
     correlation_id: String,
 }
 
@@ -93,7 +90,7 @@ pub(super) struct Passthrough;
         ("path" = String, Path, description = PARTNER_CENTER_PATH),
         ProxyHeaders
     ),
-    request_body(content = Option<Object>, description = PASSTHROUGH_BODY),
+    request_body(content = serde_json::Value, description = PASSTHROUGH_BODY),
     responses((status = "default", response = Passthrough))
 )]
 pub async fn proxy_partner_center(
@@ -130,7 +127,7 @@ pub async fn proxy_partner_center(
         ("path" = String, Path, description = GRAPH_PATH),
         ProxyHeaders
     ),
-    request_body(content = Option<Object>, description = PASSTHROUGH_BODY),
+    request_body(content = serde_json::Value, description = PASSTHROUGH_BODY),
     responses((status = "default", response = Passthrough))
 )]
 pub async fn proxy_partner_graph(
@@ -172,7 +169,7 @@ pub async fn proxy_partner_graph(
         ("path" = String, Path, description = GRAPH_PATH),
         ProxyHeaders
     ),
-    request_body(content = Option<Object>, description = PASSTHROUGH_BODY),
+    request_body(content = serde_json::Value, description = PASSTHROUGH_BODY),
     responses((status = "default", response = Passthrough))
 )]
 pub async fn proxy_customer_graph(
@@ -298,6 +295,7 @@ async fn forward(
     let customer = customer_tid
         .map(|c| parse_tenant(c, "the customer"))
         .transpose()?;
+    let budget = deadline(&request, state.proxy.settings().default_budget)?;
     if !principal.allows_method(request.method()) {
         return Err(ApiError::new(
             ApiErrorCode::ForbiddenMethod,
@@ -326,13 +324,6 @@ async fn forward(
             )
             .with_retry_after(1)
         })?;
-    let budget = request
-        .headers()
-        .get(DEADLINE_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(|s| Duration::from_secs(s.min(300)))
-        .unwrap_or(state.proxy.settings().default_budget);
     let query = request.uri().query().map(str::to_owned);
     let (parts, body) = request.into_parts();
     let consent_for = consented_customer(upstream, &parts.method, &rest);
@@ -392,6 +383,25 @@ async fn forward(
         route: &route,
     };
     Ok(stream_back(upstream, response, permits, &target).await)
+}
+
+/// The caller's `X-Samgate-Deadline`: whole seconds, more than 300 counting as 300. Anything else
+/// is refused rather than ignored (found by schemathesis: `abc` silently meant the default).
+fn deadline(request: &Request, default: Duration) -> Result<Duration, ApiError> {
+    let Some(value) = request.headers().get(DEADLINE_HEADER) else {
+        return Ok(default);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|seconds| Duration::from_secs(seconds.min(300)))
+        .ok_or_else(|| {
+            ApiError::new(
+                ApiErrorCode::BadRequest,
+                "X-Samgate-Deadline must be whole seconds (0 to 300)",
+            )
+        })
 }
 
 fn header_text(request: &Request, name: &axum::http::HeaderName) -> Option<String> {
