@@ -337,6 +337,30 @@ async fn what_schemathesis_found_stays_fixed() {
     );
 }
 
+#[tokio::test]
+async fn a_body_over_the_limit_is_the_documented_json_error() {
+    let app = TestApp::builder()
+        .with_env("SAMGATE_PROXY_MAX_BODY_BYTES", "1024")
+        .spawn()
+        .await;
+    let key = app.api_key("big", None, false).await;
+    let response = app
+        .client
+        .post(app.url(&format!(
+            "/api/v1/partners/{DEMO_CONTOSO}/partner-center/v1/customers"
+        )))
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .body(vec![b' '; 4096])
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(response.status(), 413);
+    assert_eq!(response.headers()["x-samgate-error"], "payload_too_large");
+    let body: Value = response.json().await.expect("a JSON error");
+    assert_eq!(body["code"], "payload_too_large");
+}
+
 /// The page without its examples: what a person reads as prose.
 fn prose(html: &str) -> String {
     let mut rest = html;
@@ -506,6 +530,14 @@ async fn the_api_docs_page_fits_a_phone() {
         )
         .await;
     assert_eq!(scrolls, serde_json::json!(["auto", true]));
-    browser.screenshot("phone").await;
+    browser.screenshot("phone-top").await;
+    for section in ["examples", "routes", "errors"] {
+        browser
+            .eval(&format!(
+                "document.getElementById('{section}').scrollIntoView(); return true;"
+            ))
+            .await;
+        browser.screenshot(&format!("phone-{section}")).await;
+    }
     browser.close().await;
 }

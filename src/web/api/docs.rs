@@ -152,6 +152,8 @@ impl ApiDocsPage {
                 }),
             });
         }
+        // The API first, this reference last (paths come sorted by path).
+        routes.sort_by_key(|route| route.public);
         let errors = document["x-samgate-errors"]
             .as_array()
             .into_iter()
