@@ -49,7 +49,7 @@ pub enum SyncError {
 }
 
 /// What a complete sync found.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct SyncReport {
     /// Customers Partner Center listed.
     pub listed: usize,

@@ -335,7 +335,7 @@ pub async fn gates(
 }
 
 /// A filter of the customer list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CustomerFilter {
     /// Every current customer.
@@ -411,7 +411,7 @@ pub async fn list(
 }
 
 /// Counts of a partner's current customers by fact, for the partner page and the API.
-#[derive(Debug, Clone, Default, PartialEq, Eq, FromRow, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, FromRow, serde::Serialize, utoipa::ToSchema)]
 pub struct CustomerCounts {
     /// Current customers.
     pub total: i64,

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 /// The partner's delegated access to the customer (`customer_relationship`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, sqlx::Type, utoipa::ToSchema)]
 #[sqlx(type_name = "customer_relationship", rename_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum CustomerRelationship {
@@ -38,7 +38,7 @@ impl CustomerRelationship {
 }
 
 /// The CPV app's consent in the customer tenant (`customer_consent`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, sqlx::Type, utoipa::ToSchema)]
 #[sqlx(type_name = "customer_consent", rename_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum ConsentState {
@@ -62,7 +62,7 @@ impl ConsentState {
 }
 
 /// The last answer of the token endpoint at the customer's authority (`customer_token_outcome`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, sqlx::Type, utoipa::ToSchema)]
 #[sqlx(type_name = "customer_token_outcome", rename_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum TokenOutcome {

@@ -4,7 +4,9 @@ use std::fmt;
 use std::str::FromStr;
 
 /// Where a partner stands; only `health::partner` moves a partner from one status to another.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum PartnerStatus {
     /// Known (an invitation names it) but never consented.

@@ -13,7 +13,7 @@ use crate::partner_center::{ConsentRemoved, PartnerCenterError};
 use crate::webhooks::{self, EventType};
 
 /// What offboarding removed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct OffboardReport {
     /// The partner's tenant.
     pub tenant_id: Uuid,

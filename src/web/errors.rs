@@ -139,6 +139,143 @@ impl ApiErrorCode {
         }
     }
 
+    /// What the code means, for the API reference (one sentence, Markdown).
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Self::BadRequest => {
+                "The request is malformed: a tenant id that is not a GUID, a query parameter \
+                 that does not parse or is out of range, an `X-Samgate-Deadline` that is not whole \
+                 seconds, or a body that is not the documented JSON."
+            }
+            Self::Unauthorized => {
+                "No valid credential was presented (API keys are refused with `invalid_api_key`)."
+            }
+            Self::Forbidden => "The credential does not allow this.",
+            Self::NotFound => "There is no API route at this path.",
+            Self::PayloadTooLarge => {
+                "The request body is larger than samgate accepts \
+                 (`SAMGATE_PROXY_MAX_BODY_BYTES`, 32 MiB by default)."
+            }
+            Self::Timeout => "The request took longer than samgate allows.",
+            Self::ServiceUnavailable => {
+                "samgate's own database is unavailable, so it cannot check the key, look up the \
+                 partner or obtain a token; the partner's health is not affected."
+            }
+            Self::Internal => "An unexpected failure inside samgate.",
+            Self::InvalidApiKey => {
+                "The API key is missing, malformed, unknown, expired or revoked, or was sent \
+                 without the `Bearer` scheme."
+            }
+            Self::ForbiddenPartner => "The key's API client may not act for this partner.",
+            Self::ForbiddenMethod => {
+                "The key's API client is read-only: it may send only GET, HEAD and OPTIONS."
+            }
+            Self::PartnerNotFound => "No partner has this tenant id.",
+            Self::ConsentRequired => {
+                "Microsoft no longer accepts the partner's consent, or the partner never consented."
+            }
+            Self::MfaRequired => "The partner's admin must sign in again with MFA.",
+            Self::CustomerConsentMissing => {
+                "The CPV app is not consented in this customer tenant, or with other permissions \
+                 (AADSTS65001, 700016, 90099)."
+            }
+            Self::CustomerNotFound => {
+                "Not a customer of this partner, or Microsoft knows no such tenant (AADSTS90002)."
+            }
+            Self::CustomerAccessDenied => {
+                "The partner has no active GDAP relationship or role in this customer \
+                 (AADSTS50020, 50177)."
+            }
+            Self::CustomerPolicyBlocked => {
+                "The customer's Conditional Access or device policy refuses the partner's users \
+                 (AADSTS50076, 50079, 53000–53004)."
+            }
+            Self::CustomerUnavailable => {
+                "Microsoft failed for this customer a moment ago; samgate remembers it briefly."
+            }
+            Self::InvalidPath => {
+                "The proxied path is refused: it must start with the API version (`v1/…` for \
+                 Partner Center, `v1.0/…` or `beta/…` for Graph) and may not hold `.`/`..` \
+                 segments, encoded slashes or dots, or backslashes."
+            }
+            Self::UpstreamThrottled => {
+                "Microsoft throttles this partner (or its token service) for longer than your \
+                 `X-Samgate-Deadline` lets samgate wait."
+            }
+            Self::UpstreamUnavailable => {
+                "Microsoft is unreachable, failing or too slow, after samgate's own retries."
+            }
+            Self::RateLimited => "Too many concurrent calls for this API client or partner.",
+            Self::AppMisconfigured => "Microsoft refused the CPV app's credential or registration.",
+            Self::PartnerOffboarded => "The partner was offboarded: its grant is destroyed.",
+        }
+    }
+
+    /// What the caller should do about it, for the API reference (Markdown).
+    pub fn action(self) -> &'static str {
+        match self {
+            Self::BadRequest | Self::InvalidPath => {
+                "Fix the request (the `message` says what is wrong); retrying it unchanged fails again."
+            }
+            Self::Unauthorized | Self::InvalidApiKey => {
+                "Send a current key as `Authorization: Bearer sgk_…`; an operator issues keys with \
+                 `samgate clients keys create`."
+            }
+            Self::Forbidden => "Use a credential that allows it, or ask an operator.",
+            Self::NotFound => "Check the method and path against this reference.",
+            Self::PayloadTooLarge => "Send a smaller body.",
+            Self::Timeout => "Retry; if it keeps happening, ask an operator.",
+            Self::ServiceUnavailable | Self::CustomerUnavailable | Self::RateLimited => {
+                "Retry after `Retry-After` seconds."
+            }
+            Self::Internal => {
+                "Retry once; if it fails again, quote the `reference` to an operator."
+            }
+            Self::ForbiddenPartner => {
+                "Use a key scoped to this partner, or ask an operator to add the partner to the \
+                 client's scope."
+            }
+            Self::ForbiddenMethod => "Send writes with a read-write key.",
+            Self::PartnerNotFound => {
+                "Check the id (`GET /api/v1/partners` lists yours); a partner exists once its \
+                 admin has consented through an invitation."
+            }
+            Self::ConsentRequired | Self::MfaRequired => {
+                "Do not retry: create a link with `POST /api/v1/partners/{partner_tid}/reconsent-invitation` \
+                 and send it to the partner's admin."
+            }
+            Self::CustomerConsentMissing => {
+                "Grant the app consent (admin UI, or Partner Center `applicationconsents` through \
+                 the proxy), then retry."
+            }
+            Self::CustomerNotFound => {
+                "Check the id; a new customer appears after the next customer sync \
+                 (`POST /api/v1/partners/{partner_tid}/customers/sync`)."
+            }
+            Self::CustomerAccessDenied => {
+                "The partner gives its users an active GDAP relationship with roles for this \
+                 customer in Partner Center; samgate sees it at the next customer sync."
+            }
+            Self::CustomerPolicyBlocked => {
+                "The customer's admin excludes service provider users from that policy."
+            }
+            Self::UpstreamThrottled => {
+                "Retry after `Retry-After` seconds, or send a larger `X-Samgate-Deadline`; other \
+                 partners are not slowed."
+            }
+            Self::UpstreamUnavailable => {
+                "Retry with backoff. samgate already retried reads, and writes that carry your \
+                 `MS-RequestId`."
+            }
+            Self::AppMisconfigured => {
+                "Do not retry: an operator fixes samgate's app credential or registration."
+            }
+            Self::PartnerOffboarded => {
+                "Stop calling for this partner; to serve it again, onboard it with a new invitation."
+            }
+        }
+    }
+
     /// The stable snake_case code.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -202,31 +339,76 @@ pub enum ErrorShape {
 /// The header that names samgate's stable code on every error samgate produces itself.
 pub const ERROR_HEADER: &str = "x-samgate-error";
 
-#[derive(Serialize)]
-struct ApiErrorBody<'a> {
+/// The OpenAPI schema of the codes (`ErrorCode`): every code of [`ApiErrorCode::ALL`] with its
+/// status and meaning; the document's `x-samgate-errors` adds what to do.
+impl utoipa::PartialSchema for ApiErrorCode {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let mut description = String::from(
+            "samgate's stable error code, also sent in the `x-samgate-error` header. \
+             The document's `x-samgate-errors` says what to do about each.\n",
+        );
+        for code in Self::ALL {
+            description.push_str(&format!(
+                "\n- `{}` ({}): {}",
+                code.as_str(),
+                code.status().as_u16(),
+                code.meaning()
+            ));
+        }
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(Self::ALL.map(Self::as_str)))
+            .description(Some(description))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ApiErrorCode {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "ErrorCode".into()
+    }
+}
+
+/// An error samgate produced itself (Microsoft's own errors pass through unchanged, marked with
+/// `x-samgate-upstream` instead). The stable code is in `code` and in the `x-samgate-error` header.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub(crate) struct ApiErrorBody<'a> {
     code: ApiErrorCode,
+    /// What happened and what to do, for a person.
     message: &'a str,
+    /// Quote it to an operator: samgate's log line of this failure carries it.
     reference: &'a str,
+    /// Graph routes only: Graph's error shape, so a Graph SDK raises an `ODataError` with
+    /// samgate's code.
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<GraphError<'a>>,
+    /// Partner Center routes only: the message again, as Partner Center names it.
     #[serde(skip_serializing_if = "Option::is_none")]
     description: Option<&'a str>,
+    /// Partner Center routes only: always empty.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>, max_items = 0)]
     data: Option<[(); 0]>,
+    /// Partner Center routes only: `samgate`.
     #[serde(skip_serializing_if = "Option::is_none")]
     source: Option<&'static str>,
 }
 
-#[derive(Serialize)]
-struct GraphError<'a> {
+/// Graph's error object, as samgate's errors carry it on Graph routes.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct GraphError<'a> {
     code: ApiErrorCode,
     message: &'a str,
     #[serde(rename = "innerError")]
     inner_error: GraphInnerError<'a>,
 }
 
-#[derive(Serialize)]
-struct GraphInnerError<'a> {
+/// Graph's `innerError`: `request-id` is samgate's reference.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct GraphInnerError<'a> {
+    /// When samgate answered (RFC 3339).
     date: String,
     #[serde(rename = "request-id")]
     request_id: &'a str,
@@ -443,17 +625,43 @@ mod tests {
 
     #[test]
     fn the_openapi_document_lists_exactly_the_error_codes_the_server_has() {
-        let document: serde_json::Value =
-            serde_json::from_str(include_str!("api/openapi.json")).expect("openapi.json");
-        let listed: Vec<&str> =
-            document["components"]["schemas"]["Error"]["properties"]["code"]["enum"]
-                .as_array()
-                .expect("codes")
-                .iter()
-                .filter_map(|c| c.as_str())
-                .collect();
+        let document =
+            serde_json::to_value(crate::web::api::openapi::document()).expect("the document");
+        let listed: Vec<&str> = document["components"]["schemas"]["ErrorCode"]["enum"]
+            .as_array()
+            .expect("codes")
+            .iter()
+            .filter_map(|c| c.as_str())
+            .collect();
         let ours: Vec<&str> = ApiErrorCode::ALL.iter().map(|c| c.as_str()).collect();
         assert_eq!(listed, ours);
+        // The catalogue says, for each code, its status, what it means and what to do.
+        let catalogue = document["x-samgate-errors"]
+            .as_array()
+            .expect("x-samgate-errors");
+        assert_eq!(catalogue.len(), ApiErrorCode::ALL.len());
+        for (row, code) in catalogue.iter().zip(ApiErrorCode::ALL) {
+            assert_eq!(row["code"], code.as_str());
+            assert_eq!(row["status"], code.status().as_u16());
+            for field in ["meaning", "action"] {
+                let text = row[field].as_str().unwrap_or("");
+                assert!(
+                    text.len() > 10 && text.ends_with('.'),
+                    "{}: {field} {text:?}",
+                    code.as_str()
+                );
+            }
+        }
+        // The body a client gets has the documented required fields.
+        let error = &document["components"]["schemas"]["Error"];
+        assert_eq!(
+            error["required"],
+            serde_json::json!(["code", "message", "reference"])
+        );
+        assert_eq!(
+            error["properties"]["code"]["$ref"],
+            "#/components/schemas/ErrorCode"
+        );
         assert_eq!(
             ApiErrorCode::CustomerNotFound.status().as_u16(),
             404,
@@ -461,5 +669,58 @@ mod tests {
         );
         assert_eq!(ApiErrorCode::CustomerPolicyBlocked.status().as_u16(), 403);
         assert_eq!(ApiErrorCode::CustomerUnavailable.status().as_u16(), 503);
+    }
+
+    #[test]
+    fn every_reference_in_the_openapi_document_resolves() {
+        fn refs<'a>(value: &'a serde_json::Value, found: &mut Vec<&'a str>) {
+            match value {
+                serde_json::Value::Object(map) => {
+                    if let Some(target) = map.get("$ref").and_then(|r| r.as_str()) {
+                        found.push(target);
+                    }
+                    map.values().for_each(|v| refs(v, found));
+                }
+                serde_json::Value::Array(items) => items.iter().for_each(|v| refs(v, found)),
+                _ => {}
+            }
+        }
+        let document =
+            serde_json::to_value(crate::web::api::openapi::document()).expect("the document");
+        let mut found = Vec::new();
+        refs(&document, &mut found);
+        assert!(found.len() > 20, "{found:?}");
+        for target in found {
+            let pointer = target.strip_prefix('#').expect("a local reference");
+            assert!(
+                document.pointer(pointer).is_some(),
+                "{target} does not resolve"
+            );
+        }
+    }
+
+    #[test]
+    fn every_error_code_documented_on_a_route_is_one_the_route_table_names() {
+        let document =
+            serde_json::to_value(crate::web::api::openapi::document()).expect("the document");
+        for route in crate::web::api::routes() {
+            for method in route.methods {
+                let operation =
+                    &document["paths"][route.openapi_path()][method.as_str().to_ascii_lowercase()];
+                let mut documented: Vec<String> = operation["responses"]
+                    .as_object()
+                    .expect("responses")
+                    .values()
+                    .filter_map(|r| r["headers"]["x-samgate-error"]["schema"]["enum"].as_array())
+                    .flatten()
+                    .filter_map(|c| c.as_str().map(str::to_owned))
+                    .collect();
+                documented.sort();
+                let mut named: Vec<String> =
+                    route.errors.iter().map(|c| c.as_str().to_owned()).collect();
+                named.sort();
+                assert_eq!(documented, named, "{method} {}", route.path);
+            }
+        }
     }
 }

@@ -75,7 +75,11 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(RequestBodyLimitLayer::new(max_body));
     // The proxy streams large bodies for minutes: its own limit, its own timeouts (in `proxy`).
-    let api = api::router().layer(RequestBodyLimitLayer::new(proxy_max_body));
+    let api = api::router()
+        .layer(RequestBodyLimitLayer::new(proxy_max_body))
+        .layer(axum::middleware::map_response(
+            move |response: Response| async move { json_body_limit(response, proxy_max_body) },
+        ));
 
     let mut app = pages
         .merge(api)
@@ -147,6 +151,22 @@ async fn show_not_found<B>(request: Request<B>) -> Response {
         errors::ApiError::new(errors::ApiErrorCode::NotFound, "no such API route").into_response()
     } else {
         PageError::not_found().into_response()
+    }
+}
+
+/// The body limit layer's own 413 is plain text; on `/api` it is the documented JSON
+/// `payload_too_large` (found while documenting every error code of the API).
+fn json_body_limit(response: Response, limit: usize) -> Response {
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE
+        && !response.headers().contains_key(errors::ERROR_HEADER)
+    {
+        errors::ApiError::new(
+            errors::ApiErrorCode::PayloadTooLarge,
+            format!("request bodies are limited to {limit} bytes"),
+        )
+        .into_response()
+    } else {
+        response
     }
 }
 

@@ -12,6 +12,7 @@ mod api_keys;
 mod browser;
 mod cli;
 mod consent;
+mod contract;
 mod customers;
 mod examples;
 mod faults;

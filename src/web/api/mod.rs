@@ -4,58 +4,188 @@
 mod customers;
 mod docs;
 mod offboard;
+pub mod openapi;
 mod partners;
 mod proxy;
 mod reconsent;
 
 use axum::Router;
 use axum::extract::FromRequestParts;
+use axum::handler::Handler;
+use axum::http::Method;
 use axum::http::request::Parts;
-use axum::routing::{any, get, post};
+use axum::routing::{MethodRouter, any, get, post};
 
 use crate::api_keys::{KeyRejection, Principal};
 use crate::app::AppState;
 use crate::web::errors::{ApiError, ApiErrorCode};
 
-/// The `/api` routes. Auth: every `/api/v1` handler takes an [`ApiCaller`]; the OpenAPI document
-/// and its page are public.
+/// The `/api` routes, built from [`routes`] only. Auth: every `/api/v1` handler takes an
+/// [`ApiCaller`] (or [`ScopedPartner`]); the OpenAPI document and its page are public.
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/openapi.json", get(docs::show_openapi_document))
-        .route("/api/docs", get(docs::show_api_docs))
-        .route("/api/v1/partners", get(partners::list_partners))
-        .route(
-            "/api/v1/partners/{partner_tid}",
-            get(partners::show_partner),
-        )
-        .route(
+    routes().into_iter().fold(Router::new(), |router, route| {
+        router.route(route.path, route.service)
+    })
+}
+
+/// The API's one route table: [`router`] serves it and [`openapi::document`] adds each route's
+/// error responses from it; a test compares the served document with it, so a route added here
+/// without its `#[utoipa::path]` fails.
+pub fn routes() -> Vec<ApiRoute> {
+    use ApiErrorCode::*;
+    // Every `/api/v1` route: the key is checked first (and needs the database).
+    const KEY: [ApiErrorCode; 2] = [InvalidApiKey, ServiceUnavailable];
+    const PARTNER: [ApiErrorCode; 5] = [
+        InvalidApiKey,
+        ServiceUnavailable,
+        BadRequest,
+        ForbiddenPartner,
+        PartnerNotFound,
+    ];
+    const PROXY: [ApiErrorCode; 15] = [
+        InvalidApiKey,
+        ServiceUnavailable,
+        BadRequest,
+        ForbiddenPartner,
+        ForbiddenMethod,
+        PartnerNotFound,
+        ConsentRequired,
+        MfaRequired,
+        PartnerOffboarded,
+        InvalidPath,
+        PayloadTooLarge,
+        RateLimited,
+        UpstreamThrottled,
+        UpstreamUnavailable,
+        AppMisconfigured,
+    ];
+    vec![
+        ApiRoute::get("/api/openapi.json", docs::show_openapi_document),
+        ApiRoute::get("/api/docs", docs::show_api_docs),
+        ApiRoute::get("/api/v1/partners", partners::list_partners)
+            .answers(&[&KEY[..], &[BadRequest]].concat()),
+        ApiRoute::get("/api/v1/partners/{partner_tid}", partners::show_partner).answers(&PARTNER),
+        ApiRoute::post(
             "/api/v1/partners/{partner_tid}/offboard",
-            post(offboard::offboard_partner),
+            offboard::offboard_partner,
         )
-        .route(
+        .answers(
+            &[
+                &PARTNER[..],
+                &[
+                    ForbiddenMethod,
+                    PartnerOffboarded,
+                    ConsentRequired,
+                    UpstreamUnavailable,
+                ],
+            ]
+            .concat(),
+        ),
+        ApiRoute::get(
             "/api/v1/partners/{partner_tid}/customers",
-            get(customers::list_customers),
+            customers::list_customers,
         )
-        .route(
+        .answers(&PARTNER),
+        ApiRoute::post(
             "/api/v1/partners/{partner_tid}/customers/sync",
-            post(customers::sync_customers),
+            customers::sync_customers,
         )
-        .route(
+        .answers(&[&PARTNER[..], &[UpstreamUnavailable]].concat()),
+        ApiRoute::post(
             "/api/v1/partners/{partner_tid}/reconsent-invitation",
-            post(reconsent::create_reconsent_invitation),
+            reconsent::create_reconsent_invitation,
         )
-        .route(
+        .answers(&[&PARTNER[..], &[ForbiddenMethod]].concat()),
+        ApiRoute::passthrough(
             "/api/v1/partners/{partner_tid}/partner-center/{*path}",
-            any(proxy::proxy_partner_center),
+            proxy::proxy_partner_center,
         )
-        .route(
+        .answers(&PROXY),
+        ApiRoute::passthrough(
             "/api/v1/partners/{partner_tid}/graph/{*path}",
-            any(proxy::proxy_partner_graph),
+            proxy::proxy_partner_graph,
         )
-        .route(
+        .answers(&PROXY),
+        ApiRoute::passthrough(
             "/api/v1/partners/{partner_tid}/customers/{customer_tid}/graph/{*path}",
-            any(proxy::proxy_customer_graph),
+            proxy::proxy_customer_graph,
         )
+        .answers(
+            &[
+                &PROXY[..],
+                &[
+                    CustomerNotFound,
+                    CustomerAccessDenied,
+                    CustomerConsentMissing,
+                    CustomerPolicyBlocked,
+                    CustomerUnavailable,
+                ],
+            ]
+            .concat(),
+        ),
+    ]
+}
+
+/// One `/api` route: its path as axum matches it, the methods the document lists, the samgate
+/// error codes it can answer, and its handler.
+pub struct ApiRoute {
+    /// The axum path template (`{*path}` for the proxy's wildcard).
+    pub path: &'static str,
+    /// The methods it answers (a passthrough answers every method; these are the documented ones).
+    pub methods: &'static [Method],
+    /// Whether any method is forwarded to Microsoft as it is.
+    pub passthrough: bool,
+    /// The samgate error codes it can answer with.
+    pub errors: Vec<ApiErrorCode>,
+    service: MethodRouter<AppState>,
+}
+
+impl ApiRoute {
+    fn get<H: Handler<T, AppState>, T: 'static>(path: &'static str, handler: H) -> Self {
+        const GET: &[Method] = &[Method::GET];
+        Self::new(path, GET, false, get(handler))
+    }
+
+    fn post<H: Handler<T, AppState>, T: 'static>(path: &'static str, handler: H) -> Self {
+        const POST: &[Method] = &[Method::POST];
+        Self::new(path, POST, false, post(handler))
+    }
+
+    fn passthrough<H: Handler<T, AppState>, T: 'static>(path: &'static str, handler: H) -> Self {
+        const DOCUMENTED: &[Method] = &[
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ];
+        Self::new(path, DOCUMENTED, true, any(handler))
+    }
+
+    fn new(
+        path: &'static str,
+        methods: &'static [Method],
+        passthrough: bool,
+        service: MethodRouter<AppState>,
+    ) -> Self {
+        Self {
+            path,
+            methods,
+            passthrough,
+            errors: Vec::new(),
+            service,
+        }
+    }
+
+    fn answers(mut self, errors: &[ApiErrorCode]) -> Self {
+        self.errors = errors.to_vec();
+        self
+    }
+
+    /// The path as OpenAPI writes it (`{path}` for axum's `{*path}`).
+    pub fn openapi_path(&self) -> String {
+        self.path.replace("{*", "{")
+    }
 }
 
 /// A backend service authenticated by its API key.

@@ -13,7 +13,7 @@ use crate::lifecycle::{OffboardError, OffboardReport, offboard};
 use crate::web::errors::{ApiError, ApiErrorCode};
 
 /// The request body.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OffboardRequest {
     /// Remove the CPV app's consent from every customer through Partner Center first.
@@ -21,12 +21,25 @@ pub struct OffboardRequest {
     remove_app_consents: bool,
 }
 
-/// Offboards the partner: grant destroyed, invitations revoked, app consents optionally removed.
+/// Offboards the partner.
+///
+/// Optionally removes the CPV app's consent from every customer (through Partner Center) first,
+/// then destroys the grant (crypto-shred), revokes pending invitations and audits it. Needs a
+/// read-write key scoped to the partner. Afterwards the partner's calls answer 410
+/// `partner_offboarded`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/partners/{partner_tid}/offboard",
+    tag = "partners",
+    params(("partner_tid" = uuid::Uuid, Path, description = "The partner's Microsoft tenant id.")),
+    request_body = OffboardRequest,
+    responses((status = 200, description = "Offboarded: what was removed.", body = OffboardReport))
+)]
 pub async fn offboard_partner(
     State(state): State<AppState>,
     ApiCaller(principal): ApiCaller,
     Path(partner_tid): Path<String>,
-    body: Result<Json<OffboardRequest>, JsonRejection>,
+    body: Result<Json<serde_json::Map<String, serde_json::Value>>, JsonRejection>,
 ) -> Result<Json<OffboardReport>, ApiError> {
     let tenant = super::scoped_tenant(&principal, &partner_tid)?;
     if principal.read_only {
@@ -35,13 +48,17 @@ pub async fn offboard_partner(
             "this API client is read-only: it cannot offboard partners",
         ));
     }
-    let Json(request) = body.map_err(|e| {
+    let bad_body = || {
         ApiError::new(
             ApiErrorCode::BadRequest,
-            "send a JSON body such as {\"remove_app_consents\": true}",
+            "send a JSON object such as {\"remove_app_consents\": true}",
         )
-        .with_detail(e)
-    })?;
+    };
+    // Read as an object first: serde also builds a struct from a JSON array (`[]` was accepted,
+    // found by schemathesis).
+    let Json(object) = body.map_err(|e| bad_body().with_detail(e))?;
+    let request: OffboardRequest = serde_json::from_value(serde_json::Value::Object(object))
+        .map_err(|e| bad_body().with_detail(e))?;
     let actor = format!("api-client:{}", principal.client_id);
     let report = offboard(&state, tenant, &actor, request.remove_app_consents)
         .await

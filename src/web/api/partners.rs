@@ -5,6 +5,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::ApiCaller;
@@ -12,49 +13,71 @@ use crate::app::AppState;
 use crate::db;
 use crate::web::errors::{ApiError, ApiErrorCode};
 
-/// A partner as the API shows it.
-#[derive(Debug, Serialize)]
+/// A partner as the API shows it: who it is, where it stands and what to do about it.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Partner)]
 pub struct PartnerView {
+    /// The partner's Microsoft tenant id.
     tenant_id: Uuid,
+    /// The organisation's name in Partner Center.
     name: String,
+    /// Its default domain.
     domain: Option<String>,
+    /// Its MPN (Partner) id.
     mpn_id: Option<String>,
     status: crate::domain::PartnerStatus,
+    /// The Microsoft (AADSTS) code behind the status.
     status_code: Option<String>,
+    /// What to do about the status, for a person.
     advice: Option<String>,
+    /// When the status last changed.
     #[serde(with = "time::serde::rfc3339")]
     status_changed_at: OffsetDateTime,
+    /// The consent; null while the partner has none (pending or offboarded).
     consent: Option<ConsentView>,
 }
 
 /// The partner's consent and token health.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Consent)]
 pub struct ConsentView {
+    /// Who consented (user principal name).
     consented_by: Option<String>,
+    /// When.
     #[serde(with = "time::serde::rfc3339")]
     consented_at: OffsetDateTime,
+    /// How MFA was proven at consent (the ID token's `amr`).
     mfa_evidence: String,
+    /// The CPV app the partner consented to.
     app_id: Uuid,
+    /// The Microsoft cloud.
     cloud: String,
+    /// When the refresh token was last redeemed.
     #[serde(with = "time::serde::rfc3339")]
     last_refresh_at: OffsetDateTime,
+    /// When a call last used the grant.
     #[serde(with = "time::serde::rfc3339::option")]
     last_used_at: Option<OffsetDateTime>,
+    /// The last error of a refresh, if it failed.
     last_error_code: Option<String>,
 }
 
 /// One page of partners.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PartnerPage {
     partners: Vec<PartnerView>,
-    /// Pass as `after` for the next page; absent on the last page.
+    /// Pass as `after` for the next page; null on the last page.
     next_after: Option<Uuid>,
 }
 
 /// Paging of the list.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// `next_after` of the previous page.
     after: Option<Uuid>,
+    /// Partners per page.
+    #[param(minimum = 1, maximum = 500, default = 100)]
     limit: Option<i64>,
 }
 
@@ -82,7 +105,17 @@ fn view(row: db::partners::PartnerWithGrant) -> PartnerView {
     }
 }
 
-/// The partners this key may act for, ordered by tenant id, paged with `after`.
+/// The partners this key may act for.
+///
+/// Ordered by tenant id, with each partner's status, the advice for it and its consent's health;
+/// page with `after` = the previous page's `next_after`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/partners",
+    tag = "partners",
+    params(ListQuery),
+    responses((status = 200, description = "A page of partners.", body = PartnerPage))
+)]
 pub async fn list_partners(
     State(state): State<AppState>,
     ApiCaller(principal): ApiCaller,
@@ -129,6 +162,16 @@ pub async fn list_partners(
 }
 
 /// One partner this key may act for.
+///
+/// Its status (`healthy`, `degraded`, `needs_consent`, `mfa_required`, `pending`, `offboarded`),
+/// the advice for it and its consent's health.
+#[utoipa::path(
+    get,
+    path = "/api/v1/partners/{partner_tid}",
+    tag = "partners",
+    params(("partner_tid" = Uuid, Path, description = "The partner's Microsoft tenant id.")),
+    responses((status = 200, description = "The partner.", body = PartnerView))
+)]
 pub async fn show_partner(
     State(state): State<AppState>,
     ApiCaller(principal): ApiCaller,

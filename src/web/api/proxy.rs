@@ -28,7 +28,71 @@ const DEADLINE_HEADER: &str = "x-samgate-deadline";
 /// Marks every proxied answer (and so every error that came from Microsoft) with its upstream.
 const UPSTREAM_HEADER: &str = "x-samgate-upstream";
 
-/// `ANY /api/v1/partners/{partner_tid}/partner-center/{*path}`.
+const PARTNER_CENTER_PATH: &str = "Partner Center's path after its host, starting with the API \
+    version: `v1/customers`, `v1/customers/{id}/subscriptions`. It may hold slashes (the route \
+    matches the rest of the URL); `.`/`..` segments, encoded slashes or dots and backslashes are \
+    refused (`invalid_path`). The query string is forwarded as it is.";
+const GRAPH_PATH: &str = "Graph's path after its host, starting with the API version: \
+    `v1.0/users`, `beta/…`. It may hold slashes (the route matches the rest of the URL); `.`/`..` \
+    segments, encoded slashes or dots and backslashes are refused (`invalid_path`). The query \
+    string (`$select`, `$top`, `$filter`…) is forwarded as it is.";
+const PASSTHROUGH_BODY: &str = "Any body, in any content type: forwarded to Microsoft as it is \
+    (streamed when large or chunked, up to `SAMGATE_PROXY_MAX_BODY_BYTES`). Partner Center and \
+    Graph take JSON.";
+
+/// The request headers samgate reads on the proxy routes (every other header, except
+/// credentials, cookies, `X-Forwarded-*` and hop-by-hop ones, is forwarded too).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[expect(
+    dead_code,
+    reason = "a description of headers, read from the request as they come"
+)]
+struct ProxyHeaders {
+    /// Seconds you are willing to wait in all (default 10; more than 300 counts as 300): samgate
+    /// waits out Microsoft's `Retry-After` only within it, and answers 429 `upstream_throttled`
+    /// otherwise. A value that is not whole seconds is refused (400 `bad_request`).
+    #[param(rename = "X-Samgate-Deadline", required = false, minimum = 0)]
+    deadline: u64,
+    /// Idempotency key, kept on samgate's retries and set when absent; a write that carries it
+    /// may be retried by samgate. Call records keep it when it has at most 128 characters.
+    #[param(rename = "MS-RequestId", required = false)]
+    request_id: String,
+    /// Tracing id, passed to Microsoft and returned; set when absent. Call records keep it when
+    /// it has at most 128 characters.
+    #[param(rename = "MS-CorrelationId", required = false)]
+    correlation_id: String,
+}
+
+/// Microsoft's answer, passed through.
+#[derive(utoipa::ToResponse)]
+#[response(
+    description = "Microsoft's answer, passed through: its status, body and headers (`MS-RequestId`, `MS-CorrelationId`, `Retry-After`…), marked `x-samgate-upstream`. Paging links in JSON answers that point into Microsoft point at samgate instead.",
+    headers(
+        ("x-samgate-upstream" = String, description = "`partner-center` or `graph`: the answer came from Microsoft."),
+        ("MS-RequestId" = String, description = "Yours, or the one samgate set."),
+        ("MS-CorrelationId" = String, description = "Yours, or the one samgate set.")
+    )
+)]
+pub(super) struct Passthrough;
+
+/// Partner Center as the partner.
+///
+/// Any method is forwarded to Partner Center's `/{path}` with an access token of the partner, and
+/// Microsoft's answer comes back as it is. To page a collection, follow its `links.next.uri` (an
+/// absolute samgate URL) and send the link's `MS-ContinuationToken` header.
+#[utoipa::path(
+    method(get, post, put, patch, delete),
+    path = "/api/v1/partners/{partner_tid}/partner-center/{path}",
+    tag = "proxy",
+    params(
+        ("partner_tid" = uuid::Uuid, Path, description = "The partner's Microsoft tenant id."),
+        ("path" = String, Path, description = PARTNER_CENTER_PATH),
+        ProxyHeaders
+    ),
+    request_body(content = serde_json::Value, description = PASSTHROUGH_BODY),
+    responses((status = "default", response = Passthrough))
+)]
 pub async fn proxy_partner_center(
     State(state): State<AppState>,
     caller: Result<ApiCaller, ApiError>,
@@ -49,7 +113,23 @@ pub async fn proxy_partner_center(
     .await
 }
 
-/// `ANY /api/v1/partners/{partner_tid}/graph/{*path}`.
+/// Microsoft Graph in the partner's own tenant.
+///
+/// Any method is forwarded to Graph's `/{path}` with an access token of the partner in its own
+/// tenant (e.g. `v1.0/users`, `v1.0/tenantRelationships/delegatedAdminRelationships`). Follow
+/// `@odata.nextLink` as it is: it points at this route.
+#[utoipa::path(
+    method(get, post, put, patch, delete),
+    path = "/api/v1/partners/{partner_tid}/graph/{path}",
+    tag = "proxy",
+    params(
+        ("partner_tid" = uuid::Uuid, Path, description = "The partner's Microsoft tenant id."),
+        ("path" = String, Path, description = GRAPH_PATH),
+        ProxyHeaders
+    ),
+    request_body(content = serde_json::Value, description = PASSTHROUGH_BODY),
+    responses((status = "default", response = Passthrough))
+)]
 pub async fn proxy_partner_graph(
     State(state): State<AppState>,
     caller: Result<ApiCaller, ApiError>,
@@ -70,7 +150,28 @@ pub async fn proxy_partner_graph(
     .await
 }
 
-/// `ANY /api/v1/partners/{partner_tid}/customers/{customer_tid}/graph/{*path}`.
+/// Microsoft Graph in a customer tenant of the partner.
+///
+/// Any method is forwarded to Graph's `/{path}` in the customer's tenant, with a token minted from
+/// the partner's consent at the customer's authority (GDAP). samgate checks the customer against
+/// its customer directory first, so an unknown customer (`customer_not_found`) or one without an
+/// active GDAP relationship (`customer_access_denied`) costs no token call. What Microsoft refuses
+/// in the customer's tenant (`customer_consent_missing`, `customer_policy_blocked`,
+/// `customer_access_denied`, `customer_unavailable`) is remembered for 5 minutes, answered with
+/// `Retry-After`, and never changes the partner's status.
+#[utoipa::path(
+    method(get, post, put, patch, delete),
+    path = "/api/v1/partners/{partner_tid}/customers/{customer_tid}/graph/{path}",
+    tag = "proxy",
+    params(
+        ("partner_tid" = uuid::Uuid, Path, description = "The partner's Microsoft tenant id."),
+        ("customer_tid" = uuid::Uuid, Path, description = "A customer tenant id of that partner."),
+        ("path" = String, Path, description = GRAPH_PATH),
+        ProxyHeaders
+    ),
+    request_body(content = serde_json::Value, description = PASSTHROUGH_BODY),
+    responses((status = "default", response = Passthrough))
+)]
 pub async fn proxy_customer_graph(
     State(state): State<AppState>,
     caller: Result<ApiCaller, ApiError>,
@@ -194,6 +295,7 @@ async fn forward(
     let customer = customer_tid
         .map(|c| parse_tenant(c, "the customer"))
         .transpose()?;
+    let budget = deadline(&request, state.proxy.settings().default_budget)?;
     if !principal.allows_method(request.method()) {
         return Err(ApiError::new(
             ApiErrorCode::ForbiddenMethod,
@@ -222,13 +324,6 @@ async fn forward(
             )
             .with_retry_after(1)
         })?;
-    let budget = request
-        .headers()
-        .get(DEADLINE_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(|s| Duration::from_secs(s.min(300)))
-        .unwrap_or(state.proxy.settings().default_budget);
     let query = request.uri().query().map(str::to_owned);
     let (parts, body) = request.into_parts();
     let consent_for = consented_customer(upstream, &parts.method, &rest);
@@ -288,6 +383,25 @@ async fn forward(
         route: &route,
     };
     Ok(stream_back(upstream, response, permits, &target).await)
+}
+
+/// The caller's `X-Samgate-Deadline`: whole seconds, more than 300 counting as 300. Anything else
+/// is refused rather than ignored (found by schemathesis: `abc` silently meant the default).
+fn deadline(request: &Request, default: Duration) -> Result<Duration, ApiError> {
+    let Some(value) = request.headers().get(DEADLINE_HEADER) else {
+        return Ok(default);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|seconds| Duration::from_secs(seconds.min(300)))
+        .ok_or_else(|| {
+            ApiError::new(
+                ApiErrorCode::BadRequest,
+                "X-Samgate-Deadline must be whole seconds (0 to 300)",
+            )
+        })
 }
 
 fn header_text(request: &Request, name: &axum::http::HeaderName) -> Option<String> {

@@ -13,15 +13,27 @@ use crate::onboarding;
 use crate::web::errors::{ApiError, ApiErrorCode};
 
 /// The created invitation.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ReconsentInvitation {
     /// The link for the partner's admin (shown once; samgate keeps only its hash).
     url: String,
+    /// When the link stops working.
     #[serde(with = "time::serde::rfc3339")]
     expires_at: OffsetDateTime,
 }
 
-/// Creates a re-consent invitation bound to the partner's tenant.
+/// Creates a re-consent link for the partner's admin.
+///
+/// The answer to `consent_required` and `mfa_required`: send the link to the partner's admin, who
+/// signs in with MFA and consents again; the link is bound to the partner's tenant, single-use and
+/// expiring. Needs a read-write key scoped to the partner.
+#[utoipa::path(
+    post,
+    path = "/api/v1/partners/{partner_tid}/reconsent-invitation",
+    tag = "partners",
+    params(("partner_tid" = uuid::Uuid, Path, description = "The partner's Microsoft tenant id.")),
+    responses((status = 201, description = "The link, shown once.", body = ReconsentInvitation))
+)]
 pub async fn create_reconsent_invitation(
     State(state): State<AppState>,
     ApiCaller(principal): ApiCaller,
