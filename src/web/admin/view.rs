@@ -47,17 +47,9 @@ pub fn consent_link(
     crate::onboarding::consent_link(&state.config.public_url, token)
 }
 
-/// `2026-11-28 14:03 UTC`.
+/// `2026-11-28 14:03 UTC` ([`crate::clock::format_utc`], the format of every page and the CLI).
 pub fn when(at: OffsetDateTime) -> String {
-    let at = at.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02} UTC",
-        at.year(),
-        u8::from(at.month()),
-        at.day(),
-        at.hour(),
-        at.minute()
-    )
+    crate::clock::format_utc(at)
 }
 
 /// [`when`], or `fallback` when there is no time.
