@@ -344,6 +344,27 @@ pub struct PageError {
     title: String,
     message: String,
     detail: Option<String>,
+    /// Boxed: most page errors have none, and `Result<_, PageError>` stays small.
+    brand: Option<Box<PartnerBrand>>,
+}
+
+/// Who a partner-facing page speaks for: the CPV's name and its support contact.
+#[derive(Debug, Clone)]
+pub struct PartnerBrand {
+    /// `SAMGATE_CPV_NAME`.
+    pub cpv_name: String,
+    /// `SAMGATE_SUPPORT_URL` / `SAMGATE_SUPPORT_EMAIL`.
+    pub support: crate::config::SupportContact,
+}
+
+impl PartnerBrand {
+    /// The brand of this deployment.
+    pub fn of(config: &crate::config::Config) -> Self {
+        Self {
+            cpv_name: config.cpv_name.clone(),
+            support: config.support.clone(),
+        }
+    }
 }
 
 #[derive(Template)]
@@ -353,6 +374,7 @@ struct ErrorPage<'a> {
     message: &'a str,
     reference: &'a str,
     status: u16,
+    brand: Option<&'a PartnerBrand>,
 }
 
 impl PageError {
@@ -363,7 +385,14 @@ impl PageError {
             title: title.into(),
             message: message.into(),
             detail: None,
+            brand: None,
         }
+    }
+
+    /// Shown to a partner admin: the page carries the CPV's name and support contact.
+    pub fn for_partner(mut self, brand: PartnerBrand) -> Self {
+        self.brand = Some(Box::new(brand));
+        self
     }
 
     /// The page for an unknown address.
@@ -384,6 +413,7 @@ impl PageError {
                       failing, send the reference below to the people who sent you here."
                 .into(),
             detail: Some(detail.to_string()),
+            brand: None,
         }
     }
 
@@ -407,6 +437,7 @@ impl IntoResponse for PageError {
             message: &self.message,
             reference: &reference,
             status: self.status.as_u16(),
+            brand: self.brand.as_deref(),
         };
         let mut response = match page.render() {
             Ok(html) => (self.status, Html(html)).into_response(),
