@@ -448,6 +448,14 @@ impl IntoResponse for PageError {
             )
                 .into_response(),
         };
+        if self.brand.is_none() {
+            response.extensions_mut().insert(ShownPageError {
+                status: self.status,
+                title: self.title,
+                message: self.message,
+                reference: reference.clone(),
+            });
+        }
         response.extensions_mut().insert(Failure {
             reference,
             code: "page_error",
@@ -455,6 +463,20 @@ impl IntoResponse for PageError {
         });
         response
     }
+}
+
+/// What an error page said, in the response's extensions, so an area with its own layout (the
+/// admin UI) can show the same words inside its navigation.
+#[derive(Debug, Clone)]
+pub struct ShownPageError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The page's heading.
+    pub title: String,
+    /// What happened and what to do.
+    pub message: String,
+    /// The reference id (the log line carries it too).
+    pub reference: String,
 }
 
 impl From<askama::Error> for PageError {
