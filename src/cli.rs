@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use sqlx::postgres::PgConnectOptions;
 
 use crate::app::App;
-use crate::clock::SystemClock;
+use crate::clock::{SystemClock, format_utc};
 use crate::config::Config;
 use crate::{db, onboarding, telemetry, web};
 use secrecy::{ExposeSecret, SecretString};
@@ -235,7 +235,7 @@ async fn invitations(command: InvitationsCommand) -> anyhow::Result<()> {
                 "invitation {} for {}",
                 invitation.id, invitation.partner_name
             );
-            println!("expires   {}", invitation.expires_at);
+            println!("expires   {}", format_utc(invitation.expires_at));
             println!("link      {}", consent_link(&app.config, &token));
             println!("(the link is shown only now; samgate stores only its hash)");
         }
@@ -250,7 +250,10 @@ async fn invitations(command: InvitationsCommand) -> anyhow::Result<()> {
                 };
                 println!(
                     "{}  {:8}  {}  expires {}",
-                    invitation.id, state, invitation.partner_name, invitation.expires_at
+                    invitation.id,
+                    state,
+                    invitation.partner_name,
+                    format_utc(invitation.expires_at)
                 );
             }
         }
@@ -420,8 +423,7 @@ async fn clients(command: ClientsCommand) -> anyhow::Result<()> {
                 anyhow::anyhow!("no API client named {reference:?} (see `samgate clients list`)")
             })
     };
-    let when =
-        |at: Option<time::OffsetDateTime>| at.map_or_else(|| "-".to_owned(), |at| at.to_string());
+    let when = |at: Option<time::OffsetDateTime>| at.map_or_else(|| "-".to_owned(), format_utc);
     match command {
         ClientsCommand::Create {
             name,
@@ -620,7 +622,7 @@ async fn staff(command: StaffCommand) -> anyhow::Result<()> {
                 };
                 let last = member
                     .last_login_at
-                    .map_or_else(|| "never".to_owned(), |at| at.to_string());
+                    .map_or_else(|| "never".to_owned(), format_utc);
                 println!(
                     "{}  {:8}  {:8}  {}  {}  last sign-in {last}",
                     member.id, member.role, state, member.email, member.display_name

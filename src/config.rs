@@ -37,6 +37,9 @@ pub struct Config {
     pub request_timeout: Duration,
     /// `SAMGATE_CPV_NAME`: the control panel's name, shown to partner admins.
     pub cpv_name: String,
+    /// `SAMGATE_SUPPORT_URL` and `SAMGATE_SUPPORT_EMAIL`: where partner admins get help (optional;
+    /// shown on the invitation, success and error pages).
+    pub support: SupportContact,
     /// `SAMGATE_INVITATION_TTL_HOURS`: default lifetime of an invitation link (default 168 = 7 days).
     pub invitation_ttl: Duration,
     /// The CPV's Microsoft app and the Microsoft endpoints it talks to.
@@ -54,6 +57,38 @@ pub struct Config {
     /// `SAMGATE_STAFF_SSO_TENANT`: the CPV's own Entra tenant (GUID); when set, staff may also
     /// sign in with Microsoft (OpenID Connect through the CPV app). Unset: local accounts only.
     pub staff_sso_tenant: Option<Uuid>,
+}
+
+/// Where partner admins can get help; either part may be absent.
+#[derive(Debug, Clone, Default)]
+pub struct SupportContact {
+    /// A help page.
+    pub url: Option<Url>,
+    /// A support mailbox.
+    pub email: Option<String>,
+}
+
+impl SupportContact {
+    /// Whether any contact is configured.
+    pub fn is_set(&self) -> bool {
+        self.url.is_some() || self.email.is_some()
+    }
+}
+
+/// One address, no display name, no spaces: what a `mailto:` link can carry safely.
+fn is_plain_email(text: &str) -> bool {
+    let Some((local, domain)) = text.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && text.len() <= 254
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "@.+-_".contains(c))
+        && !domain.contains('@')
 }
 
 /// Grant keep-alive, webhook delivery and housekeeping settings.
@@ -360,6 +395,29 @@ impl Config {
             "whole seconds such as 30",
         ));
         let cpv_name = env.optional("SAMGATE_CPV_NAME", "samgate".to_owned(), "a display name");
+        let support = SupportContact {
+            url: env.maybe(
+                "SAMGATE_SUPPORT_URL",
+                "a URL such as https://help.example.com/samgate",
+            ),
+            email: env.maybe::<String>(
+                "SAMGATE_SUPPORT_EMAIL",
+                "an e-mail address such as support@example.com",
+            ),
+        };
+        if let Some(url) = &support.url
+            && !matches!(url.scheme(), "http" | "https")
+        {
+            env.problem("SAMGATE_SUPPORT_URL must be an http or https URL".into());
+        }
+        if let Some(email) = &support.email
+            && !is_plain_email(email)
+        {
+            env.problem(
+                "SAMGATE_SUPPORT_EMAIL must be one e-mail address such as support@example.com"
+                    .into(),
+            );
+        }
         let invitation_ttl = Duration::from_secs(
             3600 * env.optional::<u64>(
                 "SAMGATE_INVITATION_TTL_HOURS",
@@ -390,6 +448,7 @@ impl Config {
                 max_body_bytes,
                 request_timeout,
                 cpv_name,
+                support,
                 invitation_ttl,
                 microsoft,
                 key_ring,

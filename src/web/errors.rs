@@ -526,6 +526,27 @@ pub struct PageError {
     title: String,
     message: String,
     detail: Option<String>,
+    /// Boxed: most page errors have none, and `Result<_, PageError>` stays small.
+    brand: Option<Box<PartnerBrand>>,
+}
+
+/// Who a partner-facing page speaks for: the CPV's name and its support contact.
+#[derive(Debug, Clone)]
+pub struct PartnerBrand {
+    /// `SAMGATE_CPV_NAME`.
+    pub cpv_name: String,
+    /// `SAMGATE_SUPPORT_URL` / `SAMGATE_SUPPORT_EMAIL`.
+    pub support: crate::config::SupportContact,
+}
+
+impl PartnerBrand {
+    /// The brand of this deployment.
+    pub fn of(config: &crate::config::Config) -> Self {
+        Self {
+            cpv_name: config.cpv_name.clone(),
+            support: config.support.clone(),
+        }
+    }
 }
 
 #[derive(Template)]
@@ -535,6 +556,7 @@ struct ErrorPage<'a> {
     message: &'a str,
     reference: &'a str,
     status: u16,
+    brand: Option<&'a PartnerBrand>,
 }
 
 impl PageError {
@@ -545,7 +567,14 @@ impl PageError {
             title: title.into(),
             message: message.into(),
             detail: None,
+            brand: None,
         }
+    }
+
+    /// Shown to a partner admin: the page carries the CPV's name and support contact.
+    pub fn for_partner(mut self, brand: PartnerBrand) -> Self {
+        self.brand = Some(Box::new(brand));
+        self
     }
 
     /// The page for an unknown address.
@@ -566,6 +595,7 @@ impl PageError {
                       failing, send the reference below to the people who sent you here."
                 .into(),
             detail: Some(detail.to_string()),
+            brand: None,
         }
     }
 
@@ -589,6 +619,7 @@ impl IntoResponse for PageError {
             message: &self.message,
             reference: &reference,
             status: self.status.as_u16(),
+            brand: self.brand.as_deref(),
         };
         let mut response = match page.render() {
             Ok(html) => (self.status, Html(html)).into_response(),
@@ -599,6 +630,14 @@ impl IntoResponse for PageError {
             )
                 .into_response(),
         };
+        if self.brand.is_none() {
+            response.extensions_mut().insert(ShownPageError {
+                status: self.status,
+                title: self.title,
+                message: self.message,
+                reference: reference.clone(),
+            });
+        }
         response.extensions_mut().insert(Failure {
             reference,
             code: "page_error",
@@ -606,6 +645,20 @@ impl IntoResponse for PageError {
         });
         response
     }
+}
+
+/// What an error page said, in the response's extensions, so an area with its own layout (the
+/// admin UI) can show the same words inside its navigation.
+#[derive(Debug, Clone)]
+pub struct ShownPageError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The page's heading.
+    pub title: String,
+    /// What happened and what to do.
+    pub message: String,
+    /// The reference id (the log line carries it too).
+    pub reference: String,
 }
 
 impl From<askama::Error> for PageError {

@@ -123,6 +123,28 @@ async fn a_partner_admin_consents_in_a_real_browser_and_the_grant_opens_to_a_wor
         browser.url().await.as_str().starts_with(&app.address),
         "the journey ends at samgate"
     );
+    assert_eq!(
+        browser.url().await.path(),
+        "/consent/done",
+        "the callback redirected to its outcome (no code left in the address bar)"
+    );
+    assert!(browser.text("#consented-at").await.ends_with(" UTC"));
+
+    // A refresh shows the same outcome; Back and Forward never show a failure.
+    browser.client().refresh().await.expect("refresh");
+    assert_eq!(browser.text("#consent-complete").await, "Consent complete");
+    assert_eq!(browser.text("#organization").await, "Contoso Partners");
+    browser.screenshot("6-refreshed").await;
+    browser.client().back().await.expect("back");
+    let behind = browser.text("body").await;
+    browser.screenshot("7-back").await;
+    assert!(!behind.contains("could not be matched"), "{behind}");
+    browser.client().forward().await.expect("forward");
+    assert_eq!(browser.text("#consent-complete").await, "Consent complete");
+    assert!(
+        !browser.text("body").await.contains("could not be matched"),
+        "forward again shows the outcome"
+    );
     browser.close().await;
 
     let sealed: Vec<u8> = sqlx::query_scalar(

@@ -376,7 +376,7 @@ async fn a_forged_state_is_rejected_and_burns_the_flow() {
 }
 
 #[tokio::test]
-async fn a_replayed_callback_is_rejected_and_stores_nothing_twice() {
+async fn a_replayed_callback_shows_the_outcome_again_and_stores_nothing_twice() {
     let app = TestApp::spawn().await;
     let invitation = app.invite("Contoso", None).await;
     let authorize = app.start_consent(&invitation).await;
@@ -386,17 +386,113 @@ async fn a_replayed_callback_is_rejected_and_stores_nothing_twice() {
     else {
         panic!("expected a callback");
     };
-    assert_eq!(
-        app.client.get(&url).send().await.expect("first").status(),
-        200
-    );
-    assert_eq!(
-        app.client.get(&url).send().await.expect("replay").status(),
-        400
-    );
+    let first = app.client.get(&url).send().await.expect("first");
+    assert_eq!(first.status(), 303, "POST/redirect/GET to the outcome");
+    assert_eq!(first.headers()["location"], "/consent/done");
+    // Back or a refresh onto the spent callback: the outcome again, never "could not be matched".
+    let replay = app.client.get(&url).send().await.expect("replay");
+    assert_eq!(replay.status(), 303);
+    assert_eq!(replay.headers()["location"], "/consent/done");
     assert_eq!(
         audit_actions(&app).await,
         ["invitation.created", "partner.consented"]
+    );
+    // Another browser replaying the same URL has no outcome to see and is refused.
+    let other = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let stranger = other.get(&url).send().await.expect("stranger");
+    assert_eq!(stranger.status(), 400);
+    let done = other
+        .get(app.url("/consent/done"))
+        .send()
+        .await
+        .expect("done");
+    assert_eq!(done.status(), 404);
+}
+
+#[tokio::test]
+async fn the_consent_outcome_survives_a_refresh_and_shows_only_who_when_and_which_tenant() {
+    let app = TestApp::spawn().await;
+    let invitation = app.invite("Contoso", None).await;
+    let first = app.consent_as(&invitation, DEMO_CONTOSO_ADMIN).await;
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.headers()["cache-control"], "no-store");
+    let first = first.text().await.expect("page");
+    let again = app.get("/consent/done").await;
+    assert_eq!(again.status(), 200, "a refresh shows the outcome again");
+    let again = again.text().await.expect("page");
+    for html in [&first, &again] {
+        assert!(html.contains("Consent complete"), "{html}");
+        assert!(html.contains("Contoso Partners"), "{html}");
+        assert!(html.contains(&DEMO_CONTOSO.to_string()), "{html}");
+        assert!(html.contains(DEMO_CONTOSO_ADMIN), "{html}");
+        assert!(
+            html.contains(" UTC</dd>"),
+            "the time, in the one format: {html}"
+        );
+        assert!(!html.contains("could not be matched"), "{html}");
+    }
+    assert_eq!(
+        audit_actions(&app).await,
+        ["invitation.created", "partner.consented"]
+    );
+}
+
+#[tokio::test]
+async fn partner_pages_carry_the_cpv_name_and_the_support_contact() {
+    let app = TestApp::builder()
+        .with_env("SAMGATE_CPV_NAME", "Northwind Control Panel")
+        .with_env(
+            "SAMGATE_SUPPORT_URL",
+            "https://help.northwind.example/samgate",
+        )
+        .with_env("SAMGATE_SUPPORT_EMAIL", "partner-support@northwind.example")
+        .spawn()
+        .await;
+    let invitation = app.invite("Contoso", None).await;
+    let page = app.get(&invitation).await.text().await.expect("page");
+    let unknown = app.get("/consent/not-a-real-invitation-token").await;
+    assert_eq!(unknown.status(), 404);
+    let unknown = unknown.text().await.expect("page");
+    let unmatched = app
+        .get("/oauth/callback?code=abc&state=def")
+        .await
+        .text()
+        .await
+        .expect("page");
+    let done = app
+        .consent_as(&invitation, DEMO_CONTOSO_ADMIN)
+        .await
+        .text()
+        .await
+        .expect("page");
+    for (name, html) in [
+        ("invitation", &page),
+        ("unknown invitation", &unknown),
+        ("unmatched callback", &unmatched),
+        ("success", &done),
+    ] {
+        assert!(html.contains("Northwind Control Panel"), "{name}: {html}");
+        assert!(
+            html.contains("href=\"https://help.northwind.example/samgate\""),
+            "{name}: {html}"
+        );
+        assert!(
+            html.contains("href=\"mailto:partner-support@northwind.example\""),
+            "{name}: {html}"
+        );
+    }
+    // The invitation's expiry in the one date format.
+    let expires = page
+        .split("<span id=\"expires\">")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .expect("expiry");
+    assert!(
+        expires.len() == "2026-12-09 10:22 UTC".len() && expires.ends_with(" UTC"),
+        "{expires}"
     );
 }
 
@@ -494,6 +590,7 @@ async fn a_reconsent_renews_the_same_partner_and_keeps_history() {
         panic!("expected a callback");
     };
     let response = app.client.get(url).send().await.expect("callback");
+    let response = app.follow_consent_done(response).await;
     assert_eq!(response.status(), 200);
     assert!(
         response
@@ -698,12 +795,10 @@ async fn tokens_codes_and_the_client_secret_never_reach_logs_or_pages() {
         .find(|(k, _)| k == "code")
         .map(|(_, v)| v.into_owned())
         .expect("code");
+    let callback = app.client.get(&url).send().await.expect("callback");
     let page = app
-        .client
-        .get(&url)
-        .send()
+        .follow_consent_done(callback)
         .await
-        .expect("callback")
         .text()
         .await
         .expect("page");

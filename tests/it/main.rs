@@ -5,6 +5,7 @@ mod harness;
 
 mod admin;
 mod admin_customers;
+mod admin_feedback;
 mod admin_journey;
 mod admin_mfa;
 mod admin_sso;

@@ -158,7 +158,9 @@ async fn consent_keeping_cookies(app: &TestApp, invitation: &str, upn: &str) -> 
     else {
         panic!("sign-in stopped at Microsoft");
     };
-    let done = app.client.get(callback).send().await.expect("callback");
+    let callback = app.client.get(callback).send().await.expect("callback");
+    cookies.extend(session_cookies(&callback));
+    let done = app.follow_consent_done(callback).await;
     assert_eq!(done.status(), 200, "consent completes");
     cookies.extend(session_cookies(&done));
     assert!(!cookies.is_empty(), "samgate set a session cookie");

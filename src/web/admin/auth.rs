@@ -243,12 +243,14 @@ impl ReturnPath {
     }
 }
 
-fn login_redirect(parts: &Parts) -> Response {
+fn login_redirect(parts: &Parts, state: &AppState) -> Response {
+    if parts.method != Method::GET && parts.method != Method::HEAD {
+        return session_ended_redirect(parts, state);
+    }
     let target = parts
         .uri
         .path_and_query()
         .map(|pq| pq.as_str())
-        .filter(|_| parts.method == Method::GET)
         .and_then(ReturnPath::parse)
         .filter(|p| p.as_str() != "/admin");
     let location = match target {
@@ -259,6 +261,37 @@ fn login_redirect(parts: &Parts) -> Response {
         None => "/admin/login".to_owned(),
     };
     Redirect::to(&location).into_response()
+}
+
+/// A form sent after its session ended was not acted on: the sign-in page says so, then returns
+/// to the page the form was on (its `Referer`, when that is an admin page of this origin; else
+/// the section of the form's target) so it can be submitted again.
+fn session_ended_redirect(parts: &Parts, state: &AppState) -> Response {
+    let from_referer = parts
+        .headers
+        .get(axum::http::header::REFERER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|r| url::Url::parse(r).ok())
+        .filter(|r| r.origin() == state.config.public_url.origin())
+        .and_then(|r| {
+            let path = match r.query() {
+                Some(q) => format!("{}?{q}", r.path()),
+                None => r.path().to_owned(),
+            };
+            ReturnPath::parse(&path)
+        });
+    let section = || {
+        let mut segments = parts.uri.path().split('/').filter(|s| !s.is_empty());
+        let path = match (segments.next(), segments.next()) {
+            (Some("admin"), Some(area)) => format!("/admin/{area}"),
+            _ => "/admin".to_owned(),
+        };
+        ReturnPath::parse(&path).unwrap_or_else(ReturnPath::dashboard)
+    };
+    let target = from_referer.unwrap_or_else(section);
+    let query = serde_urlencoded::to_string([("return_to", target.as_str()), ("ended", "1")])
+        .unwrap_or_default();
+    Redirect::to(&format!("/admin/login?{query}")).into_response()
 }
 
 /// The signed-in staff member of this request: the session's staff id, an active account, the
@@ -274,9 +307,22 @@ pub struct CurrentStaff {
     pub role: Role,
     /// The session's CSRF token.
     pub csrf: CsrfToken,
+    /// The message the previous action left for this page (GET requests only).
+    pub flash: Option<super::flash::Flash>,
+    /// The admin session, for actions that leave a message for the next page.
+    session: Session,
 }
 
 impl CurrentStaff {
+    /// Stores `flash` for the next page and redirects (303) to `to`.
+    pub async fn redirect_with(
+        &self,
+        to: &str,
+        flash: super::flash::Flash,
+    ) -> Result<Response, PageError> {
+        super::flash::redirect_with(&self.session, to, flash).await
+    }
+
     /// Refuses (403) unless this member's role includes `needed`.
     pub fn require(&self, needed: Role) -> Result<(), PageError> {
         if self.role.allows(needed) {
@@ -311,6 +357,7 @@ impl CurrentStaff {
             role: self.role,
             csrf: self.csrf.as_str().to_owned(),
             section,
+            flash: self.flash.clone(),
         }
     }
 }
@@ -332,7 +379,7 @@ impl FromRequestParts<AppState> for CurrentStaff {
             .await
             .map_err(|e| PageError::internal(e).into_response())?;
         let Some(mut signed_in) = signed_in else {
-            return Err(login_redirect(parts));
+            return Err(login_redirect(parts, state));
         };
         let now = state.clock.now().unix_timestamp();
         let expired = now - signed_in.signed_in_at > ABSOLUTE_TIMEOUT.whole_seconds()
@@ -351,7 +398,7 @@ impl FromRequestParts<AppState> for CurrentStaff {
                 .flush()
                 .await
                 .map_err(|e| PageError::internal(e).into_response())?;
-            return Err(login_redirect(parts));
+            return Err(login_redirect(parts, state));
         };
         if now - signed_in.last_seen_at >= TOUCH_INTERVAL.whole_seconds() {
             signed_in.last_seen_at = now;
@@ -363,11 +410,21 @@ impl FromRequestParts<AppState> for CurrentStaff {
         let csrf = session_csrf(&session)
             .await
             .map_err(IntoResponse::into_response)?;
+        // Only a page the browser navigates to shows (and so spends) the message.
+        let flash = if parts.method == Method::GET {
+            super::flash::take(&session)
+                .await
+                .map_err(IntoResponse::into_response)?
+        } else {
+            None
+        };
         let staff = CurrentStaff {
             id: member.id,
             display_name: member.display_name,
             role,
             csrf,
+            flash,
+            session,
         };
         parts.extensions.insert(staff.clone());
         Ok(staff)
@@ -517,6 +574,12 @@ pub async fn check_csrf(
         .then(|| login_csrf_cookie(&state, &parts.headers))
         .flatten();
     if session_token.is_none() && login_cookie.is_none() {
+        // The session ended (idle timeout, sign-out elsewhere): not a forgery to explain, a
+        // sign-in to ask for. The origin was checked above, so another site gets nothing here.
+        if !parts.uri.path().starts_with("/admin/login") {
+            tracing::info!("admin form sent after its session ended");
+            return session_ended_redirect(&parts, &state);
+        }
         return csrf_refused("no token in the session");
     }
     let accepted = submitted.as_deref().is_some_and(|s| {
@@ -541,6 +604,8 @@ struct LoginPage<'a> {
     return_to: &'a str,
     email: &'a str,
     error: Option<&'a str>,
+    /// Whether a form was sent after its session ended (it was not acted on).
+    ended: bool,
     /// Whether "Sign in with Microsoft" is offered.
     sso: bool,
 }
@@ -549,6 +614,9 @@ struct LoginPage<'a> {
 pub struct LoginQuery {
     #[serde(default)]
     return_to: String,
+    /// `1` when a form was sent after its session ended.
+    #[serde(default)]
+    ended: String,
 }
 
 /// The sign-in form. Its CSRF token travels in a cookie of its own, so an anonymous visitor
@@ -559,9 +627,10 @@ pub async fn show_login_page(
     query: Result<Query<LoginQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, PageError> {
     let (csrf, cookie) = login_csrf(&state, &headers);
+    let query = query.ok().map(|Query(q)| q);
+    let ended = query.as_ref().is_some_and(|q| q.ended == "1");
     let return_to = query
-        .ok()
-        .and_then(|Query(q)| ReturnPath::parse(&q.return_to))
+        .and_then(|q| ReturnPath::parse(&q.return_to))
         .unwrap_or_else(ReturnPath::dashboard);
     let page = render(&LoginPage {
         cpv_name: &state.config.cpv_name,
@@ -569,6 +638,7 @@ pub async fn show_login_page(
         return_to: return_to.as_str(),
         email: "",
         error: None,
+        ended,
         sso: state.config.staff_sso_tenant.is_some(),
     })?
     .into_response();
@@ -651,6 +721,7 @@ pub async fn log_in(
         return_to: return_to.as_str(),
         email: form.email.trim(),
         error: Some(refusal.1),
+        ended: false,
         sso: state.config.staff_sso_tenant.is_some(),
     })?;
     let mut response = with_cookie((refusal.0, page).into_response(), cookie);
@@ -883,6 +954,7 @@ pub async fn confirm_forced_enrolment(
         role,
         csrf: csrf.as_str().to_owned(),
         section: "account",
+        flash: None,
     };
     super::account::show_recovery_codes(frame, &codes, pending.return_to.as_str(), true)
 }
@@ -1109,6 +1181,7 @@ pub async fn finish_sso(
                 return_to: ReturnPath::dashboard().as_str(),
                 email: "",
                 error: Some(refusal.message),
+                ended: false,
                 sso: true,
             })?;
             Ok((StatusCode::FORBIDDEN, page).into_response())

@@ -6,10 +6,11 @@ use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use uuid::Uuid;
 
 use super::auth::CurrentStaff;
+use super::flash::Flash;
 use super::view::{PageFrame, when, when_or};
 use crate::api_keys::{self, ApiKeyError, NewClient, PartnerScope};
 use crate::app::AppState;
@@ -18,12 +19,34 @@ use crate::web::errors::{PageError, render};
 
 /// Partners offered in the scope picker.
 const PARTNER_CHOICES: i64 = 500;
+/// A new key's lifetime unless the form says otherwise.
+const DEFAULT_KEY_DAYS: i64 = 90;
+/// The lifetimes the issue form offers (besides "never").
+const KEY_DAYS: [i64; 4] = [30, 90, 180, 365];
+/// An active key expiring within this is marked "expires soon" (and counted on the dashboard).
+pub const EXPIRING_SOON: time::Duration = time::Duration::days(14);
+
+/// The badge of a key: its state in words and its colour class.
+pub fn key_state(
+    revoked: bool,
+    expires_at: Option<time::OffsetDateTime>,
+    now: time::OffsetDateTime,
+) -> (&'static str, &'static str) {
+    match expires_at {
+        _ if revoked => ("revoked", "bad"),
+        Some(at) if at <= now => ("expired", "warn"),
+        Some(at) if at - now < EXPIRING_SOON => ("expires soon", "warn"),
+        _ => ("active", "ok"),
+    }
+}
 
 struct KeyLine {
     id: Uuid,
     prefix: String,
     created: String,
     expires: String,
+    /// `in 12 days`, `3 days ago`, or empty for a key that never expires.
+    expires_relative: String,
     used: String,
     revoked: bool,
     state: &'static str,
@@ -67,6 +90,9 @@ struct ClientsPage {
     partner_rows: usize,
     form: ClientForm,
     error: Option<String>,
+    /// The lifetimes the issue form offers.
+    key_days: Vec<i64>,
+    default_key_days: i64,
 }
 
 #[derive(Template)]
@@ -76,6 +102,14 @@ struct KeyIssuedPage {
     client_name: String,
     key: String,
     prefix: String,
+    expires: String,
+}
+
+/// The issue form: `expires_days` is a number of days or `never` (absent: the default).
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct KeyForm {
+    #[serde(default)]
+    expires_days: String,
 }
 
 async fn clients_page(
@@ -120,19 +154,16 @@ async fn clients_page(
             keys: keys
                 .into_iter()
                 .map(|k| {
-                    let expired = k.expires_at.is_some_and(|at| at <= now);
-                    let (state, class) = if k.revoked_at.is_some() {
-                        ("revoked", "bad")
-                    } else if expired {
-                        ("expired", "warn")
-                    } else {
-                        ("active", "ok")
-                    };
+                    let (state, class) = key_state(k.revoked_at.is_some(), k.expires_at, now);
                     KeyLine {
                         id: k.id,
                         prefix: k.prefix,
                         created: when(k.created_at),
                         expires: when_or(k.expires_at, "never"),
+                        expires_relative: k
+                            .expires_at
+                            .map(|at| crate::clock::relative(at, now))
+                            .unwrap_or_default(),
                         used: when_or(k.last_used_at, "never"),
                         revoked: k.revoked_at.is_some(),
                         state,
@@ -160,6 +191,8 @@ async fn clients_page(
         partners: choices,
         form,
         error,
+        key_days: KEY_DAYS.to_vec(),
+        default_key_days: DEFAULT_KEY_DAYS,
     })
 }
 
@@ -236,7 +269,15 @@ pub async fn create_client(
     .await;
     match created {
         Ok(client) => {
-            Ok(Redirect::to(&format!("/admin/clients#client-{}", client.id)).into_response())
+            staff
+                .redirect_with(
+                    &format!("/admin/clients#client-{}", client.id),
+                    Flash::success(format!(
+                        "API client {} created. Next: issue it a key below.",
+                        client.name
+                    )),
+                )
+                .await
         }
         Err(err @ (ApiKeyError::DuplicateName(_) | ApiKeyError::InvalidName)) => {
             refuse(form, format!("{}.", capitalised(&err.to_string()))).await
@@ -283,28 +324,44 @@ pub async fn issue_api_key(
     State(state): State<AppState>,
     staff: CurrentStaff,
     Path(id): Path<String>,
+    form: Result<axum::Form<KeyForm>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, PageError> {
     let client_id = parse_id(&id)?;
+    let form = form.map(|axum::Form(f)| f).unwrap_or_default();
+    let now = state.clock.now();
+    let expires_at = match form.expires_days.trim() {
+        "" => Some(now + time::Duration::days(DEFAULT_KEY_DAYS)),
+        "never" => None,
+        days => match days.parse::<i64>() {
+            Ok(days) if (1..=3650).contains(&days) => Some(now + time::Duration::days(days)),
+            _ => {
+                return staff
+                    .redirect_with(
+                        &format!("/admin/clients#client-{client_id}"),
+                        Flash::failure(
+                            "No key was issued: choose a lifetime from the list, or never.",
+                        ),
+                    )
+                    .await;
+            }
+        },
+    };
     let client = api_keys::list_clients(&state.pool)
         .await
         .map_err(PageError::internal)?
         .into_iter()
         .find(|c| c.id == client_id)
         .ok_or_else(|| client_problem(ApiKeyError::ClientNotFound(client_id)))?;
-    let (record, key) = api_keys::issue_key(
-        &state.pool,
-        client_id,
-        None,
-        &staff.actor(),
-        state.clock.now(),
-    )
-    .await
-    .map_err(client_problem)?;
+    let (record, key) =
+        api_keys::issue_key(&state.pool, client_id, expires_at, &staff.actor(), now)
+            .await
+            .map_err(client_problem)?;
     Ok(render(&KeyIssuedPage {
         frame: staff.frame("clients"),
         client_name: client.name,
         key: key.expose_secret().to_owned(),
         prefix: record.prefix,
+        expires: when_or(record.expires_at, "never"),
     })?
     .into_response())
 }
@@ -330,7 +387,12 @@ pub async fn revoke_api_key(
         .revoke_key(key_id, &staff.actor(), state.clock.now())
         .await
         .map_err(client_problem)?;
-    Ok(Redirect::to(&format!("/admin/clients#client-{client_id}")).into_response())
+    staff
+        .redirect_with(
+            &format!("/admin/clients#client-{client_id}"),
+            Flash::success("Key revoked: it stopped working at once."),
+        )
+        .await
 }
 
 /// `POST /admin/clients/{id}/disable`: every key of the client stops working at once.
@@ -345,5 +407,10 @@ pub async fn disable_api_client(
         .disable_client(client_id, &staff.actor(), state.clock.now())
         .await
         .map_err(client_problem)?;
-    Ok(Redirect::to(&format!("/admin/clients#client-{client_id}")).into_response())
+    staff
+        .redirect_with(
+            &format!("/admin/clients#client-{client_id}"),
+            Flash::success("API client disabled: every key of it stopped working at once."),
+        )
+        .await
 }

@@ -3,7 +3,7 @@
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -24,7 +24,9 @@ struct InvitationLine {
     state: &'static str,
     state_class: &'static str,
     created: String,
+    created_relative: String,
     expires: String,
+    expires_relative: String,
     reconsent_of: Option<Uuid>,
     pending: bool,
 }
@@ -77,7 +79,9 @@ async fn invitations_page(
                 state,
                 state_class,
                 created: when(i.created_at),
+                created_relative: crate::clock::relative(i.created_at, now),
                 expires: when(i.expires_at),
+                expires_relative: crate::clock::relative(i.expires_at, now),
                 reconsent_of: i.partner_id.filter(|_| i.used_at.is_none()),
                 pending: state == "pending",
             }
@@ -211,5 +215,10 @@ pub async fn revoke_invitation(
     .await
     .map_err(PageError::internal)?;
     tx.commit().await.map_err(PageError::internal)?;
-    Ok(Redirect::to("/admin/invitations").into_response())
+    staff
+        .redirect_with(
+            "/admin/invitations",
+            super::flash::Flash::success("Invitation revoked: its link no longer works."),
+        )
+        .await
 }

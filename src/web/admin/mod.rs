@@ -7,6 +7,8 @@ mod audit;
 mod auth;
 mod clients;
 mod customers;
+mod error_page;
+mod flash;
 mod invitations;
 mod partners;
 mod staff;
@@ -159,6 +161,7 @@ pub fn router(state: AppState) -> Router<AppState> {
             state.clone(),
             auth::check_csrf,
         ))
+        .layer(axum::middleware::from_fn(error_page::show_errors_in_layout))
         .layer(session)
         // Browsers send `Origin: null` on form posts from pages with `no-referrer`; admin pages hold
         // no secrets in their URLs, so they send their origin to themselves only.

@@ -42,15 +42,19 @@ struct PartnerLine {
 
 impl PartnerLine {
     fn of(row: PartnerRow) -> Self {
+        let reason = row.status_reason.unwrap_or_default();
+        // Advice is said once: not again when the recorded reason already carries it.
+        let advice = advice_for(row.status_code.as_deref())
+            .filter(|advice| !reason.contains(advice))
+            .unwrap_or_default()
+            .to_owned();
         Self {
             id: row.id,
             tenant_id: row.tenant_id.to_string(),
             domain: row.domain.unwrap_or_default(),
             badge: StatusBadge::of(row.status.as_str()),
-            advice: advice_for(row.status_code.as_deref())
-                .unwrap_or_default()
-                .to_owned(),
-            reason: row.status_reason.unwrap_or_default(),
+            advice,
+            reason,
             code: row.status_code.unwrap_or_default(),
             changed: when(row.status_changed_at),
             refreshed: when_or(row.refreshed_at, "never"),
@@ -72,6 +76,8 @@ struct DashboardPage {
     unused_days: i64,
     unused_total: i64,
     unused: Vec<UnusedLine>,
+    /// Active API keys of enabled clients expiring within two weeks (admins only).
+    keys_expiring_soon: Option<usize>,
 }
 
 /// Days without refresh or use after which the dashboard warns (Microsoft ends a refresh token
@@ -82,6 +88,30 @@ const REFRESH_TOKEN_INACTIVITY_DAYS: i64 = 90;
 struct UnusedLine {
     partner: PartnerLine,
     days_left: i64,
+}
+
+async fn count_keys_expiring_soon(
+    state: &AppState,
+    now: time::OffsetDateTime,
+) -> Result<usize, PageError> {
+    let mut count = 0;
+    for client in crate::api_keys::list_clients(&state.pool)
+        .await
+        .map_err(PageError::internal)?
+        .into_iter()
+        .filter(|c| c.disabled_at.is_none())
+    {
+        count += crate::api_keys::list_keys(&state.pool, client.id)
+            .await
+            .map_err(PageError::internal)?
+            .iter()
+            .filter(|k| {
+                super::clients::key_state(k.revoked_at.is_some(), k.expires_at, now).0
+                    == "expires soon"
+            })
+            .count();
+    }
+    Ok(count)
 }
 
 /// `GET /admin`: partners by health, pending invitations, recent failures.
@@ -135,8 +165,14 @@ pub async fn show_dashboard(
             }
         })
         .collect();
+    let keys_expiring_soon = if staff.can(crate::staff::Role::Admin) {
+        Some(count_keys_expiring_soon(&state, now).await?)
+    } else {
+        None
+    };
     Ok(render(&DashboardPage {
         frame: staff.frame("dashboard"),
+        keys_expiring_soon,
         never_used,
         unused_days: UNUSED_WARNING_DAYS,
         unused_total,

@@ -4,7 +4,7 @@
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use uuid::Uuid;
@@ -209,9 +209,14 @@ async fn after_change(
     state: &AppState,
     staff: &CurrentStaff,
     result: Result<(), StaffError>,
+    done: String,
 ) -> Result<Response, PageError> {
     match result {
-        Ok(()) => Ok(Redirect::to("/admin/staff").into_response()),
+        Ok(()) => {
+            staff
+                .redirect_with("/admin/staff", super::flash::Flash::success(done))
+                .await
+        }
         Err(StaffError::NotFound) => Err(staff_not_found()),
         Err(StaffError::LastAdmin) => {
             refuse(
@@ -247,7 +252,10 @@ pub async fn change_staff_role(
     let result = crate::staff::set_role(&state.pool, id, role, &staff.actor(), state.clock.now())
         .await
         .map(|_| ());
-    after_change(&state, &staff, result).await
+    let done = format!(
+        "Role changed to {role}. Their sessions ended: the new role applies when they sign in again."
+    );
+    after_change(&state, &staff, result, done).await
 }
 
 /// `POST /admin/staff/{id}/disable`: disables the member and ends their sessions.
@@ -259,7 +267,8 @@ pub async fn disable_staff(
     let id = parse_id(&id)?;
     let result =
         crate::staff::disable_staff(&state.pool, id, &staff.actor(), state.clock.now()).await;
-    after_change(&state, &staff, result).await
+    let done = "Staff member disabled: they are signed out and cannot sign in.".to_owned();
+    after_change(&state, &staff, result, done).await
 }
 
 /// `POST /admin/staff/{id}/sessions/revoke`: logs the member out everywhere.
@@ -271,7 +280,8 @@ pub async fn end_staff_sessions(
     let id = parse_id(&id)?;
     let result =
         crate::staff::end_sessions(&state.pool, id, &staff.actor(), state.clock.now()).await;
-    after_change(&state, &staff, result).await
+    let done = "Their sessions ended in every browser.".to_owned();
+    after_change(&state, &staff, result, done).await
 }
 
 /// `POST /admin/staff/{id}/mfa/reset`: removes the member's second factor and recovery codes and
@@ -285,5 +295,8 @@ pub async fn reset_staff_mfa(
     let result = crate::staff::mfa::reset_mfa(&state.pool, id, &staff.actor(), state.clock.now())
         .await
         .map(|_| ());
-    after_change(&state, &staff, result).await
+    let done = "Second factor removed and sessions ended: they set up a new one at their next \
+                sign-in."
+        .to_owned();
+    after_change(&state, &staff, result, done).await
 }

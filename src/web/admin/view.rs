@@ -16,9 +16,28 @@ pub struct PageFrame {
     pub csrf: String,
     /// `dashboard`, `partners`, `invitations`, `audit`, `clients`, `staff` or `account`.
     pub section: &'static str,
+    /// The message the previous action left (shown once, above the page).
+    pub flash: Option<super::flash::Flash>,
 }
 
 impl PageFrame {
+    /// The layout for a page shown without knowing who is signed in (error pages): the
+    /// navigation, no account controls.
+    pub fn anonymous() -> Self {
+        Self {
+            staff_name: String::new(),
+            role: Role::Viewer,
+            csrf: String::new(),
+            section: "",
+            flash: None,
+        }
+    }
+
+    /// Whether the account controls (name, sign out) are shown.
+    pub fn signed_in(&self) -> bool {
+        !self.staff_name.is_empty()
+    }
+
     /// Whether the Staff page is shown in the nav.
     pub fn is_admin(&self) -> bool {
         self.role == Role::Admin
@@ -47,17 +66,9 @@ pub fn consent_link(
     crate::onboarding::consent_link(&state.config.public_url, token)
 }
 
-/// `2026-11-28 14:03 UTC`.
+/// `2026-11-28 14:03 UTC` ([`crate::clock::format_utc`], the format of every page and the CLI).
 pub fn when(at: OffsetDateTime) -> String {
-    let at = at.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02} UTC",
-        at.year(),
-        u8::from(at.month()),
-        at.day(),
-        at.hour(),
-        at.minute()
-    )
+    crate::clock::format_utc(at)
 }
 
 /// [`when`], or `fallback` when there is no time.

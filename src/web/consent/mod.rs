@@ -1,6 +1,7 @@
 //! Public consent pages for partner admins: the invitation page, the redirect to Microsoft, the
 //! OAuth callback and its outcome pages. Auth: the invitation token, then the server-side session
-//! that holds state, nonce and PKCE verifier.
+//! that holds state, nonce and PKCE verifier. A completed consent redirects (303) to
+//! `/consent/done`, which reads its non-secret facts from the session: refresh and Back show it again.
 
 use askama::Template;
 use axum::Router;
@@ -9,24 +10,29 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use secrecy::SecretString;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
 use crate::app::AppState;
+use crate::config::SupportContact;
 use crate::identity::IdentityError;
 use crate::identity::errors::partner_message;
 use crate::onboarding::{
     self, ConsentError, ConsentFlow, InvitationState, InvitationToken, find_invitation,
 };
-use crate::web::errors::{PageError, render};
+use crate::web::errors::{PageError, PartnerBrand, render};
 
 const FLOW_KEY: &str = "consent_flow";
+/// The facts of the consent this browser completed, for `/consent/done`.
+const DONE_KEY: &str = "consent_done";
+const DONE_PATH: &str = "/consent/done";
 /// Longest value accepted for any callback parameter (codes are ~1–2 KB).
 const MAX_PARAM_LEN: usize = 8 * 1024;
 
 /// `/consent/{token}`, `/consent/{token}/start`, `/oauth/callback`.
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route(DONE_PATH, get(show_consent_done_page))
         .route("/consent/{token}", get(show_consent_page))
         .route("/consent/{token}/start", post(start_consent_flow))
         .route(
@@ -49,17 +55,32 @@ struct InvitationPage<'a> {
     permissions: Vec<Permission>,
     reconsent: bool,
     expires: String,
+    support: &'a SupportContact,
 }
 
 #[derive(Template)]
 #[template(path = "consent/success.html")]
 struct ConsentSuccessPage<'a> {
     cpv_name: &'a str,
-    organization: &'a str,
+    done: &'a ConsentDone,
+    consented_at: String,
+    support: &'a SupportContact,
+}
+
+/// What the success page shows, kept in the session: names and ids, never a token or a code.
+#[derive(Debug, Serialize, Deserialize)]
+struct ConsentDone {
+    organization: String,
     tenant_id: String,
-    consented_by: &'a str,
-    consented_by_upn: &'a str,
+    consented_by: String,
+    consented_by_upn: String,
     reconsent: bool,
+    /// Unix seconds.
+    consented_at: i64,
+}
+
+fn brand(state: &AppState) -> PartnerBrand {
+    PartnerBrand::of(&state.config)
 }
 
 fn permissions(state: &AppState) -> Vec<Permission> {
@@ -141,11 +162,10 @@ async fn show_consent_page(
     State(state): State<AppState>,
     Path(token): Path<String>,
 ) -> Result<impl IntoResponse, PageError> {
-    let (token, invitation) = usable_invitation(&state, &token).await?;
-    let expires = invitation
-        .expires_at
-        .format(&time::format_description::well_known::Rfc2822)
-        .unwrap_or_default();
+    let (token, invitation) = usable_invitation(&state, &token)
+        .await
+        .map_err(|e| e.for_partner(brand(&state)))?;
+    let expires = crate::clock::format_utc(invitation.expires_at);
     let page = render(&InvitationPage {
         cpv_name: &state.config.cpv_name,
         partner_name: &invitation.partner_name,
@@ -153,6 +173,7 @@ async fn show_consent_page(
         permissions: permissions(&state),
         reconsent: invitation.partner_id.is_some(),
         expires,
+        support: &state.config.support,
     })?;
     // The start form's POST must carry samgate's origin (the start refuses other origins, and
     // browsers send `Origin: null` from `no-referrer` pages); `same-origin` still never sends
@@ -182,9 +203,12 @@ async fn start_consent_flow(
             "For your safety, the connection can only be started from the invitation page itself. \
              Open your invitation link again and click the button there.",
         )
-        .with_detail("consent start: cross-origin request"));
+        .with_detail("consent start: cross-origin request")
+        .for_partner(brand(&state)));
     }
-    let (_, invitation) = usable_invitation(&state, &token).await?;
+    let (_, invitation) = usable_invitation(&state, &token)
+        .await
+        .map_err(|e| e.for_partner(brand(&state)))?;
     let partner_error_code = match invitation.partner_id {
         Some(id) => crate::db::partners::find(&state.pool, id)
             .await
@@ -240,7 +264,7 @@ async fn handle_oauth_callback_query(
     session: Session,
     params: Result<Query<CallbackParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, PageError> {
-    let Query(params) = params.map_err(|_| malformed_callback())?;
+    let Query(params) = params.map_err(|_| malformed_callback().for_partner(brand(&state)))?;
     handle_oauth_callback(state, session, params).await
 }
 
@@ -249,7 +273,7 @@ async fn handle_oauth_callback_form(
     session: Session,
     params: Result<axum::Form<CallbackParams>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, PageError> {
-    let axum::Form(params) = params.map_err(|_| malformed_callback())?;
+    let axum::Form(params) = params.map_err(|_| malformed_callback().for_partner(brand(&state)))?;
     handle_oauth_callback(state, session, params).await
 }
 
@@ -269,7 +293,7 @@ async fn handle_oauth_callback(
     params: CallbackParams,
 ) -> Result<Response, PageError> {
     if !params.within_limits() {
-        return Err(malformed_callback());
+        return Err(malformed_callback().for_partner(brand(&state)));
     }
     // Taken out before anything else: whatever happens next, this flow cannot be replayed.
     let flow: Option<ConsentFlow> = session
@@ -277,6 +301,12 @@ async fn handle_oauth_callback(
         .await
         .map_err(PageError::internal)?;
     let Some(flow) = flow else {
+        // The callback again after a completed consent (Back, a refresh, a restored tab): the
+        // consent stands, so show its outcome rather than a failure.
+        let done: Option<ConsentDone> = session.get(DONE_KEY).await.map_err(PageError::internal)?;
+        if done.is_some() {
+            return Ok(Redirect::to(DONE_PATH).into_response());
+        }
         return Err(consent_error_page(&state, ConsentError::StateMismatch));
     };
     let error = params
@@ -292,15 +322,55 @@ async fn handle_oauth_callback(
     )
     .await
     .map_err(|e| consent_error_page(&state, e))?;
+    let done = ConsentDone {
+        organization: outcome.organization,
+        tenant_id: outcome.tenant_id.to_string(),
+        consented_by: outcome.consented_by.unwrap_or_else(|| "you".to_owned()),
+        consented_by_upn: outcome.consented_by_upn.unwrap_or_default(),
+        reconsent: outcome.reconsent,
+        consented_at: state.clock.now().unix_timestamp(),
+    };
+    session
+        .insert(DONE_KEY, &done)
+        .await
+        .map_err(PageError::internal)?;
+    // POST/redirect/GET: the callback URL (with its spent code) leaves the history, and a refresh
+    // of the outcome re-reads it instead of replaying the sign-in.
+    Ok(Redirect::to(DONE_PATH).into_response())
+}
+
+/// `GET /consent/done`: the outcome of the consent this browser completed.
+async fn show_consent_done_page(
+    State(state): State<AppState>,
+    session: Session,
+) -> Result<Response, PageError> {
+    let done: Option<ConsentDone> = session.get(DONE_KEY).await.map_err(PageError::internal)?;
+    let Some(done) = done else {
+        return Err(PageError::new(
+            StatusCode::NOT_FOUND,
+            "No consent to show in this browser",
+            "This page shows a consent completed in this browser in the last 30 minutes. If you \
+             were giving consent, open your invitation link again.",
+        )
+        .for_partner(brand(&state)));
+    };
+    let consented_at = time::OffsetDateTime::from_unix_timestamp(done.consented_at)
+        .map(crate::clock::format_utc)
+        .unwrap_or_default();
     let page = render(&ConsentSuccessPage {
         cpv_name: &state.config.cpv_name,
-        organization: &outcome.organization,
-        tenant_id: outcome.tenant_id.to_string(),
-        consented_by: outcome.consented_by.as_deref().unwrap_or("you"),
-        consented_by_upn: outcome.consented_by_upn.as_deref().unwrap_or(""),
-        reconsent: outcome.reconsent,
+        done: &done,
+        consented_at,
+        support: &state.config.support,
     })?;
-    Ok(page.into_response())
+    Ok((
+        [(
+            axum::http::header::CACHE_CONTROL,
+            axum::http::HeaderValue::from_static("no-store"),
+        )],
+        page,
+    )
+        .into_response())
 }
 
 fn consent_error_page(state: &AppState, error: ConsentError) -> PageError {
@@ -372,5 +442,5 @@ fn consent_error_page(state: &AppState, error: ConsentError) -> PageError {
         ConsentError::Internal(_) => PageError::internal("consent failed"),
     };
     tracing::info!(consent.outcome = "refused", cpv = %cpv, "consent did not complete");
-    page.with_detail(detail)
+    page.with_detail(detail).for_partner(brand(state))
 }

@@ -22,6 +22,7 @@ pub struct Browser {
     driver: Child,
     profile: PathBuf,
     name: String,
+    webdriver: String,
 }
 
 impl Browser {
@@ -66,6 +67,7 @@ impl Browser {
             driver,
             profile,
             name: name.to_owned(),
+            webdriver: format!("http://127.0.0.1:{port}"),
         };
         let capabilities = serde_json::json!({
             "browserName": "chrome",
@@ -186,6 +188,64 @@ impl Browser {
     /// The current URL.
     pub async fn url(&self) -> url::Url {
         self.client().current_url().await.expect("current url")
+    }
+
+    /// Makes pages see `prefers-color-scheme: dark` (or light again with `false`), through
+    /// chromedriver's DevTools passthrough (`Emulation.setEmulatedMedia`).
+    pub async fn prefer_dark(&self, dark: bool) {
+        let session = self
+            .client()
+            .session_id()
+            .await
+            .expect("session id")
+            .expect("a session");
+        let value = if dark { "dark" } else { "light" };
+        let response = reqwest::Client::new()
+            .post(format!(
+                "{}/session/{session}/goog/cdp/execute",
+                self.webdriver
+            ))
+            .json(&serde_json::json!({
+                "cmd": "Emulation.setEmulatedMedia",
+                "params": { "features": [{ "name": "prefers-color-scheme", "value": value }] },
+            }))
+            .send()
+            .await
+            .expect("cdp passthrough");
+        assert!(
+            response.status().is_success(),
+            "Emulation.setEmulatedMedia: {}",
+            response.text().await.unwrap_or_default()
+        );
+    }
+
+    /// Elements sticking out of the viewport's right edge (tag, id, classes, left..right),
+    /// and whether the page as a whole scrolls sideways. Only visible elements count; an element
+    /// inside a horizontally scrolling container (the phone nav) counts as that container, and one
+    /// clipped to nothing (visually hidden, for screen readers) not at all.
+    pub async fn overflow(&self) -> serde_json::Value {
+        self.eval(
+            "const width = window.innerWidth;
+             const scrollsAside = (e) => {
+               for (let p = e.parentElement; p; p = p.parentElement) {
+                 const st = getComputedStyle(p);
+                 if (st.overflowX === 'auto' || st.overflowX === 'scroll') return true;
+                 // Visually hidden (clipped to nothing) for screen readers only.
+                 if (st.position === 'absolute' && st.clip && st.clip !== 'auto') return true;
+               }
+               return false;
+             };
+             const name = (e) => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') +
+               (e.className && typeof e.className === 'string' ? '.' + e.className.trim().split(/ +/).join('.') : '');
+             const wide = [];
+             for (const e of document.body.querySelectorAll('*')) {
+               const r = e.getBoundingClientRect();
+               if (r.width === 0 || r.height === 0 || scrollsAside(e)) continue;
+               if (r.right > width + 1) wide.push(name(e) + ' ' + Math.round(r.left) + '..' + Math.round(r.right));
+             }
+             return { page: document.documentElement.scrollWidth <= width, width, wide: wide.slice(0, 10) };",
+        )
+        .await
     }
 
     /// Runs `script` in the page and returns its value.

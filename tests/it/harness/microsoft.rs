@@ -151,9 +151,28 @@ impl TestApp {
             .sign_in_at_microsoft(&authorize, upn, AtConsent::Accept)
             .await
         {
-            Landing::Callback(url) => self.client.get(url).send().await.expect("callback"),
+            Landing::Callback(url) => {
+                let response = self.client.get(url).send().await.expect("callback");
+                self.follow_consent_done(response).await
+            }
             Landing::Page(html) => panic!("sign-in stopped at Microsoft: {html}"),
         }
+    }
+
+    /// A completed consent answers 303 to `/consent/done`: follows it (other answers unchanged).
+    pub async fn follow_consent_done(&self, response: reqwest::Response) -> reqwest::Response {
+        if response.status() != 303 {
+            return response;
+        }
+        let location = response.headers()["location"]
+            .to_str()
+            .expect("ascii")
+            .to_owned();
+        assert_eq!(
+            location, "/consent/done",
+            "a consent ends at its outcome page"
+        );
+        self.get(&location).await
     }
 
     /// Consents the demo partner Contoso as its admin: the first step of most proxy tests.
