@@ -22,6 +22,9 @@ mod demo;
 #[derive(Debug, Parser)]
 #[command(name = "samgate", version, about, long_about = None)]
 pub struct Cli {
+    /// Print results as JSON (list and create commands of `invitations` and `clients`).
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -158,9 +161,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         #[cfg(feature = "demo")]
         Command::Demo { dir, listen } => demo::demo(dir, listen).await,
         Command::Migrate => migrate().await,
-        Command::Invitations(command) => invitations(command).await,
+        Command::Invitations(command) => invitations(command, cli.json).await,
         Command::Keys(command) => keys(command).await,
-        Command::Clients(command) => clients(command).await,
+        Command::Clients(command) => clients(command, cli.json).await,
         Command::Staff(command) => staff(command).await,
         Command::Partners(command) => partners(command).await,
         Command::Worker => worker().await,
@@ -198,7 +201,13 @@ fn parse_lifetime(text: &str) -> anyhow::Result<std::time::Duration> {
     Ok(std::time::Duration::from_secs(seconds))
 }
 
-async fn invitations(command: InvitationsCommand) -> anyhow::Result<()> {
+/// A timestamp for `--json` output (RFC 3339, UTC).
+fn rfc3339(at: time::OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+async fn invitations(command: InvitationsCommand, json: bool) -> anyhow::Result<()> {
     let app = command_app().await?;
     let now = app.clock.now();
     match command {
@@ -231,15 +240,29 @@ async fn invitations(command: InvitationsCommand) -> anyhow::Result<()> {
                 now,
             )
             .await?;
+            let link = consent_link(&app.config, &token);
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "id": invitation.id,
+                        "partner_name": invitation.partner_name,
+                        "expires_at": rfc3339(invitation.expires_at),
+                        "link": link,
+                    })
+                );
+                return Ok(());
+            }
             println!(
                 "invitation {} for {}",
                 invitation.id, invitation.partner_name
             );
             println!("expires   {}", format_utc(invitation.expires_at));
-            println!("link      {}", consent_link(&app.config, &token));
+            println!("link      {link}");
             println!("(the link is shown only now; samgate stores only its hash)");
         }
         InvitationsCommand::List => {
+            let mut rows = Vec::new();
             for invitation in db::invitations::list(&app.pool, 100).await? {
                 let state = match onboarding::InvitationState::of(Some(invitation.clone()), now) {
                     onboarding::InvitationState::Usable(_) => "pending",
@@ -248,6 +271,15 @@ async fn invitations(command: InvitationsCommand) -> anyhow::Result<()> {
                     onboarding::InvitationState::Revoked => "revoked",
                     onboarding::InvitationState::Unknown => "unknown",
                 };
+                if json {
+                    rows.push(serde_json::json!({
+                        "id": invitation.id,
+                        "state": state,
+                        "partner_name": invitation.partner_name,
+                        "expires_at": rfc3339(invitation.expires_at),
+                    }));
+                    continue;
+                }
                 println!(
                     "{}  {:8}  {}  expires {}",
                     invitation.id,
@@ -255,6 +287,9 @@ async fn invitations(command: InvitationsCommand) -> anyhow::Result<()> {
                     invitation.partner_name,
                     format_utc(invitation.expires_at)
                 );
+            }
+            if json {
+                println!("{}", serde_json::Value::from(rows));
             }
         }
         InvitationsCommand::Revoke { id } => {
@@ -412,7 +447,7 @@ enum ClientKeysCommand {
     },
 }
 
-async fn clients(command: ClientsCommand) -> anyhow::Result<()> {
+async fn clients(command: ClientsCommand, json: bool) -> anyhow::Result<()> {
     use crate::api_keys::{self, PartnerScope};
     let app = command_app().await?;
     let now = app.clock.now();
@@ -444,11 +479,39 @@ async fn clients(command: ClientsCommand) -> anyhow::Result<()> {
                 now,
             )
             .await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "id": client.id, "name": client.name })
+                );
+                return Ok(());
+            }
             println!("API client {} ({}) created", client.name, client.id);
             println!("next: samgate clients keys create --client {}", client.name);
         }
         ClientsCommand::List => {
-            for client in api_keys::list_clients(&app.pool).await? {
+            let clients = api_keys::list_clients(&app.pool).await?;
+            if json {
+                let rows: Vec<serde_json::Value> = clients
+                    .iter()
+                    .map(|client| {
+                        let partners = match &client.scope {
+                            PartnerScope::All => serde_json::Value::from("all"),
+                            PartnerScope::Only(tenants) => serde_json::json!(tenants),
+                        };
+                        serde_json::json!({
+                            "id": client.id,
+                            "name": client.name,
+                            "enabled": client.disabled_at.is_none(),
+                            "read_only": client.read_only,
+                            "partners": partners,
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::Value::from(rows));
+                return Ok(());
+            }
+            for client in clients {
                 let scope = match &client.scope {
                     PartnerScope::All => "all partners".to_owned(),
                     PartnerScope::Only(tenants) => format!("{} partner(s)", tenants.len()),
@@ -490,6 +553,19 @@ async fn clients(command: ClientsCommand) -> anyhow::Result<()> {
             };
             let (record, key) =
                 api_keys::issue_key(&app.pool, client.id, expires_at, "cli", now).await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "id": record.id,
+                        "prefix": record.prefix,
+                        "client": client.name,
+                        "expires_at": record.expires_at.map(rfc3339),
+                        "key": key.expose_secret(),
+                    })
+                );
+                return Ok(());
+            }
             // The key alone on stdout (KEY=$(samgate clients keys create …)); the rest on stderr.
             eprintln!(
                 "key {} ({}) for API client {}, expires {}",
@@ -506,21 +582,36 @@ async fn clients(command: ClientsCommand) -> anyhow::Result<()> {
         }
         ClientsCommand::Keys(ClientKeysCommand::List { client }) => {
             let client = find(&client).await?;
+            let mut rows = Vec::new();
             for key in api_keys::list_keys(&app.pool, client.id).await? {
                 let state = match (key.revoked_at, key.expires_at) {
                     (Some(_), _) => "revoked",
                     (None, Some(at)) if at <= now => "expired",
                     _ => "active",
                 };
+                if json {
+                    rows.push(serde_json::json!({
+                        "id": key.id,
+                        "prefix": key.prefix,
+                        "state": state,
+                        "created_at": rfc3339(key.created_at),
+                        "expires_at": key.expires_at.map(rfc3339),
+                        "last_used_at": key.last_used_at.map(rfc3339),
+                    }));
+                    continue;
+                }
                 println!(
                     "{}  {}…  {:7}  created {}  expires {}  last used {}",
                     key.id,
                     key.prefix,
                     state,
-                    key.created_at,
+                    format_utc(key.created_at),
                     when(key.expires_at),
                     when(key.last_used_at)
                 );
+            }
+            if json {
+                println!("{}", serde_json::Value::from(rows));
             }
         }
         ClientsCommand::Keys(ClientKeysCommand::Revoke { key_id }) => {

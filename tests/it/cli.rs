@@ -264,3 +264,50 @@ async fn partners_refresh_keeps_stdout_for_output_and_exits_non_zero_when_a_part
     );
     assert!(stderr.contains("re-consent invitation"), "{stderr}");
 }
+
+/// `--json` gives scripts machine-readable results: a client and a key created from the CLI,
+/// and the key works at once.
+#[tokio::test]
+async fn json_output_of_client_and_key_commands_is_machine_readable_and_the_key_works() {
+    let app = crate::harness::TestApp::spawn().await;
+    app.consent_contoso().await;
+    let created = run_beside(command_for(&app).args([
+        "--json",
+        "clients",
+        "create",
+        "--name",
+        "scripted",
+        "--all-partners",
+        "--read-only",
+    ]))
+    .await;
+    assert!(created.status.success(), "{created:?}");
+    let client: serde_json::Value =
+        serde_json::from_slice(&created.stdout).expect("clients create --json prints JSON");
+    assert_eq!(client["name"], "scripted");
+    let issued = run_beside(command_for(&app).args([
+        "clients", "keys", "create", "--client", "scripted", "--json",
+    ]))
+    .await;
+    assert!(issued.status.success(), "{issued:?}");
+    let key: serde_json::Value =
+        serde_json::from_slice(&issued.stdout).expect("keys create --json prints JSON");
+    let secret = key["key"].as_str().expect("the key");
+    assert!(secret.starts_with("sgk_"));
+    let listed = run_beside(command_for(&app).args(["--json", "clients", "list"])).await;
+    let clients: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("JSON list");
+    assert!(
+        clients.as_array().is_some_and(|c| c
+            .iter()
+            .any(|c| c["name"] == "scripted" && c["read_only"] == true)),
+        "{clients}"
+    );
+    let response = app
+        .client
+        .get(app.url(&format!("/api/v1/partners/{}", ms_emulator::DEMO_CONTOSO)))
+        .bearer_auth(secret)
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(response.status(), 200);
+}
