@@ -9,9 +9,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::auth::CurrentStaff;
-use super::view::{
-    PageFrame, STATUSES, StatusBadge, advice_for, compact, consent_link, when, when_or,
-};
+use super::view::{PageFrame, STATUSES, StatusBadge, advice_for, consent_link, when, when_or};
 use crate::app::AppState;
 use crate::broker::BrokerError;
 use crate::db;
@@ -262,9 +260,9 @@ struct GrantView {
 
 struct AuditLine {
     at: String,
-    actor: String,
+    actor: super::view::ActorView,
     action: String,
-    details: String,
+    details: Vec<super::view::DetailLine>,
 }
 
 /// A notice at the top of the partner page after an action (the outcome of the redirect).
@@ -564,9 +562,13 @@ pub async fn show_partner(
             .into_iter()
             .map(|e| AuditLine {
                 at: when(e.occurred_at),
-                actor: e.actor_name.unwrap_or(e.actor),
+                actor: super::view::actor_view(
+                    &e.actor,
+                    e.actor_name.as_deref(),
+                    e.partner_id.zip(e.partner_name.as_deref()),
+                ),
                 action: e.action,
-                details: compact(&e.details),
+                details: super::view::detail_lines(&e.details),
             })
             .collect(),
     })?
