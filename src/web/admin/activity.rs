@@ -209,6 +209,8 @@ struct ActivityPage {
     window_label: &'static str,
     range: String,
     summary: SummaryRow,
+    p50: String,
+    p95: String,
     chart: Chart,
     codes: Vec<(String, i64)>,
     refresh: Option<RefreshRow>,
@@ -245,10 +247,6 @@ impl ActivityPage {
         }
         format!("{:.1}%", *count as f64 * 100.0 / self.summary.calls as f64)
     }
-
-    fn latency(&self, ms: &Option<i32>) -> String {
-        ms.map_or_else(|| "none".to_owned(), |ms| format!("{ms} ms"))
-    }
 }
 
 struct Subject {
@@ -272,18 +270,50 @@ async fn show_activity(
     let now = state.clock.now();
     let (since, until) = window.range(now);
     let pool = &state.pool;
-    let rows = db::activity::buckets(
-        pool,
-        subject.scope,
-        since,
-        until,
-        window.step().whole_seconds(),
-    )
-    .await
-    .map_err(PageError::internal)?;
-    let summary = db::activity::summary(pool, subject.scope, since, until)
-        .await
-        .map_err(PageError::internal)?;
+    let step = window.step().whole_seconds();
+    let (rows, summary, p50, p95) = if window == Window::Hour {
+        let rows = db::activity::buckets(pool, subject.scope, since, until, step)
+            .await
+            .map_err(PageError::internal)?;
+        let summary = db::activity::summary(pool, subject.scope, since, until)
+            .await
+            .map_err(PageError::internal)?;
+        let exact = |ms: Option<i32>| ms.map_or_else(|| "none".to_owned(), |ms| format!("{ms} ms"));
+        let (p50, p95) = (exact(summary.p50_ms), exact(summary.p95_ms));
+        (rows, summary, p50, p95)
+    } else {
+        // Whole hours already rolled up come from the rollup, the rest from the call records.
+        let split = db::activity::rolled_until(pool)
+            .await
+            .map_err(PageError::internal)?
+            .map_or(since, |rolled| rolled.clamp(since, until));
+        let rows = db::activity::rolled_buckets(pool, subject.scope, since, split, until, step)
+            .await
+            .map_err(PageError::internal)?;
+        let rolled = db::activity::rolled_summary(pool, subject.scope, since, split, until)
+            .await
+            .map_err(PageError::internal)?;
+        let counts: Vec<i64> = rolled
+            .latency_counts
+            .iter()
+            .map(|c| c.unwrap_or(0))
+            .collect();
+        let summary = SummaryRow {
+            calls: rolled.calls.unwrap_or(0),
+            client_errors: rolled.client_errors.unwrap_or(0),
+            throttled: rolled.throttled.unwrap_or(0),
+            server_errors: rolled.server_errors.unwrap_or(0),
+            samgate_errors: rolled.samgate_errors.unwrap_or(0),
+            p50_ms: None,
+            p95_ms: None,
+        };
+        (
+            rows,
+            summary,
+            histogram_percentile(&counts, 0.5),
+            histogram_percentile(&counts, 0.95),
+        )
+    };
     let codes = db::activity::error_codes(pool, subject.scope, since, until)
         .await
         .map_err(PageError::internal)?;
@@ -296,10 +326,17 @@ async fn show_activity(
         None => None,
     };
     let (busiest_partners, busiest_clients) = if subject.busiest {
-        let partners = db::activity::busiest_partners(pool, since, until, 10)
+        let split = match window {
+            Window::Hour => since,
+            _ => db::activity::rolled_until(pool)
+                .await
+                .map_err(PageError::internal)?
+                .map_or(since, |rolled| rolled.clamp(since, until)),
+        };
+        let partners = db::activity::rolled_busiest(pool, true, since, split, until, 10)
             .await
             .map_err(PageError::internal)?;
-        let clients = db::activity::busiest_clients(pool, since, until, 10)
+        let clients = db::activity::rolled_busiest(pool, false, since, split, until, 10)
             .await
             .map_err(PageError::internal)?;
         (
@@ -334,12 +371,38 @@ async fn show_activity(
         range: format!("{} to {}", when(since), when(until)),
         chart: Chart::of(&rows, window, since),
         summary,
+        p50,
+        p95,
         codes,
         refresh,
         busiest_partners,
         busiest_clients,
     })?
     .into_response())
+}
+
+/// The bucket of a latency histogram (per [`db::activity::LATENCY_BOUNDS_MS`]) holding quantile
+/// `q`, in words: `≤ 100 ms`.
+fn histogram_percentile(counts: &[i64], q: f64) -> String {
+    let total: i64 = counts.iter().sum();
+    if total == 0 {
+        return "none".to_owned();
+    }
+    let rank = ((q * total as f64).ceil() as i64).max(1);
+    let mut seen = 0;
+    for (i, count) in counts.iter().enumerate() {
+        seen += count;
+        if seen >= rank {
+            return match db::activity::LATENCY_BOUNDS_MS.get(i) {
+                Some(bound) => format!("≤ {bound} ms"),
+                None => format!(
+                    "> {} ms",
+                    db::activity::LATENCY_BOUNDS_MS.last().copied().unwrap_or(0)
+                ),
+            };
+        }
+    }
+    "none".to_owned()
 }
 
 fn not_found(what: &str) -> PageError {
@@ -770,5 +833,17 @@ mod tests {
         assert_eq!(total, PLOT);
         assert_eq!(bar.segments[0].class, "ok");
         assert!(chart.bars[3].segments.is_empty());
+    }
+
+    #[test]
+    fn histogram_percentiles_name_the_bucket_holding_the_rank() {
+        let mut counts = vec![0; db::activity::LATENCY_BOUNDS_MS.len() + 1];
+        counts[3] = 10; // ≤ 100 ms
+        counts[6] = 6; // ≤ 1000 ms
+        assert_eq!(histogram_percentile(&counts, 0.5), "≤ 100 ms");
+        assert_eq!(histogram_percentile(&counts, 0.95), "≤ 1000 ms");
+        counts[10] = 100;
+        assert_eq!(histogram_percentile(&counts, 0.95), "> 10000 ms");
+        assert_eq!(histogram_percentile(&[0; 11], 0.5), "none");
     }
 }
