@@ -569,6 +569,7 @@ fn expected_policy() -> Vec<(&'static str, &'static str, Access)> {
         ("POST", "/admin/invitations", Staff(Operator)),
         ("POST", "/admin/invitations/{id}/revoke", Staff(Operator)),
         ("GET", "/admin/audit", Staff(Viewer)),
+        ("GET", "/admin/audit.csv", Staff(Viewer)),
         ("GET", "/admin/activity", Staff(Viewer)),
         ("GET", "/admin/clients/{id}/activity", Staff(Viewer)),
         ("GET", "/admin/clients/{id}/calls", Staff(Viewer)),

@@ -394,3 +394,58 @@ async fn a_bad_audit_date_is_a_form_error_on_the_audit_page() {
         "the audit page, not an error page"
     );
 }
+
+#[tokio::test]
+async fn the_audit_log_exports_as_csv_in_batches_with_the_filter_and_defused_formulas() {
+    let app = TestApp::spawn().await;
+    let (_, tenant) = seed_partner(&app, "Contoso").await;
+    let (browser, _) = signed_in(&app, Role::Viewer).await;
+    sqlx::query(
+        "INSERT INTO audit_events (occurred_at, actor, action, partner_tenant_id, details)
+         SELECT $1, 'system', 'test.bulk', $2, jsonb_build_object('n', i) FROM generate_series(1, 1203) i",
+    )
+    .bind(app.app.clock.now())
+    .bind(tenant)
+    .execute(&app.pool)
+    .await
+    .expect("events");
+    let (_, evil) = seed_partner(&app, "=SUM(A1)").await;
+    audit(
+        &app,
+        "cli",
+        "test.formula",
+        Some(evil),
+        serde_json::json!({ "note": "x" }),
+    )
+    .await;
+
+    let response = browser.get("/admin/audit.csv?action=test.bulk").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["content-type"].to_str().expect("type"),
+        "text/csv; charset=utf-8"
+    );
+    let csv = response.text().await.expect("csv");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "time_utc,actor,actor_id,action,partner,partner_tenant_id,details"
+    );
+    assert_eq!(lines.len(), 1 + 1203, "every event once across the batches");
+    let distinct: std::collections::BTreeSet<&str> = lines[1..]
+        .iter()
+        .map(|l| l.rsplit(',').next().unwrap_or_default())
+        .collect();
+    assert_eq!(distinct.len(), 1203);
+    assert!(lines[1].contains(",samgate (automatic),system,test.bulk,Contoso,"));
+
+    let formula = page_text(&browser, "/admin/audit.csv?action=test.formula").await;
+    assert!(
+        formula.contains(",'=SUM(A1),"),
+        "a formula is defused: {formula}"
+    );
+    assert_eq!(formula.lines().count(), 2);
+
+    let bad = browser.get("/admin/audit.csv?from=soon").await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+}

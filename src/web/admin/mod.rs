@@ -99,6 +99,7 @@ fn routes() -> Vec<RouteRow> {
         row(M::POST, "/admin/invitations",                   Staff(Operator), invitations::create_invitation),
         row(M::POST, "/admin/invitations/{id}/revoke",       Staff(Operator), invitations::revoke_invitation),
         row(M::GET,  "/admin/audit",                         Staff(Viewer),   audit::list_audit_events),
+        row(M::GET,  "/admin/audit.csv",                     Staff(Viewer),   audit::export_audit_events),
         row(M::GET,  "/admin/activity",                      Staff(Viewer),   activity::show_estate_activity),
         row(M::GET,  "/admin/clients/{id}/activity",         Staff(Viewer),   activity::show_client_activity),
         row(M::GET,  "/admin/clients/{id}/calls",            Staff(Viewer),   activity::list_client_calls),
