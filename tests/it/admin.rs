@@ -528,6 +528,7 @@ fn expected_policy() -> Vec<(&'static str, &'static str, Access)> {
         ("POST", "/admin/logout-everywhere", Staff(Viewer)),
         ("GET", "/admin", Staff(Viewer)),
         ("GET", "/admin/partners", Staff(Viewer)),
+        ("GET", "/admin/partners.csv", Staff(Viewer)),
         ("GET", "/admin/partners/{id}", Staff(Viewer)),
         ("POST", "/admin/partners/{id}/invitations", Staff(Operator)),
         ("POST", "/admin/partners/{id}/refresh", Staff(Operator)),

@@ -449,3 +449,41 @@ async fn the_audit_log_exports_as_csv_in_batches_with_the_filter_and_defused_for
     let bad = browser.get("/admin/audit.csv?from=soon").await;
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn the_partners_export_streams_every_partner_of_the_search_once() {
+    let app = TestApp::spawn().await;
+    sqlx::query(
+        "INSERT INTO partners (id, tenant_id, display_name, status)
+         SELECT gen_random_uuid(), gen_random_uuid(), 'Bulk ' || lpad(i::text, 4, '0'), 'healthy'
+         FROM generate_series(1, 1100) i",
+    )
+    .execute(&app.pool)
+    .await
+    .expect("partners");
+    seed_partner(&app, "Contoso").await;
+    let (browser, _) = signed_in(&app, Role::Viewer).await;
+
+    let response = browser.get("/admin/partners.csv?q=Bulk").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["content-type"].to_str().expect("type"),
+        "text/csv; charset=utf-8"
+    );
+    let csv = response.text().await.expect("csv");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines[0].starts_with("name,tenant_id,domain,status"));
+    assert_eq!(
+        lines.len(),
+        1 + 1100,
+        "every partner once across the batches"
+    );
+    assert!(lines[1].starts_with("Bulk 0001,"));
+    assert!(lines[1100].starts_with("Bulk 1100,"));
+    assert!(!csv.contains("Contoso"), "the search applies");
+    let page = page_text(&browser, "/admin/partners?q=Bulk").await;
+    assert!(
+        page.contains("href=\"/admin/partners.csv?q=Bulk&#38;status=\""),
+        "the list links its export"
+    );
+}

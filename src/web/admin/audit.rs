@@ -11,7 +11,7 @@ use time::{Date, OffsetDateTime, Time};
 use uuid::Uuid;
 
 use super::auth::CurrentStaff;
-use super::view::{ActorView, DetailLine, PageFrame, actor_view, detail_lines, when};
+use super::view::{ActorView, DetailLine, PageFrame, actor_view, csv_line, detail_lines, when};
 use crate::app::AppState;
 use crate::db;
 use crate::db::staff::AuditFilter;
@@ -310,35 +310,13 @@ pub async fn export_audit_events(
         .into_response())
 }
 
-/// One CSV record (RFC 4180). A cell a spreadsheet would run as a formula gets a leading `'`.
-fn csv_line(cells: &[String]) -> String {
-    let mut line = cells
-        .iter()
-        .map(|cell| {
-            let cell = if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-                format!("'{cell}")
-            } else {
-                cell.clone()
-            };
-            if cell.contains([',', '"', '\n', '\r']) {
-                format!("\"{}\"", cell.replace('"', "\"\""))
-            } else {
-                cell
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(",");
-    line.push_str("\r\n");
-    line
-}
-
 fn midnight(day: Date) -> OffsetDateTime {
     day.with_time(Time::MIDNIGHT).assume_utc()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::super::view::csv_line;
 
     #[test]
     fn csv_cells_are_quoted_and_formulas_defused() {

@@ -82,6 +82,7 @@ fn routes() -> Vec<RouteRow> {
         row(M::POST, "/admin/account/recovery-codes",        Staff(Viewer),   account::regenerate_recovery_codes),
         row(M::GET,  "/admin",                               Staff(Viewer),   partners::show_dashboard),
         row(M::GET,  "/admin/partners",                      Staff(Viewer),   partners::list_partners),
+        row(M::GET,  "/admin/partners.csv",                  Staff(Viewer),   partners::export_partners),
         row(M::GET,  "/admin/partners/{id}",                 Staff(Viewer),   partners::show_partner),
         row(M::POST, "/admin/partners/{id}/invitations",     Staff(Operator), partners::invite_partner_again),
         row(M::POST, "/admin/partners/{id}/refresh",         Staff(Operator), partners::refresh_partner),
