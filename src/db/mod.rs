@@ -8,6 +8,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
 
 pub mod access_tokens;
+pub mod activity;
 pub mod api_clients;
 pub mod app_consents;
 pub mod audit;

@@ -670,6 +670,10 @@ pub struct AuditRow {
     pub action: String,
     /// Which partner.
     pub partner_tenant_id: Option<Uuid>,
+    /// samgate's id of that partner, if it is known.
+    pub partner_id: Option<Uuid>,
+    /// Its name, if it is known.
+    pub partner_name: Option<String>,
     /// Details (never secrets).
     pub details: serde_json::Value,
 }
@@ -681,6 +685,10 @@ pub struct AuditFilter<'a> {
     pub partner_tenant_id: Option<Uuid>,
     /// Exact actor.
     pub actor: Option<&'a str>,
+    /// Part of a staff member's name (case-insensitive).
+    pub actor_name: Option<&'a str>,
+    /// Part of the partner's name (case-insensitive).
+    pub partner_name: Option<&'a str>,
     /// Exact action.
     pub action: Option<&'a str>,
     /// At or after.
@@ -691,6 +699,15 @@ pub struct AuditFilter<'a> {
     pub before: Option<i64>,
 }
 
+/// `%text%` for `ILIKE`, with the text's own wildcards escaped.
+fn contains_pattern(text: &str) -> String {
+    let escaped = text
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
 /// One page of audit events, newest first.
 pub async fn search_audit(
     executor: impl PgExecutor<'_>,
@@ -699,8 +716,10 @@ pub async fn search_audit(
 ) -> Result<Vec<AuditRow>, sqlx::Error> {
     let mut query: QueryBuilder<'_, Postgres> = QueryBuilder::new(
         "SELECT a.id, a.occurred_at, a.actor, s.display_name AS actor_name, a.action, \
-         a.partner_tenant_id, a.details FROM audit_events a \
+         a.partner_tenant_id, p.id AS partner_id, p.display_name AS partner_name, a.details \
+         FROM audit_events a \
          LEFT JOIN staff s ON a.actor LIKE 'staff:%' AND s.id::text = substr(a.actor, 7) \
+         LEFT JOIN partners p ON p.tenant_id = a.partner_tenant_id \
          WHERE TRUE",
     );
     if let Some(tenant) = filter.partner_tenant_id {
@@ -708,6 +727,16 @@ pub async fn search_audit(
     }
     if let Some(actor) = filter.actor {
         query.push(" AND a.actor = ").push_bind(actor);
+    }
+    if let Some(name) = filter.actor_name {
+        query
+            .push(" AND s.display_name ILIKE ")
+            .push_bind(contains_pattern(name));
+    }
+    if let Some(name) = filter.partner_name {
+        query
+            .push(" AND p.display_name ILIKE ")
+            .push_bind(contains_pattern(name));
     }
     if let Some(action) = filter.action {
         query.push(" AND a.action = ").push_bind(action);

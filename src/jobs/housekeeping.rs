@@ -1,6 +1,7 @@
 //! Housekeeping: announces expired invitations (`invitation.expired`, once each, with the
-//! marking in the same transaction) and prunes proxy call records and delivered webhooks older
-//! than their retention, in small batches so no long lock is held.
+//! marking in the same transaction), rolls complete hours of proxy call records up into hourly
+//! counts for the activity pages, and prunes call records, their hours and delivered webhooks
+//! older than their retention, in small batches so no long lock is held.
 
 use time::OffsetDateTime;
 
@@ -17,6 +18,8 @@ pub struct Summary {
     pub invitations_expired: u64,
     /// Proxy call records deleted.
     pub proxy_calls_pruned: u64,
+    /// Rows of hourly call counts written (`proxy_call_hours`).
+    pub call_hours_rolled: u64,
     /// Delivered webhooks deleted.
     pub deliveries_pruned: u64,
     /// Customer app consents whose stale/current state changed with the configured grants.
@@ -70,6 +73,10 @@ pub async fn run_once(app: &App, now: OffsetDateTime) -> anyhow::Result<Summary>
             break;
         }
     }
+    let mut tx = app.pool.begin().await?;
+    summary.call_hours_rolled = db::activity::roll_up_hours(&mut tx, now, calls_before).await?;
+    tx.commit().await?;
+    db::activity::prune_hours(&app.pool, calls_before).await?;
     let deliveries_before = now - app.config.lifecycle.webhook_retention;
     loop {
         let pruned = db::webhooks::prune_delivered(&app.pool, deliveries_before, BATCH).await?;

@@ -528,11 +528,14 @@ fn expected_policy() -> Vec<(&'static str, &'static str, Access)> {
         ("POST", "/admin/logout-everywhere", Staff(Viewer)),
         ("GET", "/admin", Staff(Viewer)),
         ("GET", "/admin/partners", Staff(Viewer)),
+        ("GET", "/admin/partners.csv", Staff(Viewer)),
         ("GET", "/admin/partners/{id}", Staff(Viewer)),
         ("POST", "/admin/partners/{id}/invitations", Staff(Operator)),
         ("POST", "/admin/partners/{id}/refresh", Staff(Operator)),
         ("POST", "/admin/partners/{id}/offboard", Staff(Admin)),
         ("GET", "/admin/partners/{id}/customers", Staff(Viewer)),
+        ("GET", "/admin/partners/{id}/activity", Staff(Viewer)),
+        ("GET", "/admin/partners/{id}/calls", Staff(Viewer)),
         (
             "POST",
             "/admin/partners/{id}/customers/sync",
@@ -567,6 +570,10 @@ fn expected_policy() -> Vec<(&'static str, &'static str, Access)> {
         ("POST", "/admin/invitations", Staff(Operator)),
         ("POST", "/admin/invitations/{id}/revoke", Staff(Operator)),
         ("GET", "/admin/audit", Staff(Viewer)),
+        ("GET", "/admin/audit.csv", Staff(Viewer)),
+        ("GET", "/admin/activity", Staff(Viewer)),
+        ("GET", "/admin/clients/{id}/activity", Staff(Viewer)),
+        ("GET", "/admin/clients/{id}/calls", Staff(Viewer)),
         ("GET", "/admin/clients", Staff(Admin)),
         ("POST", "/admin/clients", Staff(Admin)),
         ("POST", "/admin/clients/{id}/keys", Staff(Admin)),
@@ -603,6 +610,8 @@ async fn fixture(
         | "/admin/partners/{id}/invitations"
         | "/admin/partners/{id}/refresh"
         | "/admin/partners/{id}/customers"
+        | "/admin/partners/{id}/activity"
+        | "/admin/partners/{id}/calls"
         | "/admin/partners/{id}/customers/sync"
         | "/admin/partners/{id}/app-consent-runs" => {
             (path.replace("{id}", &partner.to_string()), vec![])

@@ -4,6 +4,7 @@
 mod harness;
 
 mod admin;
+mod admin_activity;
 mod admin_customers;
 mod admin_feedback;
 mod admin_journey;

@@ -3,6 +3,7 @@
 //! and runs its own session (own cookie, 30 min idle, 8 h absolute, epoch-checked per request).
 
 mod account;
+mod activity;
 mod audit;
 mod auth;
 mod clients;
@@ -83,11 +84,14 @@ fn routes() -> Vec<RouteRow> {
         row(M::POST, "/admin/account/recovery-codes",        Staff(Viewer),   account::regenerate_recovery_codes),
         row(M::GET,  "/admin",                               Staff(Viewer),   partners::show_dashboard),
         row(M::GET,  "/admin/partners",                      Staff(Viewer),   partners::list_partners),
+        row(M::GET,  "/admin/partners.csv",                  Staff(Viewer),   partners::export_partners),
         row(M::GET,  "/admin/partners/{id}",                 Staff(Viewer),   partners::show_partner),
         row(M::POST, "/admin/partners/{id}/invitations",     Staff(Operator), partners::invite_partner_again),
         row(M::POST, "/admin/partners/{id}/refresh",         Staff(Operator), partners::refresh_partner),
         row(M::POST, "/admin/partners/{id}/offboard",        Staff(Admin),    partners::offboard_partner),
         row(M::GET,  "/admin/partners/{id}/customers",       Staff(Viewer),   customers::list_customers),
+        row(M::GET,  "/admin/partners/{id}/activity",        Staff(Viewer),   activity::show_partner_activity),
+        row(M::GET,  "/admin/partners/{id}/calls",           Staff(Viewer),   activity::list_partner_calls),
         row(M::POST, "/admin/partners/{id}/customers/sync",  Staff(Operator), customers::sync_customers),
         row(M::POST, "/admin/partners/{id}/customers/app-consents", Staff(Operator), customers::change_app_consents),
         row(M::POST, "/admin/partners/{id}/customers/{customer}/app-consent", Staff(Operator), customers::grant_app_consent),
@@ -98,6 +102,10 @@ fn routes() -> Vec<RouteRow> {
         row(M::POST, "/admin/invitations",                   Staff(Operator), invitations::create_invitation),
         row(M::POST, "/admin/invitations/{id}/revoke",       Staff(Operator), invitations::revoke_invitation),
         row(M::GET,  "/admin/audit",                         Staff(Viewer),   audit::list_audit_events),
+        row(M::GET,  "/admin/audit.csv",                     Staff(Viewer),   audit::export_audit_events),
+        row(M::GET,  "/admin/activity",                      Staff(Viewer),   activity::show_estate_activity),
+        row(M::GET,  "/admin/clients/{id}/activity",         Staff(Viewer),   activity::show_client_activity),
+        row(M::GET,  "/admin/clients/{id}/calls",            Staff(Viewer),   activity::list_client_calls),
         row(M::GET,  "/admin/clients",                       Staff(Admin),    clients::list_clients),
         row(M::POST, "/admin/clients",                       Staff(Admin),    clients::create_client),
         row(M::POST, "/admin/clients/{id}/keys",             Staff(Admin),    clients::issue_api_key),

@@ -9,9 +9,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::auth::CurrentStaff;
-use super::view::{
-    PageFrame, STATUSES, StatusBadge, advice_for, compact, consent_link, when, when_or,
-};
+use super::view::{PageFrame, STATUSES, StatusBadge, advice_for, consent_link, when, when_or};
 use crate::app::AppState;
 use crate::broker::BrokerError;
 use crate::db;
@@ -196,6 +194,80 @@ pub struct PartnersQuery {
     after: String,
 }
 
+/// `GET /admin/partners.csv`: the partners of the search (`q`, `status`) as CSV, by name,
+/// streamed: read in keyset batches of 500 while the body is sent.
+pub async fn export_partners(
+    State(state): State<AppState>,
+    _staff: CurrentStaff,
+    query: Result<Query<PartnersQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, PageError> {
+    let Query(query) = query.map_err(|_| bad_query())?;
+    if query.q.trim().chars().count() > 200 {
+        return Err(bad_query());
+    }
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(4);
+    let pool = state.pool.clone();
+    tokio::spawn(async move {
+        let q = query.q.trim();
+        let tenant_id = Uuid::parse_str(q).ok();
+        let mut filter = PartnerFilter {
+            text: (!q.is_empty() && tenant_id.is_none()).then_some(q),
+            tenant_id,
+            status: STATUSES.into_iter().find(|s| *s == query.status),
+            after: None,
+        };
+        let header = "name,tenant_id,domain,status,status_reason,status_code,status_changed_utc,last_refresh_utc,last_used_utc\r\n";
+        if sender.send(Ok(header.into())).await.is_err() {
+            return;
+        }
+        loop {
+            let rows = match db::staff::list_partners(&pool, &filter, 500).await {
+                Ok(rows) => rows,
+                Err(error) => {
+                    tracing::warn!(error = %error, "partner export stopped: the database failed");
+                    let _ = sender.send(Err(std::io::Error::other("database"))).await;
+                    return;
+                }
+            };
+            let mut chunk = String::new();
+            for p in &rows {
+                chunk.push_str(&super::view::csv_line(&[
+                    p.display_name.clone(),
+                    p.tenant_id.to_string(),
+                    p.domain.clone().unwrap_or_default(),
+                    p.status.as_str().to_owned(),
+                    p.status_reason.clone().unwrap_or_default(),
+                    p.status_code.clone().unwrap_or_default(),
+                    when(p.status_changed_at),
+                    when_or(p.refreshed_at, ""),
+                    when_or(p.last_used_at, ""),
+                ]));
+            }
+            if !chunk.is_empty() && sender.send(Ok(chunk.into())).await.is_err() {
+                return;
+            }
+            match rows.last() {
+                Some(last) if rows.len() == 500 => filter.after = Some(last.id),
+                _ => return,
+            }
+        }
+    });
+    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|item| (item, receiver))
+    });
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                "attachment; filename=\"samgate-partners.csv\"",
+            ),
+        ],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response())
+}
+
 struct StatusOption {
     badge: StatusBadge,
     selected: bool,
@@ -211,6 +283,7 @@ struct PartnersPage {
     next: Option<String>,
     first: Option<String>,
     filtered: bool,
+    export: String,
 }
 
 fn bad_query() -> PageError {
@@ -278,6 +351,11 @@ pub async fn list_partners(
         next,
         first,
         filtered: !q.is_empty() || status.is_some(),
+        export: format!(
+            "/admin/partners.csv?{}",
+            serde_urlencoded::to_string([("q", q), ("status", status.unwrap_or(""))])
+                .unwrap_or_default()
+        ),
     })?
     .into_response())
 }
@@ -298,9 +376,9 @@ struct GrantView {
 
 struct AuditLine {
     at: String,
-    actor: String,
+    actor: super::view::ActorView,
     action: String,
-    details: String,
+    details: Vec<super::view::DetailLine>,
 }
 
 /// A notice at the top of the partner page after an action (the outcome of the redirect).
@@ -600,9 +678,13 @@ pub async fn show_partner(
             .into_iter()
             .map(|e| AuditLine {
                 at: when(e.occurred_at),
-                actor: e.actor_name.unwrap_or(e.actor),
+                actor: super::view::actor_view(
+                    &e.actor,
+                    e.actor_name.as_deref(),
+                    e.partner_id.zip(e.partner_name.as_deref()),
+                ),
                 action: e.action,
-                details: compact(&e.details),
+                details: super::view::detail_lines(&e.details),
             })
             .collect(),
     })?

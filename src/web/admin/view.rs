@@ -14,7 +14,7 @@ pub struct PageFrame {
     pub role: Role,
     /// The session's CSRF token.
     pub csrf: String,
-    /// `dashboard`, `partners`, `invitations`, `audit`, `clients`, `staff` or `account`.
+    /// `dashboard`, `partners`, `invitations`, `activity`, `audit`, `clients`, `staff` or `account`.
     pub section: &'static str,
     /// The message the previous action left (shown once, above the page).
     pub flash: Option<super::flash::Flash>,
@@ -157,9 +157,180 @@ pub fn compact(details: &serde_json::Value) -> String {
     }
 }
 
+/// One line of an audit event's details: the key in words and its value for people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DetailLine {
+    /// `Consecutive failures`.
+    pub key: String,
+    /// `3`, `yes`, `2026-12-09 10:22 UTC`.
+    pub value: String,
+}
+
+/// Unix times samgate could have written (2000 to 2100), shown as dates under keys ending `_at`.
+const PLAUSIBLE_UNIX_TIMES: std::ops::Range<i64> = 946_684_800..4_102_444_800;
+
+/// Audit details as lines for a small table: no raw JSON at the top level, Unix times as dates.
+pub fn detail_lines(details: &serde_json::Value) -> Vec<DetailLine> {
+    use serde_json::Value;
+    let Value::Object(map) = details else {
+        return match details {
+            Value::Null => Vec::new(),
+            other => vec![DetailLine {
+                key: "Details".to_owned(),
+                value: scalar(other),
+            }],
+        };
+    };
+    map.iter()
+        .map(|(key, value)| {
+            let as_time = value
+                .as_i64()
+                .filter(|_| key.ends_with("_at"))
+                .filter(|t| PLAUSIBLE_UNIX_TIMES.contains(t))
+                .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok());
+            DetailLine {
+                key: key_words(key),
+                value: match as_time {
+                    Some(at) => when(at),
+                    None => scalar(value),
+                },
+            }
+        })
+        .collect()
+}
+
+/// `consecutive_failures` → `Consecutive failures`.
+fn key_words(key: &str) -> String {
+    let words = key.replace(['_', '.'], " ");
+    let mut chars = words.chars();
+    chars.next().map_or_else(String::new, |first| {
+        first.to_uppercase().chain(chars).collect()
+    })
+}
+
+fn scalar(value: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match value {
+        Value::Null => "none".to_owned(),
+        Value::Bool(true) => "yes".to_owned(),
+        Value::Bool(false) => "no".to_owned(),
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Array(items) if items.is_empty() => "none".to_owned(),
+        Value::Array(items) => items.iter().map(scalar).collect::<Vec<_>>().join(", "),
+        Value::Object(_) => compact(value),
+    }
+}
+
+/// Who did something, for people: a name, and where to read more about them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActorView {
+    /// `Ada Lovelace`, `Partner admin of Contoso`, `samgate (automatic)`.
+    pub name: String,
+    /// Their other events, or their partner.
+    pub link: Option<String>,
+}
+
+/// Names the stored actor (`staff:<id>`, `partner-admin:<oid>`, `cli`, `system`).
+pub fn actor_view(
+    actor: &str,
+    staff_name: Option<&str>,
+    partner: Option<(uuid::Uuid, &str)>,
+) -> ActorView {
+    let by_actor = || {
+        let query = serde_urlencoded::to_string([("actor", actor)]).unwrap_or_default();
+        Some(format!("/admin/audit?{query}"))
+    };
+    if actor.starts_with("staff:") {
+        return ActorView {
+            name: staff_name.unwrap_or("A former staff member").to_owned(),
+            link: by_actor(),
+        };
+    }
+    if actor.starts_with("partner-admin:") {
+        return match partner {
+            Some((id, name)) => ActorView {
+                name: format!("Partner admin of {name}"),
+                link: Some(format!("/admin/partners/{id}")),
+            },
+            None => ActorView {
+                name: "A partner admin".to_owned(),
+                link: by_actor(),
+            },
+        };
+    }
+    let name = match actor {
+        "system" => "samgate (automatic)",
+        "cli" => "Command line",
+        other => other,
+    };
+    ActorView {
+        name: name.to_owned(),
+        link: by_actor(),
+    }
+}
+
+/// One CSV record (RFC 4180). A cell a spreadsheet would run as a formula gets a leading `'`.
+pub fn csv_line(cells: &[String]) -> String {
+    let mut line = cells
+        .iter()
+        .map(|cell| {
+            let cell = if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+                format!("'{cell}")
+            } else {
+                cell.clone()
+            };
+            if cell.contains([',', '"', '\n', '\r']) {
+                format!("\"{}\"", cell.replace('"', "\"\""))
+            } else {
+                cell
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    line.push_str("\r\n");
+    line
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn audit_details_read_as_words_with_unix_times_as_dates() {
+        let details = serde_json::json!({
+            "consecutive_failures": 3,
+            "expires_at": 1_796_466_120_i64,
+            "reconsent": false,
+            "scopes": ["a", "b"],
+            "code": null,
+        });
+        let lines = detail_lines(&details);
+        let find = |key: &str| {
+            lines
+                .iter()
+                .find(|l| l.key == key)
+                .map(|l| l.value.clone())
+                .unwrap_or_default()
+        };
+        assert_eq!(find("Consecutive failures"), "3");
+        assert_eq!(find("Expires at"), "2026-12-05 10:22 UTC");
+        assert_eq!(find("Reconsent"), "no");
+        assert_eq!(find("Scopes"), "a, b");
+        assert_eq!(find("Code"), "none");
+    }
+
+    #[test]
+    fn actors_are_named_and_linked() {
+        let partner = uuid::Uuid::nil();
+        let staff = actor_view("staff:42", Some("Ada"), None);
+        assert_eq!(staff.name, "Ada");
+        assert_eq!(staff.link.as_deref(), Some("/admin/audit?actor=staff%3A42"));
+        let admin = actor_view("partner-admin:oid", None, Some((partner, "Contoso")));
+        assert_eq!(admin.name, "Partner admin of Contoso");
+        assert_eq!(admin.link, Some(format!("/admin/partners/{partner}")));
+        assert_eq!(actor_view("system", None, None).name, "samgate (automatic)");
+    }
 
     #[test]
     fn times_are_shown_in_utc_to_the_minute() {
