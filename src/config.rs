@@ -230,7 +230,7 @@ impl FromStr for LogFormat {
 
 /// Start-up refused: one line per missing or malformed variable.
 #[derive(Debug, thiserror::Error)]
-#[error("invalid configuration:\n{}", .problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+#[error("invalid configuration:\n{}\nEvery variable, its default and how to generate secrets is described in .env.sample.", .problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
 pub struct ConfigError {
     /// Each problem names its variable first.
     pub problems: Vec<String>,

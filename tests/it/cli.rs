@@ -26,6 +26,10 @@ fn serve_names_every_missing_variable_and_exits_non_zero() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("DATABASE_URL is not set"), "{stderr}");
     assert!(stderr.contains("SAMGATE_PUBLIC_URL is not set"), "{stderr}");
+    assert!(
+        stderr.contains(".env.sample"),
+        "a pointer to the documented variables: {stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
