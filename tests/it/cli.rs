@@ -214,17 +214,8 @@ async fn run_beside(command: &mut Command) -> std::process::Output {
 
 /// One-shot commands against the test app's database and emulator, as an operator runs them.
 fn command_for(app: &crate::harness::TestApp) -> Command {
-    let mut command = base_command();
-    command
-        .env("DATABASE_URL", app.db.url())
-        .env("SAMGATE_PUBLIC_URL", &app.address)
-        .env("SAMGATE_AUTHORITY_URL", app.emulator.base_url())
-        .env("SAMGATE_PARTNER_CENTER_URL", app.emulator.base_url())
-        .env("SAMGATE_GRAPH_URL", app.emulator.graph_url())
-        .env("SAMGATE_CLIENT_ID", ms_emulator::DEMO_CLIENT_ID.to_string())
-        .env("SAMGATE_CLIENT_SECRET", ms_emulator::DEMO_CLIENT_SECRET)
-        .env("SAMGATE_KEKS", &app.keks)
-        .env("RUST_LOG", "info");
+    let mut command = crate::harness::instance::samgate_command(app);
+    command.env("RUST_LOG", "info");
     command
 }
 

@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,6 +17,7 @@ use samgate::jobs::keep_alive::{self, Selection};
 use samgate::local_pg::{LocalCluster, ServerBinaries};
 use uuid::Uuid;
 
+use crate::harness::instance::Instance;
 use crate::harness::{TestApp, TestDb};
 use crate::lifecycle::{advance, consent};
 
@@ -491,68 +491,6 @@ async fn a_postgres_restart_during_a_keep_alive_sweep_loses_no_grant_and_the_nex
     assert_eq!(audited(&app, "partner.degraded").await, 0);
 }
 
-/// A `samgate serve` process on the test's database, emulator and keys; killed on drop.
-struct Instance {
-    child: Child,
-    url: String,
-}
-
-impl Instance {
-    async fn start(app: &TestApp) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
-        let child = Command::new(env!("CARGO_BIN_EXE_samgate"))
-            .arg("serve")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("DATABASE_URL", app.db.url())
-            .env("SAMGATE_LISTEN", format!("127.0.0.1:{port}"))
-            .env("SAMGATE_PUBLIC_URL", &app.address)
-            .env("SAMGATE_AUTHORITY_URL", app.emulator.base_url())
-            .env("SAMGATE_PARTNER_CENTER_URL", app.emulator.base_url())
-            .env("SAMGATE_GRAPH_URL", app.emulator.graph_url())
-            .env("SAMGATE_CLIENT_ID", ms_emulator::DEMO_CLIENT_ID.to_string())
-            .env("SAMGATE_CLIENT_SECRET", ms_emulator::DEMO_CLIENT_SECRET)
-            .env("SAMGATE_KEKS", &app.keks)
-            .env("SAMGATE_BACKGROUND_JOBS", "false")
-            .env("SAMGATE_LOG_FORMAT", "json")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start samgate serve");
-        let instance = Self {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        let ready = format!("{}/readyz", instance.url);
-        wait_for(
-            Duration::from_secs(30),
-            &format!("instance {} should become ready", instance.url),
-            || {
-                let ready = ready.clone();
-                async move { reqwest::get(ready).await.is_ok_and(|r| r.status() == 200) }
-            },
-        )
-        .await;
-        instance
-    }
-
-    /// SIGKILL: no shutdown, no flush, its connections die with it.
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 /// Whether some transaction holds the partner's grant row locked (a `NOWAIT` probe).
 async fn grant_row_locked(app: &TestApp, tenant: Uuid) -> bool {
     let mut tx = app.pool.begin().await.expect("probe transaction");
@@ -584,9 +522,9 @@ async fn killing_an_instance_mid_refresh_frees_the_grant_and_the_others_serve_th
     app.consent_contoso().await;
     let key = app.api_key("fleet", None, false).await;
     let mut instances = [
-        Instance::start(&app).await,
-        Instance::start(&app).await,
-        Instance::start(&app).await,
+        Instance::start(&app, &[("SAMGATE_BACKGROUND_JOBS", "false")]).await,
+        Instance::start(&app, &[("SAMGATE_BACKGROUND_JOBS", "false")]).await,
+        Instance::start(&app, &[("SAMGATE_BACKGROUND_JOBS", "false")]).await,
     ];
     let http = reqwest::Client::new();
     // Every instance has a cold cache and no access token is shared yet: the first call through

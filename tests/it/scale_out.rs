@@ -1,72 +1,11 @@
 //! Several samgate processes on one database: the promises of horizontal scaling.
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ms_emulator::{DEMO_CONTOSO, DEMO_CONTOSO_ADMIN};
 
 use crate::harness::TestApp;
-
-/// A `samgate serve` process sharing the test app's database, emulator and keys.
-struct Instance {
-    child: Child,
-    url: String,
-}
-
-impl Instance {
-    async fn start(app: &TestApp) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
-        #[expect(
-            clippy::zombie_processes,
-            reason = "the child is killed and waited for in Instance::kill, also on drop"
-        )]
-        let child = Command::new(env!("CARGO_BIN_EXE_samgate"))
-            .arg("serve")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("DATABASE_URL", app.db.url())
-            .env("SAMGATE_LISTEN", format!("127.0.0.1:{port}"))
-            .env("SAMGATE_PUBLIC_URL", &app.address)
-            .env("SAMGATE_AUTHORITY_URL", app.emulator.base_url())
-            .env("SAMGATE_PARTNER_CENTER_URL", app.emulator.base_url())
-            .env("SAMGATE_GRAPH_URL", app.emulator.graph_url())
-            .env("SAMGATE_CLIENT_ID", ms_emulator::DEMO_CLIENT_ID.to_string())
-            .env("SAMGATE_CLIENT_SECRET", ms_emulator::DEMO_CLIENT_SECRET)
-            .env("SAMGATE_KEKS", &app.keks)
-            .env("SAMGATE_LOG_FORMAT", "json")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start samgate serve");
-        let url = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if reqwest::get(format!("{url}/readyz"))
-                .await
-                .is_ok_and(|r| r.status() == 200)
-            {
-                return Self { child, url };
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("instance on {url} did not become ready");
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+use crate::harness::instance::Instance;
 
 #[tokio::test]
 async fn three_instances_share_tokens_keys_and_revocations_and_survive_losing_one() {
@@ -98,9 +37,9 @@ async fn three_instances_share_tokens_keys_and_revocations_and_survive_losing_on
     let key = key.expose_secret().to_owned();
 
     let mut instances = [
-        Instance::start(&app).await,
-        Instance::start(&app).await,
-        Instance::start(&app).await,
+        Instance::start(&app, &[]).await,
+        Instance::start(&app, &[]).await,
+        Instance::start(&app, &[]).await,
     ];
     let path = format!("/api/v1/partners/{DEMO_CONTOSO}/partner-center/v1/customers?size=1");
     let http = reqwest::Client::new();

@@ -2,6 +2,7 @@
 
 pub mod browser;
 pub mod db;
+pub mod instance;
 pub mod logs;
 pub mod microsoft;
 pub mod peers;
