@@ -802,10 +802,7 @@ mod tests {
         .into_iter()
         .flat_map(variables)
         .collect();
-        let missing: Vec<&String> = read
-            .iter()
-            .filter(|v| !sample.contains(*v))
-            .collect();
+        let missing: Vec<&String> = read.iter().filter(|v| !sample.contains(*v)).collect();
         assert!(missing.is_empty(), ".env.sample does not list {missing:?}");
         let unknown: Vec<&String> = sample.iter().filter(|v| !read.contains(*v)).collect();
         assert!(
