@@ -679,23 +679,19 @@ async fn show_calls(
     } else {
         Vec::new()
     };
-    let next = if rows.len() > CALLS_PAGE as usize {
-        rows.truncate(CALLS_PAGE as usize);
-        rows.last().map(|last| {
-            let next = serde_urlencoded::to_string([
-                ("class", query.class.trim()),
-                ("customer", query.customer.trim()),
-                ("route", query.route.trim()),
-                ("from", query.from.trim()),
-                ("to", query.to.trim()),
-                ("before", &last.id.to_string()),
-            ])
-            .unwrap_or_default();
-            format!("{base}?{next}")
-        })
-    } else {
-        None
-    };
+    let next = super::view::next_page(
+        &mut rows,
+        CALLS_PAGE as usize,
+        &base,
+        &[
+            ("class", query.class.trim()),
+            ("customer", query.customer.trim()),
+            ("route", query.route.trim()),
+            ("from", query.from.trim()),
+            ("to", query.to.trim()),
+        ],
+        ("before", |last| last.id.to_string()),
+    );
     let calls = rows
         .into_iter()
         .map(|c| CallLine {

@@ -115,23 +115,19 @@ pub async fn list_audit_events(
     } else {
         Vec::new()
     };
-    let next = if rows.len() > PAGE_SIZE as usize {
-        rows.truncate(PAGE_SIZE as usize);
-        rows.last().map(|last| {
-            let query = serde_urlencoded::to_string([
-                ("partner", query.partner.trim()),
-                ("actor", query.actor.trim()),
-                ("action", query.action.trim()),
-                ("from", query.from.trim()),
-                ("to", query.to.trim()),
-                ("before", &last.id.to_string()),
-            ])
-            .unwrap_or_default();
-            format!("/admin/audit?{query}")
-        })
-    } else {
-        None
-    };
+    let next = super::view::next_page(
+        &mut rows,
+        PAGE_SIZE as usize,
+        "/admin/audit",
+        &[
+            ("partner", query.partner.trim()),
+            ("actor", query.actor.trim()),
+            ("action", query.action.trim()),
+            ("from", query.from.trim()),
+            ("to", query.to.trim()),
+        ],
+        ("before", |last| last.id.to_string()),
+    );
     let events = rows
         .into_iter()
         .map(|e| {

@@ -320,23 +320,20 @@ pub async fn list_partners(
     let mut rows = db::staff::list_partners(&state.pool, &filter, PAGE_SIZE + 1)
         .await
         .map_err(PageError::internal)?;
-    let page_link = |after: Option<Uuid>| {
-        let after = after.map(|a| a.to_string()).unwrap_or_default();
-        let query = serde_urlencoded::to_string([
-            ("q", q),
-            ("status", status.unwrap_or("")),
-            ("after", &after),
-        ])
-        .unwrap_or_default();
+    let status_text = status.unwrap_or("");
+    let next = super::view::next_page(
+        &mut rows,
+        PAGE_SIZE as usize,
+        "/admin/partners",
+        &[("q", q), ("status", status_text)],
+        ("after", |last| last.id.to_string()),
+    );
+    // Back to the first page of the same search (the old link carried an empty `after=`).
+    let first = after.map(|_| {
+        let query = serde_urlencoded::to_string([("q", q), ("status", status_text), ("after", "")])
+            .unwrap_or_default();
         format!("/admin/partners?{query}")
-    };
-    let next = if rows.len() > PAGE_SIZE as usize {
-        rows.truncate(PAGE_SIZE as usize);
-        rows.last().map(|last| page_link(Some(last.id)))
-    } else {
-        None
-    };
-    let first = after.map(|_| page_link(None));
+    });
     Ok(render(&PartnersPage {
         frame: staff.frame("partners"),
         q: q.to_owned(),

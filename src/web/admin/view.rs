@@ -270,6 +270,31 @@ pub fn actor_view(
     }
 }
 
+/// Keyset paging: `rows` were read one past `page`. Keeps `page` of them and returns the link to
+/// the next page — `base?` the `params`, then `cursor` = `key` of the last row kept — when there is
+/// one.
+pub fn next_page<T>(
+    rows: &mut Vec<T>,
+    page: usize,
+    base: &str,
+    params: &[(&str, &str)],
+    cursor: (&str, impl Fn(&T) -> String),
+) -> Option<String> {
+    if rows.len() <= page {
+        return None;
+    }
+    rows.truncate(page);
+    let last = rows.last()?;
+    let (name, key) = cursor;
+    let key = key(last);
+    let mut pairs = params.to_vec();
+    pairs.push((name, &key));
+    Some(format!(
+        "{base}?{}",
+        serde_urlencoded::to_string(pairs).unwrap_or_default()
+    ))
+}
+
 /// One CSV record (RFC 4180). A cell a spreadsheet would run as a formula gets a leading `'`.
 pub fn csv_line(cells: &[String]) -> String {
     let mut line = cells
@@ -345,5 +370,36 @@ mod tests {
             assert_ne!(status_label(status), "Unknown");
             assert_eq!(StatusBadge::of(status).value, status);
         }
+    }
+}
+
+#[cfg(test)]
+mod next_page_tests {
+    use super::next_page;
+
+    #[test]
+    fn a_page_read_one_past_its_size_is_cut_and_links_on_from_its_last_row() {
+        let mut rows: Vec<u32> = (1..=4).collect();
+        let next = next_page(
+            &mut rows,
+            3,
+            "/admin/x",
+            &[("q", "a b")],
+            ("before", |r: &u32| r.to_string()),
+        );
+        assert_eq!(rows, [1, 2, 3]);
+        assert_eq!(next.as_deref(), Some("/admin/x?q=a+b&before=3"));
+        let mut rows: Vec<u32> = (1..=3).collect();
+        assert_eq!(
+            next_page(
+                &mut rows,
+                3,
+                "/admin/x",
+                &[],
+                ("before", |r: &u32| r.to_string())
+            ),
+            None
+        );
+        assert_eq!(rows.len(), 3);
     }
 }
