@@ -392,19 +392,18 @@ pub async fn roll_up_hours(
         .await?;
     // Two sets of rows: per partner (over all clients; client_id nil) and per client (over all
     // partners; partner_tenant_id nil), so the rollup stays small however many pairs call.
+    // A call without an API client has no per-client row: nil in both keys would read as a
+    // per-partner row and count the call twice in the estate's totals.
     let mut written = 0;
-    for (partner, client) in [
-        ("partner_tenant_id", NIL),
-        (
-            NIL,
-            "COALESCE(client_id, '00000000-0000-0000-0000-000000000000'::uuid)",
-        ),
+    for (partner, client, only) in [
+        ("partner_tenant_id", NIL, ""),
+        (NIL, "client_id", " AND client_id IS NOT NULL"),
     ] {
         let done = sqlx::query(&format!(
             "INSERT INTO proxy_call_hours (hour, partner_tenant_id, client_id, calls, client_errors, \
              throttled, server_errors, samgate_errors, latency_counts) \
              SELECT date_trunc('hour', occurred_at), {partner}, {client}, {COUNTS_BARE}, \
-             ARRAY[{histogram}] FROM proxy_calls WHERE occurred_at >= $1 AND occurred_at < $2 \
+             ARRAY[{histogram}] FROM proxy_calls WHERE occurred_at >= $1 AND occurred_at < $2{only} \
              GROUP BY 1, 2, 3",
             histogram = latency_buckets(true),
         ))
