@@ -5,6 +5,7 @@
 # nginx (a plain reverse proxy to the same emulator that injects a fixed bearer token), completes
 # one partner consent over HTTP, creates an API key, then measures:
 #   1 proxy small GET: direct vs nginx vs samgate at the same concurrency, and at half saturation
+#  1b the same against a fixed-answer upstream (samgate-bench upstream), with a bare hyper proxy
 #   2 database statements per proxied request (pg_stat_statements / pg_stat_database)
 #   3 1 MiB and 20 MiB responses: throughput and samgate's peak RSS
 #   4 refresh storm: 1,000 concurrent calls right after the token is due
@@ -18,7 +19,9 @@
 # Knobs (environment): BENCH_WORK (/tmp/samgate-bench), BENCH_DURATION (15 s per load run),
 # BENCH_CONCURRENCY (32), BENCH_PARTNERS (100000), BENCH_EMULATED (10000), BENCH_SOAK_SECS (60),
 # BENCH_SOAK_RATE (1000), BENCH_SAMGATE_PORT/BENCH_EMU_PORT/BENCH_NGINX_PORT (18080/18081/18082),
-# BENCH_SKIP_BUILD=1, BENCH_HOLD=setup|end (keep everything running for profiling).
+# BENCH_SKIP_BUILD=1, BENCH_HOLD=setup|fast|end (keep everything running for profiling; `fast` holds
+# after the fixed-answer-upstream runs), BENCH_ONLY=proxy (stop after the proxy comparisons, 1 and 1b),
+# BENCH_FAST_PORT/BENCH_BARE_PORT/BENCH_SAMGATE_FAST_PORT/BENCH_NGINX_FAST_PORT (18083-18086).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -74,12 +77,12 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 # ---------------------------------------------------------------------------------------------
 # Processes we start, and their clean-up (only these pids, never by name)
 # ---------------------------------------------------------------------------------------------
-SG_PID='' EMU_PID='' NGINX_PID='' SAMPLER_PID='' SCRAPER_PID='' HOLD_PID=''
+SG_PID='' EMU_PID='' NGINX_PID='' FAST_PID='' BARE_PID='' SG_FAST_PID='' SAMPLER_PID='' SCRAPER_PID='' HOLD_PID=''
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 pg_stop() { [ -f "$WORK/pg/data/postmaster.pid" ] && as_pg "$PGBIN/pg_ctl" -D "$WORK/pg/data" -m fast -w stop >/dev/null 2>&1 || true; }
 cleanup() {
     set +e
-    for pid in $HOLD_PID $SAMPLER_PID $SCRAPER_PID $NGINX_PID $SG_PID $EMU_PID; do
+    for pid in $HOLD_PID $SAMPLER_PID $SCRAPER_PID $SG_FAST_PID $BARE_PID $FAST_PID $NGINX_PID $SG_PID $EMU_PID; do
         kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
     done
     pg_stop
@@ -234,6 +237,7 @@ TOKEN_TTL=$(python3 -c 'import base64,json,sys,time; p=sys.argv[1].split(".")[1]
 # ---------------------------------------------------------------------------------------------
 mkdir -p "$WORK/nginx/tmp"
 sed -e "s#@WORK@#$WORK#g" -e "s#@NGINX_PORT@#$NGINX_PORT#g" -e "s#@EMU_PORT@#$EMU_PORT#g" -e "s#@TOKEN@#$TOKEN#g" \
+    -e "s#@FAST_PORT@#${BENCH_FAST_PORT:-18083}#g" -e "s#@NGINX_FAST_PORT@#${BENCH_NGINX_FAST_PORT:-18086}#g" \
     "$BENCH/nginx.conf.tmpl" >"$WORK/nginx/nginx.conf"
 "$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" 2>"$WORK/nginx/stderr.log" &
 NGINX_PID=$!
@@ -254,7 +258,7 @@ cpu_ticks() {
 nginx_pids() { echo "$NGINX_PID" $(cat /proc/"$NGINX_PID"/task/*/children 2>/dev/null); }
 TICK_US=$((1000000 / $(getconf CLK_TCK)))
 hold() { # keep everything running for manual profiling (BENCH_HOLD=setup|end)
-    { echo "SG_PID=$SG_PID EMU_PID=$EMU_PID NGINX_PID=$NGINX_PID"; echo "KEY=$KEY"; echo "TOKEN=$TOKEN"; echo "PC=$PC"; echo "CUSTOMER=$CUSTOMER"; } >"$WORK/hold.env"
+    { echo "SG_PID=$SG_PID EMU_PID=$EMU_PID NGINX_PID=$NGINX_PID SG_FAST_PID=$SG_FAST_PID BARE_PID=$BARE_PID FAST_PID=$FAST_PID"; echo "KEY=$KEY"; echo "TOKEN=$TOKEN"; echo "PC=$PC"; echo "CUSTOMER=$CUSTOMER"; } >"$WORK/hold.env"
     log "holding (BENCH_HOLD=$BENCH_HOLD): see $WORK/hold.env; kill $$ to stop"
     sleep infinity &
     HOLD_PID=$!
@@ -349,6 +353,95 @@ for round in 1 2; do
         log "  $(echo "$R" | jq -c '{rps, p50_ms, p99_ms, err_status, cpu_us_per_req}')"
     done
 done
+
+# ---------------------------------------------------------------------------------------------
+# 9b. Scenario 1 against a fixed-answer upstream (samgate-bench upstream), so the proxy, not the
+#     emulator, decides throughput: direct, nginx, the bare hyper proxy (samgate-bench bare-proxy:
+#     the limit of samgate's stack) and a second samgate process whose Partner Center base URL is
+#     that upstream (tokens still from the emulator). Same wrk runs, two rounds, A/B order
+#     alternated; CPU per request of the proxy process(es) and of the upstream.
+# ---------------------------------------------------------------------------------------------
+FAST_PORT=${BENCH_FAST_PORT:-18083}
+BARE_PORT=${BENCH_BARE_PORT:-18084}
+SG_FAST_PORT=${BENCH_SAMGATE_FAST_PORT:-18085}
+NGINX_FAST_PORT=${BENCH_NGINX_FAST_PORT:-18086}
+FAST=http://127.0.0.1:$FAST_PORT
+"$BIN/samgate-bench" upstream --port "$FAST_PORT" 2>"$WORK/upstream.log" &
+FAST_PID=$!
+BENCH_TOKEN=$TOKEN "$BIN/samgate-bench" bare-proxy --port "$BARE_PORT" --upstream "$FAST" 2>"$WORK/bare.log" &
+BARE_PID=$!
+{ grep -Ev '^(SAMGATE_LISTEN|SAMGATE_PUBLIC_URL|SAMGATE_PARTNER_CENTER_URL)=' "$WORK/samgate.env"
+  echo "SAMGATE_LISTEN='127.0.0.1:$SG_FAST_PORT'"
+  echo "SAMGATE_PUBLIC_URL='http://127.0.0.1:$SG_FAST_PORT/'"
+  echo "SAMGATE_PARTNER_CENTER_URL='$FAST'"
+} >"$WORK/samgate-fast.env"
+SAMGATE_ENV_FILE=$WORK/samgate-fast.env "$BIN/samgate" serve >"$WORK/samgate-fast.out" 2>"$WORK/samgate-fast.log" &
+SG_FAST_PID=$!
+echo "$FAST_PID $BARE_PID $SG_FAST_PID" >"$WORK/fast.pids"
+for _ in $(seq 300); do [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$SG_FAST_PORT/readyz")" = 200 ] && break; sleep 0.1; done
+fast_url() { # TARGET
+    case $1 in
+        direct) echo "$FAST/v1/customers?size=1" ;;
+        nginx) echo "http://127.0.0.1:$NGINX_FAST_PORT/v1/customers?size=1" ;;
+        bare) echo "http://127.0.0.1:$BARE_PORT/v1/customers?size=1" ;;
+        samgate) echo "http://127.0.0.1:$SG_FAST_PORT/api/v1/partners/$CONTOSO/partner-center/v1/customers?size=1" ;;
+    esac
+}
+fast_pids() { # TARGET: the proxy's processes
+    case $1 in
+        direct) echo "" ;;
+        nginx) nginx_pids ;;
+        bare) echo "$BARE_PID" ;;
+        samgate) echo "$SG_FAST_PID" ;;
+    esac
+}
+for target in direct nginx bare samgate; do
+    code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: $(auth_for "$([ "$target" = samgate ] && echo samgate || echo direct)")" "$(fast_url $target)")
+    [ "$code" = 200 ] || die "fast upstream via $target answered $code"
+done
+# wrk_fast TARGET CONNECTIONS SECONDS [RATE_PER_THREAD] -> JSON with cpu_us_per_req {proxy, upstream}
+wrk_fast() {
+    local out p0 u0 pids auth
+    pids=$(fast_pids "$1")
+    auth=$([ "$1" = samgate ] && echo "Bearer $KEY" || echo "Bearer $TOKEN")
+    p0=$(cpu_ticks $pids); u0=$(cpu_ticks "$FAST_PID")
+    out=$(BENCH_AUTH=$auth BENCH_RATE_PER_THREAD=${4:-} wrk -t2 -c"$2" -d"$3"s --timeout 10s --latency \
+        -s "$BENCH/wrk/report.lua" "$(fast_url "$1")")
+    echo "$out" >>"$WORK/wrk.log"
+    echo "$out" | sed -n 's/^JSON //p' | jq -c --argjson p "$(($(cpu_ticks $pids) - p0))" \
+        --argjson u "$(($(cpu_ticks "$FAST_PID") - u0))" --argjson t "$TICK_US" \
+        '. + {cpu_us_per_req: {proxy: ($p * $t / .requests | floor), upstream: ($u * $t / .requests | floor)}}'
+}
+for round in 1 2; do
+    order="direct nginx bare samgate"
+    [ "$round" = 2 ] && order="samgate bare nginx direct"
+    for target in $order; do
+        log "fast upstream, small GET, $target, round $round: wrk -t2 -c$CONC -d${DURATION}s"
+        R=$(wrk_fast "$target" "$CONC" "$DURATION")
+        put "fast_${target}_r$round" "$R"
+        log "  $(echo "$R" | jq -c '{rps, p50_ms, p99_ms, err_status, cpu_us_per_req}')"
+    done
+done
+FAST_SAT=$(jq '[.fast_samgate_r1.rps, .fast_samgate_r2.rps] | max' "$RESULTS")
+FAST_PER_THREAD=$(jq -n --argjson s "$FAST_SAT" '$s / 4')
+for round in 1 2; do
+    order="direct nginx bare samgate"
+    [ "$round" = 2 ] && order="samgate bare nginx direct"
+    for target in $order; do
+        log "fast upstream at half of samgate's saturation, $target, round $round"
+        R=$(wrk_fast "$target" 16 "$HALF_SECS" "$FAST_PER_THREAD")
+        put "fast_half_${target}_r$round" "$R"
+        log "  $(echo "$R" | jq -c '{rps, p50_ms, p99_ms, err_status, cpu_us_per_req}')"
+    done
+done
+[ "${BENCH_HOLD:-}" = fast ] && hold
+for pid in $SG_FAST_PID $BARE_PID $FAST_PID; do kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; done
+if [ "${BENCH_ONLY:-}" = proxy ]; then
+    python3 "$BENCH/report.py" "$RESULTS" proxy >"$WORK/results.md"
+    cat "$WORK/results.md"
+    log "done (BENCH_ONLY=proxy) in $(($(date +%s) - STARTED)) s; results in $RESULTS"
+    exit 0
+fi
 
 # ---------------------------------------------------------------------------------------------
 # 10. Scenario 3: large responses (streaming): throughput and samgate's peak RSS per size

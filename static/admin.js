@@ -31,4 +31,41 @@ document.addEventListener("DOMContentLoaded", () => {
       if (!window.confirm(button.getAttribute("data-confirm"))) event.preventDefault();
     });
   }
+
+  // A running app consent run: update the counts in place (the page reloads itself without
+  // scripts), and load the whole page once when the run has ended, for its outcomes.
+  const run = document.querySelector("[data-run-progress]");
+  if (run) {
+    const url = run.getAttribute("data-run-progress");
+    const set = (id, text) => {
+      const element = document.getElementById(id);
+      if (element) element.textContent = String(text);
+    };
+    const poll = async () => {
+      try {
+        const response = await fetch(url, { headers: { accept: "application/json" }, credentials: "same-origin" });
+        if (!response.ok) throw new Error(String(response.status));
+        const progress = await response.json();
+        set("run-summary", progress.summary);
+        set("run-succeeded", progress.succeeded);
+        set("run-without-gdap", progress.without_gdap);
+        set("run-other-grants", progress.other_grants);
+        set("run-failed", progress.failed);
+        set("run-state", progress.state);
+        const bar = document.getElementById("run-progress");
+        if (bar && !progress.reading) {
+          bar.max = Math.max(progress.total, 1);
+          bar.value = progress.done;
+        }
+        if (progress.state !== "running") {
+          window.location.reload();
+          return;
+        }
+      } catch {
+        set("run-live", "Progress could not be read just now; trying again.");
+      }
+      window.setTimeout(poll, 1000);
+    };
+    window.setTimeout(poll, 1000);
+  }
 });

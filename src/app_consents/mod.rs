@@ -533,16 +533,35 @@ pub async fn remove(
     outcome
 }
 
-/// Starts "grant to all customers" for the partner as a background task, unless a run is going
-/// already (then that run's id is returned). Returns the run id.
-pub async fn start_run(app: Arc<App>, partner: &PartnerInfo, actor: &str) -> Result<Uuid, Problem> {
+/// Which customers a run grants in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunScope {
+    /// Every current customer ("grant to all customers").
+    AllCustomers,
+    /// The customers that failed in this earlier run of the partner ("retry failed").
+    FailedOf(Uuid),
+}
+
+/// Starts a run for the partner as a background task, unless a run is going already (then that
+/// run's id is returned). Returns the run id. Used by the admin UI for "grant to all" and "retry
+/// failed".
+pub async fn start_run(
+    app: Arc<App>,
+    partner: &PartnerInfo,
+    actor: &str,
+    scope: RunScope,
+) -> Result<Uuid, Problem> {
     let now = app.clock.now();
     let db_problem = |e: sqlx::Error| Problem::database(&e);
+    let retry_of = match scope {
+        RunScope::AllCustomers => None,
+        RunScope::FailedOf(earlier) => Some(earlier),
+    };
     let mut tx = app.pool.begin().await.map_err(db_problem)?;
     db::app_consents::abandon_stale_run(&mut *tx, partner.id, now - RUN_STALE_AFTER, now)
         .await
         .map_err(db_problem)?;
-    let (run_id, new) = db::app_consents::start_run(&mut tx, partner.id, actor, now)
+    let (run_id, new) = db::app_consents::start_run(&mut tx, partner.id, actor, retry_of, now)
         .await
         .map_err(db_problem)?;
     if new {
@@ -551,7 +570,7 @@ pub async fn start_run(app: Arc<App>, partner: &PartnerInfo, actor: &str) -> Res
             actor,
             "app_consent.run_started",
             Some(partner.tenant_id),
-            serde_json::json!({ "run_id": run_id, "grants": grants_json(&app) }),
+            serde_json::json!({ "run_id": run_id, "retry_of": retry_of, "grants": grants_json(&app) }),
             now,
         )
         .await
@@ -562,7 +581,7 @@ pub async fn start_run(app: Arc<App>, partner: &PartnerInfo, actor: &str) -> Res
         let partner = partner.clone();
         let actor = actor.to_owned();
         tokio::spawn(async move {
-            let outcome = run(&app, run_id, &partner, &actor).await;
+            let outcome = run(&app, run_id, &partner, &actor, scope).await;
             if let Err(err) = finish(&app, run_id, &partner, &actor, outcome).await {
                 tracing::warn!(error = %err, app_consent.run_id = %run_id, "cannot finish app consent run");
             }
@@ -571,11 +590,28 @@ pub async fn start_run(app: Arc<App>, partner: &PartnerInfo, actor: &str) -> Res
     Ok(run_id)
 }
 
-/// Reads the customer directory again, lists every current customer into the run, then grants
-/// each (a few at a time). A customer granted where the partner has no active GDAP relationship
-/// is reported as such: the consent exists, but samgate cannot act there.
-async fn run(app: &App, run_id: Uuid, partner: &PartnerInfo, actor: &str) -> Result<(), Problem> {
+/// Reads the customer directory again, lists every current customer in the scope into the run,
+/// then grants each (a few at a time). A customer granted where the partner has no active GDAP
+/// relationship is reported as such: the consent exists, but samgate cannot act there.
+async fn run(
+    app: &App,
+    run_id: Uuid,
+    partner: &PartnerInfo,
+    actor: &str,
+    scope: RunScope,
+) -> Result<(), Problem> {
     let db_problem = |e: sqlx::Error| Problem::database(&e);
+    // A retry covers the earlier run's failures that are still customers of the partner.
+    let only: Option<std::collections::HashSet<Uuid>> = match scope {
+        RunScope::AllCustomers => None,
+        RunScope::FailedOf(earlier) => Some(
+            db::app_consents::failed_customers(&app.pool, earlier)
+                .await
+                .map_err(db_problem)?
+                .into_iter()
+                .collect(),
+        ),
+    };
     match crate::customers::sync(app, partner, actor).await {
         Ok(_) | Err(crate::customers::SyncError::Busy) => {}
         Err(crate::customers::SyncError::Token(err)) => return Err(Problem::from_broker(&err)),
@@ -600,6 +636,10 @@ async fn run(app: &App, run_id: Uuid, partner: &PartnerInfo, actor: &str) -> Res
         .map_err(db_problem)?;
         let Some(last) = rows.last() else { break };
         after = Some((last.company_name.clone(), last.tenant_id));
+        let rows: Vec<_> = rows
+            .into_iter()
+            .filter(|c| only.as_ref().is_none_or(|only| only.contains(&c.tenant_id)))
+            .collect();
         let customers: Vec<(Uuid, String)> = rows
             .iter()
             .map(|c| (c.tenant_id, c.company_name.clone()))

@@ -102,10 +102,12 @@ pub struct RunRow {
     pub heartbeat_at: OffsetDateTime,
     /// When it ended.
     pub finished_at: Option<OffsetDateTime>,
+    /// The run whose failed customers this run retries (none: every customer).
+    pub retry_of: Option<Uuid>,
 }
 
-const RUN_COLUMNS: &str =
-    "id, partner_id, state, error, advice, started_by, started_at, heartbeat_at, finished_at";
+const RUN_COLUMNS: &str = "id, partner_id, state, error, advice, started_by, started_at, \
+     heartbeat_at, finished_at, retry_of";
 
 /// Marks the partner's running run abandoned when its task has shown no sign of life since
 /// `stale_before` (its instance died); returns whether one was.
@@ -127,17 +129,18 @@ pub async fn abandon_stale_run(
     Ok(done.rows_affected() > 0)
 }
 
-/// Starts a run unless one is running for the partner; returns the running run's id either way
-/// and whether it is new.
+/// Starts a run (over every customer, or over those that failed in `retry_of`) unless one is
+/// running for the partner; returns the running run's id either way and whether it is new.
 pub async fn start_run(
     conn: &mut sqlx::PgConnection,
     partner_id: Uuid,
     started_by: &str,
+    retry_of: Option<Uuid>,
     now: OffsetDateTime,
 ) -> Result<(Uuid, bool), sqlx::Error> {
     let inserted: Option<Uuid> = sqlx::query_scalar(
-        "INSERT INTO app_consent_runs (id, partner_id, started_by, started_at, heartbeat_at)
-         VALUES ($1, $2, $3, $4, $4)
+        "INSERT INTO app_consent_runs (id, partner_id, started_by, started_at, heartbeat_at, retry_of)
+         VALUES ($1, $2, $3, $4, $4, $5)
          ON CONFLICT (partner_id) WHERE state = 'running' DO NOTHING
          RETURNING id",
     )
@@ -145,6 +148,7 @@ pub async fn start_run(
     .bind(partner_id)
     .bind(started_by)
     .bind(now)
+    .bind(retry_of)
     .fetch_optional(&mut *conn)
     .await?;
     if let Some(id) = inserted {
@@ -301,6 +305,20 @@ pub async fn run_items(
     sqlx::query_as(
         "SELECT customer_tenant_id, customer_name, state, error_code, advice, updated_at
          FROM app_consent_run_items WHERE run_id = $1 ORDER BY position, customer_tenant_id",
+    )
+    .bind(run_id)
+    .fetch_all(executor)
+    .await
+}
+
+/// The customers that failed in a run.
+pub async fn failed_customers(
+    executor: impl PgExecutor<'_>,
+    run_id: Uuid,
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT customer_tenant_id FROM app_consent_run_items
+         WHERE run_id = $1 AND state = 'failed' ORDER BY position",
     )
     .bind(run_id)
     .fetch_all(executor)

@@ -8,10 +8,14 @@
 //!   partner, CPV app consent), so that refresh tokens really redeem there.
 //! * `storm`  — N requests released at the same instant (a refresh storm), status histogram.
 //! * `warm`   — one proxied Graph call per seeded tenant (fills samgate's access-token cache).
+//! * `upstream` / `bare-proxy` — the proxy benchmark's fixed-answer Partner Center stand-in and
+//!   the bare hyper reverse proxy samgate is compared with ([`http`]).
 //! * `links`  — cost of pointing paging links at samgate (`samgate::proxy::links::rewrite`) on
 //!   Graph and Partner Center pages of typical sizes, and on a body without links.
 //!
 //! Output is one JSON object per command on stdout, for the script to pick up.
+
+mod http;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -87,6 +91,24 @@ enum Command {
         #[arg(long, default_value_t = 1000)]
         requests: usize,
     },
+    /// A fixed-answer Partner Center stand-in (every request: one customer page, 200).
+    Upstream {
+        /// Port on 127.0.0.1.
+        #[arg(long)]
+        port: u16,
+    },
+    /// A bare reverse proxy to `--upstream` that sets a fixed bearer token and nothing else.
+    BareProxy {
+        /// Port on 127.0.0.1.
+        #[arg(long)]
+        port: u16,
+        /// The upstream, http://host:port.
+        #[arg(long)]
+        upstream: String,
+        /// The bearer token to send (BENCH_TOKEN).
+        #[arg(long, env = "BENCH_TOKEN")]
+        token: String,
+    },
     /// GET {base}/api/v1/partners/{tenant}/graph/v1.0/organization for every tenant in a file.
     Warm {
         /// samgate base URL.
@@ -130,6 +152,12 @@ async fn main() -> anyhow::Result<()> {
             )
             .await
         }
+        Command::Upstream { port } => http::upstream(port).await,
+        Command::BareProxy {
+            port,
+            upstream,
+            token,
+        } => http::bare_proxy(port, upstream, token).await,
         Command::Storm { url, key, requests } => storm(&url, &key, requests).await,
         Command::Warm {
             base,

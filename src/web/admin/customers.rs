@@ -16,7 +16,7 @@ use tower_sessions::Session;
 use uuid::Uuid;
 
 use super::auth::CurrentStaff;
-use super::view::{PageFrame, when, when_or};
+use super::view::{PageFrame, when};
 use crate::app::AppState;
 use crate::app_consents::{self, Granted, Problem};
 use crate::broker::PartnerInfo;
@@ -499,7 +499,7 @@ fn partner_not_found() -> PageError {
     )
 }
 
-async fn partner_info(state: &AppState, id: &str) -> Result<PartnerInfo, PageError> {
+pub(super) async fn partner_info(state: &AppState, id: &str) -> Result<PartnerInfo, PageError> {
     let id = Uuid::parse_str(id).map_err(|_| partner_not_found())?;
     let partner = db::partners::find(&state.pool, id)
         .await
@@ -515,7 +515,7 @@ async fn partner_info(state: &AppState, id: &str) -> Result<PartnerInfo, PageErr
     })
 }
 
-fn is_offboarded(partner: &PartnerInfo) -> bool {
+pub(super) fn is_offboarded(partner: &PartnerInfo) -> bool {
     partner.status == PartnerStatus::Offboarded
 }
 
@@ -1076,156 +1076,6 @@ pub async fn remove_app_consent(
         &back,
     )
     .await
-}
-
-/// `POST /admin/partners/{id}/app-consent-runs`: starts "grant to all customers" in the
-/// background (or joins the run already going) and shows its progress.
-pub async fn start_app_consent_run(
-    State(state): State<AppState>,
-    staff: CurrentStaff,
-    Path(id): Path<String>,
-) -> Result<Response, PageError> {
-    let partner = partner_info(&state, &id).await?;
-    if is_offboarded(&partner) {
-        return Err(PageError::new(
-            StatusCode::CONFLICT,
-            "This partner is offboarded",
-            "samgate holds no consent for it any more, so it cannot reach its customers.",
-        ));
-    }
-    let run = app_consents::start_run(state.0.clone(), &partner, &staff.actor())
-        .await
-        .map_err(|p| {
-            PageError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                p.summary.clone(),
-                p.advice.clone(),
-            )
-            .with_detail(p)
-        })?;
-    Ok(Redirect::to(&format!(
-        "/admin/partners/{}/app-consent-runs/{run}",
-        partner.id
-    ))
-    .into_response())
-}
-
-struct RunItemLine {
-    tenant_id: Uuid,
-    name: String,
-    state: &'static str,
-    class: &'static str,
-    code: String,
-    advice: String,
-    at: String,
-}
-
-#[derive(Template)]
-#[template(path = "admin/app_consent_run.html")]
-struct RunPage {
-    frame: PageFrame,
-    partner_id: Uuid,
-    partner_name: String,
-    state: String,
-    running: bool,
-    error: String,
-    advice: String,
-    started: String,
-    started_by: String,
-    finished: String,
-    total: usize,
-    done: usize,
-    succeeded: usize,
-    without_gdap: usize,
-    other_grants: usize,
-    failed: usize,
-    items: Vec<RunItemLine>,
-}
-
-/// `GET /admin/partners/{id}/app-consent-runs/{run}`: the run's progress and per-customer
-/// outcomes; refreshes itself every two seconds while it runs.
-pub async fn show_app_consent_run(
-    State(state): State<AppState>,
-    staff: CurrentStaff,
-    Path((id, run)): Path<(String, String)>,
-) -> Result<Response, PageError> {
-    let partner = partner_info(&state, &id).await?;
-    let not_found = || {
-        PageError::new(
-            StatusCode::NOT_FOUND,
-            "Run not found",
-            "There is no such app consent run for this partner.",
-        )
-    };
-    let run_id = Uuid::parse_str(&run).map_err(|_| not_found())?;
-    let run = db::app_consents::find_run(&state.pool, run_id)
-        .await
-        .map_err(PageError::internal)?
-        .filter(|r| r.partner_id == partner.id)
-        .ok_or_else(not_found)?;
-    let items = db::app_consents::run_items(&state.pool, run_id)
-        .await
-        .map_err(PageError::internal)?;
-    let count = |f: &dyn Fn(&str) -> bool| items.iter().filter(|i| f(&i.state)).count();
-    let succeeded = count(&|s| s == "granted" || s == "already_granted");
-    let without_gdap = count(&|s| s == "granted_no_gdap");
-    let other_grants = count(&|s| s == "exists_other_grants");
-    let failed = count(&|s| s == "failed");
-    let started_by = match run
-        .started_by
-        .strip_prefix("staff:")
-        .and_then(|id| Uuid::parse_str(id).ok())
-    {
-        Some(id) => db::staff::find(&state.pool, id)
-            .await
-            .map_err(PageError::internal)?
-            .map(|m| m.display_name),
-        None => None,
-    }
-    .unwrap_or_else(|| run.started_by.clone());
-    let page = RunPage {
-        frame: staff.frame("partners"),
-        partner_id: partner.id,
-        partner_name: partner.display_name,
-        running: run.state == "running",
-        state: run.state,
-        error: run.error.unwrap_or_default(),
-        advice: run.advice.unwrap_or_default(),
-        started: when(run.started_at),
-        started_by,
-        finished: when_or(run.finished_at, ""),
-        total: items.len(),
-        done: succeeded + without_gdap + other_grants + failed,
-        succeeded,
-        without_gdap,
-        other_grants,
-        failed,
-        items: items
-            .into_iter()
-            .map(|i| {
-                let (state, class) = match i.state.as_str() {
-                    "granted" => ("Granted", "ok"),
-                    "already_granted" => ("Already granted", "ok"),
-                    "granted_no_gdap" => ("Granted, but no GDAP access", "warn"),
-                    "exists_other_grants" => {
-                        ("A consent with other permissions exists: re-apply", "warn")
-                    }
-                    "failed" => ("Failed", "bad"),
-                    _ => ("Waiting", "neutral"),
-                };
-                RunItemLine {
-                    tenant_id: i.customer_tenant_id,
-                    name: i.customer_name,
-                    state,
-                    class,
-                    code: i.error_code.unwrap_or_default(),
-                    advice: i.advice.unwrap_or_default(),
-                    at: when_or(i.updated_at, ""),
-                }
-            })
-            .collect(),
-    };
-    Ok(render(&page)?.into_response())
 }
 
 #[cfg(test)]

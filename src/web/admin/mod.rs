@@ -12,6 +12,7 @@ mod error_page;
 mod flash;
 mod invitations;
 mod partners;
+mod runs;
 mod staff;
 mod view;
 
@@ -96,8 +97,10 @@ fn routes() -> Vec<RouteRow> {
         row(M::POST, "/admin/partners/{id}/customers/app-consents", Staff(Operator), customers::change_app_consents),
         row(M::POST, "/admin/partners/{id}/customers/{customer}/app-consent", Staff(Operator), customers::grant_app_consent),
         row(M::POST, "/admin/partners/{id}/customers/{customer}/app-consent/remove", Staff(Operator), customers::remove_app_consent),
-        row(M::POST, "/admin/partners/{id}/app-consent-runs", Staff(Operator), customers::start_app_consent_run),
-        row(M::GET,  "/admin/partners/{id}/app-consent-runs/{run}", Staff(Viewer), customers::show_app_consent_run),
+        row(M::POST, "/admin/partners/{id}/app-consent-runs", Staff(Operator), runs::start_app_consent_run),
+        row(M::GET,  "/admin/partners/{id}/app-consent-runs/{run}", Staff(Viewer), runs::show_app_consent_run),
+        row(M::GET,  "/admin/partners/{id}/app-consent-runs/{run}/progress", Staff(Viewer), runs::app_consent_run_progress),
+        row(M::POST, "/admin/partners/{id}/app-consent-runs/{run}/retry", Staff(Operator), runs::retry_app_consent_run),
         row(M::GET,  "/admin/invitations",                   Staff(Viewer),   invitations::list_invitations),
         row(M::POST, "/admin/invitations",                   Staff(Operator), invitations::create_invitation),
         row(M::POST, "/admin/invitations/{id}/revoke",       Staff(Operator), invitations::revoke_invitation),
