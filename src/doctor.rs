@@ -916,6 +916,35 @@ mod tests {
     }
 
     #[test]
+    fn the_certificate_line_says_when_it_ends_and_who_renews_it() {
+        let path = std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/src/identity/testdata/expiring.crt"
+        ));
+        // The test certificate ends 2027-01-01 18:58 UTC.
+        let ok = app_certificate(path, datetime!(2026-11-01 00:00 UTC));
+        assert_eq!(ok.status, Status::Ok, "{ok:?}");
+        assert!(ok.detail.contains("2027-01-01 18:58 UTC"), "{ok:?}");
+        let soon = app_certificate(path, datetime!(2026-12-20 00:00 UTC));
+        assert_eq!(soon.status, Status::Warn, "{soon:?}");
+        assert!(soon.detail.contains("in 12 day(s)"), "{soon:?}");
+        let over = app_certificate(path, datetime!(2027-01-02 00:00 UTC));
+        assert_eq!(over.status, Status::Fail, "{over:?}");
+        assert!(
+            over.fix
+                .as_deref()
+                .is_some_and(|fix| fix.contains("uploads it to the app registration")),
+            "{over:?}"
+        );
+        let missing = app_certificate(std::path::Path::new("/nonexistent/app.crt"), now());
+        assert_eq!(missing.status, Status::Fail, "{missing:?}");
+    }
+
+    fn now() -> OffsetDateTime {
+        datetime!(2026-12-01 12:00 UTC)
+    }
+
+    #[test]
     fn a_redirect_uri_must_be_https_unless_its_host_is_loopback() {
         assert_eq!(
             redirect_uri_problem("https://samgate.example.com/oauth/callback"),

@@ -250,3 +250,31 @@ async fn a_configuration_that_does_not_load_is_a_failing_line_pointing_at_the_sa
     line(&stdout, "SKIP", "database reachable");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_certificate_credential_whose_key_does_not_load_fails_and_its_end_date_is_reported() {
+    let app = TestApp::spawn().await;
+    let certificate = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src/identity/testdata/until-2051.crt"
+    );
+    let (stdout, stderr) = failing(
+        doctor(&app)
+            .env_remove("SAMGATE_CLIENT_SECRET")
+            .env("SAMGATE_CLIENT_CERTIFICATE_FILE", certificate)
+            .env("SAMGATE_CLIENT_KEY_FILE", "/nonexistent/samgate-app.key"),
+    )
+    .await;
+    let credential = line(&stdout, "FAIL", "app credential");
+    assert!(
+        credential.contains("/nonexistent/samgate-app.key"),
+        "{credential}"
+    );
+    assert!(
+        credential.contains("SAMGATE_CLIENT_KEY_FILE"),
+        "{credential}"
+    );
+    let end = line(&stdout, "OK", "app certificate");
+    assert!(end.contains("2050-12-31 18:58 UTC"), "{end}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
