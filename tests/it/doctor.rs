@@ -278,3 +278,50 @@ async fn a_certificate_credential_whose_key_does_not_load_fails_and_its_end_date
     assert!(end.contains("2050-12-31 18:58 UTC"), "{end}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[tokio::test]
+async fn an_unreachable_database_fails_without_its_password_and_skips_what_needs_it() {
+    let app = TestApp::spawn().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a port")
+        .port();
+    let password = "doctor-db-password-91c3";
+    let (stdout, stderr) = failing(doctor(&app).env(
+        "DATABASE_URL",
+        format!("postgres://samgate:{password}@127.0.0.1:{closed}/samgate"),
+    ))
+    .await;
+    let database = line(&stdout, "FAIL", "database reachable");
+    assert!(database.contains("DATABASE_URL"), "{database}");
+    line(&stdout, "SKIP", "migrations applied");
+    line(&stdout, "SKIP", "key ring opens every stored secret");
+    line(&stdout, "OK", "app credential");
+    assert!(
+        !stdout.contains(password) && !stderr.contains(password),
+        "{stdout}\n{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn without_the_cpv_tenant_the_credential_fails_asking_for_it_and_staff_sso_stands_in() {
+    let app = TestApp::spawn().await;
+    let (stdout, _) = failing(samgate_command(&app).arg("doctor")).await;
+    let credential = line(&stdout, "FAIL", "app credential");
+    assert!(credential.contains("SAMGATE_CPV_TENANT"), "{credential}");
+
+    let output = run_beside(
+        samgate_command(&app)
+            .arg("doctor")
+            .env("SAMGATE_STAFF_SSO_TENANT", DEMO_CPV_TENANT.to_string()),
+    )
+    .await;
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    line(&stdout, "OK", "app credential");
+    let sso = line(&stdout, "OK", "staff sign-in redirect URI");
+    assert!(
+        sso.contains(&format!("{}/admin/login/sso/callback", app.address)),
+        "{sso}"
+    );
+}
