@@ -34,6 +34,14 @@ async fn failing(command: &mut Command) -> (String, String) {
     (stdout, stderr)
 }
 
+/// Fails when `secret` appears in either output.
+fn assert_nowhere(secret: &str, stdout: &str, stderr: &str) {
+    assert!(
+        !stdout.contains(secret) && !stderr.contains(secret),
+        "a secret was printed:\n{stdout}\n{stderr}"
+    );
+}
+
 /// The report line that starts with `status` and names `check`.
 fn line<'a>(stdout: &'a str, status: &str, check: &str) -> &'a str {
     stdout
@@ -81,7 +89,7 @@ async fn doctor_reports_every_check_ok_in_order_against_the_emulator_and_exits_z
         "{stdout}"
     );
     for secret in [ms_emulator::DEMO_CLIENT_SECRET, app.keks.as_str()] {
-        assert!(!stdout.contains(secret) && !stderr.contains(secret));
+        assert_nowhere(secret, &stdout, &stderr);
     }
 }
 
@@ -98,10 +106,7 @@ async fn a_wrong_client_secret_fails_the_credential_with_microsofts_advice_and_i
     );
     line(&stdout, "OK", "Partner Center reachable");
     assert!(stderr.contains("1 check(s) failed"), "{stderr}");
-    assert!(
-        !stdout.contains(secret) && !stderr.contains(secret),
-        "{stdout}\n{stderr}"
-    );
+    assert_nowhere(secret, &stdout, &stderr);
 }
 
 #[tokio::test]
@@ -114,7 +119,7 @@ async fn a_key_ring_without_the_key_a_grant_was_sealed_with_fails_naming_the_key
         failing(doctor(&app).env("SAMGATE_KEKS", format!("2:{other_key}"))).await;
     let ring = line(&stdout, "FAIL", "key ring opens every stored secret");
     assert!(ring.contains("KEK 1 (1 grants)"), "{ring}");
-    assert!(!stdout.contains(&other_key) && !stderr_lacking.contains(&other_key));
+    assert_nowhere(&other_key, &stdout, &stderr_lacking);
     assert!(ring.contains("adds KEK 1 back to SAMGATE_KEKS"), "{ring}");
 
     // The same id holding another key: the rows name a KEK the ring has, and do not open.
@@ -124,7 +129,7 @@ async fn a_key_ring_without_the_key_a_grant_was_sealed_with_fails_naming_the_key
     assert!(ring.contains("integrity check"), "{ring}");
     assert!(ring.contains("1 grants"), "{ring}");
     for secret in [other_key.as_str(), app.keks.as_str()] {
-        assert!(!stdout.contains(secret) && !stderr.contains(secret));
+        assert_nowhere(secret, &stdout, &stderr);
     }
 }
 
@@ -297,10 +302,7 @@ async fn an_unreachable_database_fails_without_its_password_and_skips_what_needs
     line(&stdout, "SKIP", "migrations applied");
     line(&stdout, "SKIP", "key ring opens every stored secret");
     line(&stdout, "OK", "app credential");
-    assert!(
-        !stdout.contains(password) && !stderr.contains(password),
-        "{stdout}\n{stderr}"
-    );
+    assert_nowhere(password, &stdout, &stderr);
 }
 
 #[tokio::test]
