@@ -319,15 +319,27 @@ async fn within<T: Default>(
 ) -> (Finding, T) {
     match tokio::time::timeout(timeout, work).await {
         Ok(done) => done,
-        Err(_) => (
-            Finding::fail(
-                check,
-                format!("no result within {} s", timeout.as_secs()),
-                "the network team checks that this host reaches the service (firewall, DNS, \
-                 proxy); run doctor again with --timeout for a slow link",
-            ),
-            T::default(),
-        ),
+        Err(_) => {
+            let fix = match check {
+                Check::Database | Check::Migrations | Check::KeyRing => {
+                    "a database administrator checks that PostgreSQL is reachable from this host \
+                     and not overloaded or locked; run doctor again with a longer --timeout for \
+                     a large database"
+                }
+                _ => {
+                    "the network team checks that this host reaches the service (firewall, DNS, \
+                     proxy); run doctor again with a longer --timeout for a slow link"
+                }
+            };
+            (
+                Finding::fail(
+                    check,
+                    format!("no result within {} s", timeout.as_secs()),
+                    fix,
+                ),
+                T::default(),
+            )
+        }
     }
 }
 
@@ -936,12 +948,11 @@ mod tests {
                 .is_some_and(|fix| fix.contains("uploads it to the app registration")),
             "{over:?}"
         );
-        let missing = app_certificate(std::path::Path::new("/nonexistent/app.crt"), now());
+        let missing = app_certificate(
+            std::path::Path::new("/nonexistent/app.crt"),
+            datetime!(2026-12-01 12:00 UTC),
+        );
         assert_eq!(missing.status, Status::Fail, "{missing:?}");
-    }
-
-    fn now() -> OffsetDateTime {
-        datetime!(2026-12-01 12:00 UTC)
     }
 
     #[test]
