@@ -54,15 +54,7 @@ impl App {
         // Metrics are process-global: install the recorder before anything records.
         let _ = crate::telemetry::metrics();
         let http = outbound_client(&config)?;
-        let credential = match &config.microsoft.credential {
-            ClientCredentialConfig::Secret(secret) => ClientCredential::Secret(secret.clone()),
-            ClientCredentialConfig::Certificate {
-                certificate_file,
-                key_file,
-            } => ClientCredential::from_certificate_files(certificate_file, key_file)
-                .map_err(anyhow::Error::msg)
-                .context("SAMGATE_CLIENT_CERTIFICATE_FILE / SAMGATE_CLIENT_KEY_FILE")?,
-        };
+        let credential = client_credential(&config.microsoft.credential)?;
         let identity = Arc::new(IdentityClient::new(
             http.clone(),
             config.microsoft.authority_url.clone(),
@@ -131,25 +123,76 @@ impl App {
 
     /// Refuses to run when a stored secret names a KEK the ring lacks (it could never be opened).
     pub async fn check_key_ring(&self) -> anyhow::Result<()> {
-        let in_use = db::grants::sealed_by_kek(&self.pool).await?;
-        let missing: Vec<String> = in_use
-            .iter()
-            .filter(|(_, id, _)| u32::try_from(*id).map_or(true, |id| !self.vault.has_kek(id)))
-            .map(|(kind, id, count)| format!("KEK {id} ({count} {kind})"))
-            .collect();
+        let missing = keks_missing_from_ring(&self.pool, &self.vault).await?;
         if missing.is_empty() {
             Ok(())
         } else {
             anyhow::bail!(
-                "the key ring (SAMGATE_KEKS) lacks keys that stored secrets are sealed with: {}. \
-                 Add the missing key(s) back to the ring; remove a key only after `samgate keys rotate`.",
-                missing.join(", ")
+                "the key ring (SAMGATE_KEKS) lacks keys that stored secrets are sealed with: {}. {}",
+                missing_keks_text(&missing),
+                MISSING_KEK_FIX
             )
         }
     }
 }
 
-fn outbound_client(config: &Config) -> anyhow::Result<reqwest::Client> {
+/// Stored secrets of one kind sealed under a KEK the ring does not hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingKek {
+    /// What is sealed, e.g. `grants`.
+    pub kind: String,
+    /// The KEK id recorded with the rows.
+    pub kek_id: i32,
+    /// How many rows.
+    pub count: i64,
+}
+
+/// What to do about a [`MissingKek`], for the start-up refusal and `samgate doctor` alike.
+pub const MISSING_KEK_FIX: &str = "Add the missing key(s) back to the ring; remove a key only \
+     after `samgate keys rotate`.";
+
+/// Every kind of stored secret sealed under a KEK the ring lacks (such rows can never be opened).
+pub async fn keks_missing_from_ring(
+    pool: &PgPool,
+    vault: &Vault,
+) -> Result<Vec<MissingKek>, sqlx::Error> {
+    let in_use = db::grants::sealed_by_kek(pool).await?;
+    Ok(in_use
+        .into_iter()
+        .filter(|(_, id, _)| u32::try_from(*id).map_or(true, |id| !vault.has_kek(id)))
+        .map(|(kind, kek_id, count)| MissingKek {
+            kind,
+            kek_id,
+            count,
+        })
+        .collect())
+}
+
+/// `KEK 3 (12 grants), KEK 3 (1 webhook secrets)`.
+pub fn missing_keks_text(missing: &[MissingKek]) -> String {
+    missing
+        .iter()
+        .map(|m| format!("KEK {} ({} {})", m.kek_id, m.count, m.kind))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The app's credential as the identity client uses it: the secret, or the certificate and key
+/// loaded from their files (errors name the variables and paths, never the contents).
+pub fn client_credential(config: &ClientCredentialConfig) -> anyhow::Result<ClientCredential> {
+    Ok(match config {
+        ClientCredentialConfig::Secret(secret) => ClientCredential::Secret(secret.clone()),
+        ClientCredentialConfig::Certificate {
+            certificate_file,
+            key_file,
+        } => ClientCredential::from_certificate_files(certificate_file, key_file)
+            .map_err(anyhow::Error::msg)
+            .context("SAMGATE_CLIENT_CERTIFICATE_FILE / SAMGATE_CLIENT_KEY_FILE")?,
+    })
+}
+
+/// The outbound HTTP client every Microsoft call uses (no redirects, extra CA if configured).
+pub fn outbound_client(config: &Config) -> anyhow::Result<reqwest::Client> {
     let mut builder = reqwest::Client::builder()
         // Never follow redirects: an upstream must not send samgate (or a token) elsewhere.
         .redirect(reqwest::redirect::Policy::none())

@@ -1,4 +1,4 @@
-//! The command line: `serve` (production), `demo` (everything embedded), `migrate`.
+//! The command line: `serve` (production), `demo` (everything embedded), `migrate`, `doctor`.
 
 use std::process::ExitCode;
 use std::str::FromStr;
@@ -16,13 +16,14 @@ use secrecy::{ExposeSecret, SecretString};
 
 #[cfg(feature = "demo")]
 mod demo;
+mod doctor;
 
 /// samgate keeps CSP partners' Secure Application Model consents and proxies Partner Center and
 /// Microsoft Graph calls on their behalf.
 #[derive(Debug, Parser)]
 #[command(name = "samgate", version, about, long_about = None)]
 pub struct Cli {
-    /// Print results as JSON (list and create commands of `invitations` and `clients`).
+    /// Print results as JSON (list and create commands of `invitations` and `clients`, `doctor`).
     #[arg(long, global = true)]
     json: bool,
     #[command(subcommand)]
@@ -72,6 +73,16 @@ enum Command {
     /// Webhook endpoints and deliveries: add, list, rotate-secret, deliveries, replay.
     #[command(subcommand)]
     Webhooks(WebhooksCommand),
+    /// Check this configuration against the services it names (configuration, database,
+    /// migrations, key ring, app credential, redirect URI, Partner Center, Graph): one line per
+    /// check, OK, WARN, FAIL with the fix, or SKIP. Exit status 0 when nothing failed, 1 when a
+    /// check failed. Reads the environment as `serve` does; prints no secret.
+    Doctor {
+        /// Seconds each check may take (the key-ring check, which reads every sealed row, six
+        /// times as long).
+        #[arg(long, default_value_t = 10)]
+        timeout: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -168,6 +179,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Partners(command) => partners(command).await,
         Command::Worker => worker().await,
         Command::Webhooks(command) => webhooks(command).await,
+        Command::Doctor { timeout } => doctor::doctor(timeout, cli.json).await,
     }
 }
 

@@ -192,6 +192,9 @@ pub struct MicrosoftConfig {
     pub extra_ca_file: Option<PathBuf>,
     /// `SAMGATE_CLOUD`: a label stored with each grant (`global`, `usgov`, `china`).
     pub cloud: String,
+    /// `SAMGATE_CPV_TENANT`: the CPV's own Entra tenant (GUID), where the app is registered;
+    /// `samgate doctor` requests an app-only token there to prove the credential works.
+    pub cpv_tenant: Option<Uuid>,
 }
 
 /// How samgate proves the app's identity to the token endpoint.
@@ -485,6 +488,12 @@ impl Config {
     pub fn public_url_is_https(&self) -> bool {
         self.public_url.scheme() == "https"
     }
+
+    /// The CPV's own tenant: `SAMGATE_CPV_TENANT`, else `SAMGATE_STAFF_SSO_TENANT` (which must be
+    /// the same tenant, since staff sign in through the CPV's app there).
+    pub fn cpv_tenant(&self) -> Option<Uuid> {
+        self.microsoft.cpv_tenant.or(self.staff_sso_tenant)
+    }
 }
 
 fn read_microsoft(env: &mut EnvReader<'_>) -> Option<MicrosoftConfig> {
@@ -549,6 +558,10 @@ fn read_microsoft(env: &mut EnvReader<'_>) -> Option<MicrosoftConfig> {
         "global".to_owned(),
         "global, usgov or china",
     );
+    let cpv_tenant = env.maybe(
+        "SAMGATE_CPV_TENANT",
+        "the CPV's Entra tenant id, a GUID such as 00000000-0000-0000-0000-000000000000",
+    );
     Some(MicrosoftConfig {
         authority_url,
         partner_center_url,
@@ -560,6 +573,7 @@ fn read_microsoft(env: &mut EnvReader<'_>) -> Option<MicrosoftConfig> {
         graph_scopes,
         extra_ca_file,
         cloud,
+        cpv_tenant,
     })
 }
 

@@ -21,6 +21,8 @@ pub mod config;
 pub mod customers;
 /// The only place with SQL; migrations.
 pub mod db;
+/// `samgate doctor`: a configuration checked against the services it names, with fixes.
+pub mod doctor;
 /// Domain words as types: tenant ids, partner status, customer access facts.
 pub mod domain;
 /// Fuzz entry points over untrusted-input parsers (used by `fuzz/` and the corpus replay test).

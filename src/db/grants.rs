@@ -219,6 +219,70 @@ pub async fn sealed_by_kek(
     .await
 }
 
+/// What a stored sealed value is, as far as the vault's binding goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SealedKind {
+    /// A partner's refresh token (`grants`), bound to the partner's tenant id.
+    RefreshToken,
+    /// A webhook endpoint's signing secret (`webhook_secrets`), bound to the secret's id.
+    WebhookSecret,
+    /// A staff member's TOTP secret (`staff_mfa`), bound to the staff id.
+    StaffTotpSecret,
+}
+
+impl SealedKind {
+    /// The plural words [`sealed_by_kek`] counts them under.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RefreshToken => "grants",
+            Self::WebhookSecret => "webhook secrets",
+            Self::StaffTotpSecret => "staff TOTP secrets",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        [
+            Self::RefreshToken,
+            Self::WebhookSecret,
+            Self::StaffTotpSecret,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == text)
+    }
+}
+
+/// One stored sealed value with the row it is bound to (cached access tokens are left out: they
+/// are re-minted on demand, and an unopenable one is simply dropped).
+#[derive(Clone)]
+pub struct SealedValue {
+    /// What it is.
+    pub kind: SealedKind,
+    /// The vault row binding (tenant id or row id as text).
+    pub row: String,
+    /// The sealed bytes.
+    pub sealed: Vec<u8>,
+}
+
+/// Every sealed refresh token, webhook secret and staff TOTP secret, streamed (no locks taken).
+pub fn sealed_values(
+    pool: &sqlx::PgPool,
+) -> impl futures_util::Stream<Item = Result<SealedValue, sqlx::Error>> + '_ {
+    use futures_util::StreamExt;
+    sqlx::query_as::<_, (String, String, Vec<u8>)>(
+        "SELECT 'grants', p.tenant_id::text, g.sealed_refresh_token
+         FROM grants g JOIN partners p ON p.id = g.partner_id
+         UNION ALL SELECT 'webhook secrets', id::text, sealed_secret FROM webhook_secrets
+         UNION ALL SELECT 'staff TOTP secrets', staff_id::text, sealed_secret FROM staff_mfa",
+    )
+    .fetch(pool)
+    .map(|row| -> Result<SealedValue, sqlx::Error> {
+        let (kind, row, sealed) = row?;
+        let kind = SealedKind::parse(&kind)
+            .ok_or_else(|| sqlx::Error::Decode(format!("unknown sealed kind {kind}").into()))?;
+        Ok(SealedValue { kind, row, sealed })
+    })
+}
+
 /// Access tokens under another KEK than `kek_id` are dropped, not re-wrapped: they live an hour
 /// and are re-minted on demand.
 pub async fn delete_access_tokens_not_under(

@@ -68,6 +68,54 @@ where
     Ok(applied.unwrap_or(0) >= latest)
 }
 
+/// One row of `_sqlx_migrations`: what was applied, whether it finished, and its checksum.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AppliedMigration {
+    /// The migration's version (its file-name prefix).
+    pub version: i64,
+    /// Its description when it was applied.
+    pub description: String,
+    /// False when it failed partway.
+    pub success: bool,
+    /// SHA-384 of the SQL that was applied.
+    pub checksum: Vec<u8>,
+}
+
+/// The migrations recorded in the database, ascending; `None` when none were ever applied (no
+/// `_sqlx_migrations` table).
+pub async fn applied_migrations(
+    pool: &PgPool,
+) -> Result<Option<Vec<AppliedMigration>>, sqlx::Error> {
+    let exists: Option<String> = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text")
+        .fetch_one(pool)
+        .await?;
+    if exists.is_none() {
+        return Ok(None);
+    }
+    let rows = sqlx::query_as(
+        "SELECT version, description, success, checksum FROM _sqlx_migrations ORDER BY version",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(Some(rows))
+}
+
+/// Whether the session store's table exists (created by [`migrate`] after the embedded ones).
+pub async fn session_store_exists(pool: &PgPool) -> Result<bool, sqlx::Error> {
+    let exists: Option<String> =
+        sqlx::query_scalar("SELECT to_regclass('tower_sessions.session')::text")
+            .fetch_one(pool)
+            .await?;
+    Ok(exists.is_some())
+}
+
+/// The server's version string (`SHOW server_version`), e.g. `17.2`.
+pub async fn server_version(pool: &PgPool) -> Result<String, sqlx::Error> {
+    sqlx::query_scalar("SHOW server_version")
+        .fetch_one(pool)
+        .await
+}
+
 /// Creates `name` on the server behind `admin` unless it exists (demo and tests).
 pub async fn ensure_database(admin: &PgPool, name: &str) -> Result<(), sqlx::Error> {
     let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")

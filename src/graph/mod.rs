@@ -130,6 +130,15 @@ struct ErrorDetail {
     code: Option<String>,
 }
 
+/// A Graph URL any caller may ask: without a token Graph answers 401
+/// `InvalidAuthenticationToken`, so an answer proves DNS, TCP, TLS and HTTP to Graph.
+pub fn reachability_url(base: &Url) -> Result<Url, url::ParseError> {
+    Url::parse(&format!(
+        "{}/v1.0/organization",
+        base.as_str().trim_end_matches('/')
+    ))
+}
+
 /// Graph client for samgate's own calls.
 #[derive(Debug, Clone)]
 pub struct GraphClient {

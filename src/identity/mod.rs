@@ -3,6 +3,7 @@
 //! Only this module knows identity-platform paths and payloads.
 //! Reference: shared/docs/microsoft-protocols.md sections 1–3.
 
+pub mod certificate;
 pub mod errors;
 mod id_token;
 #[cfg(test)]
@@ -315,12 +316,32 @@ impl IdentityClient {
         self.token_request(tenant, form).await
     }
 
+    /// Requests an app-only token for `scope` (`{resource}/.default`) at `tenant` with the
+    /// app's own credential (client credentials grant), which proves the credential works
+    /// without any partner (protocol page §1.1: the app is registered in the CPV's tenant).
+    pub async fn app_token(
+        &self,
+        tenant: &str,
+        scope: &str,
+    ) -> Result<TokenResponse, IdentityError> {
+        let form = vec![
+            ("grant_type", "client_credentials".to_owned()),
+            ("scope", scope.to_owned()),
+        ];
+        self.token_request(tenant, form).await
+    }
+
+    /// The token endpoint of `tenant` at the configured authority (what doctor prints).
+    pub fn token_endpoint(&self, tenant: &str) -> Result<Url, IdentityError> {
+        self.endpoint(tenant, "oauth2/v2.0/token")
+    }
+
     async fn token_request(
         &self,
         tenant: &str,
         mut form: Vec<(&'static str, String)>,
     ) -> Result<TokenResponse, IdentityError> {
-        let url = self.endpoint(tenant, "oauth2/v2.0/token")?;
+        let url = self.token_endpoint(tenant)?;
         form.push(("client_id", self.client_id.to_string()));
         match &self.credential {
             ClientCredential::Secret(secret) => {

@@ -248,6 +248,17 @@ pub fn is_continuation_token(text: &str) -> bool {
     !text.is_empty() && text.len() <= 8192 && text.bytes().all(|b| (0x20..0x7f).contains(&b))
 }
 
+/// A Partner Center URL any caller may ask: without a token Partner Center answers 401 with
+/// `WWW-Authenticate` (protocol page §5.4), so an answer proves DNS, TCP, TLS and HTTP to it.
+/// samgate's app has no app-only Partner Center access to prove more (§1.1: a SAM app carries
+/// no application permissions).
+pub fn reachability_url(base: &Url) -> Result<Url, url::ParseError> {
+    Url::parse(&format!(
+        "{}/v1/profiles/organization",
+        base.as_str().trim_end_matches('/')
+    ))
+}
+
 /// Partner Center client for samgate's own calls.
 #[derive(Debug, Clone)]
 pub struct PartnerCenterClient {

@@ -204,7 +204,7 @@ fn keys_generate_needs_no_configuration_and_prints_a_usable_key() {
 }
 
 /// Runs a command off the test's runtime thread (the emulator it talks to runs on that thread).
-async fn run_beside(command: &mut Command) -> std::process::Output {
+pub(crate) async fn run_beside(command: &mut Command) -> std::process::Output {
     let mut command = std::mem::replace(command, Command::new(BIN));
     tokio::task::spawn_blocking(move || command.output())
         .await

@@ -16,6 +16,7 @@ mod cli;
 mod consent;
 mod contract;
 mod customers;
+mod doctor;
 mod examples;
 mod faults;
 mod foundation;
