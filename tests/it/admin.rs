@@ -305,6 +305,24 @@ pub(crate) async fn seed_client(app: &TestApp) -> (Uuid, Uuid) {
     (client.id, key.id)
 }
 
+/// A webhook endpoint with one queued delivery; returns their ids.
+pub(crate) async fn seed_webhook(app: &TestApp) -> (Uuid, i64) {
+    let now = app.app.clock.now();
+    let (endpoint, _) = samgate::webhooks::add_endpoint(
+        &app.app,
+        "https://hooks.example.com/fixture",
+        &[],
+        None,
+        "test",
+        now,
+    )
+    .await
+    .expect("endpoint");
+    crate::admin_webhooks::queue_event(app).await;
+    let delivery = crate::admin_webhooks::newest_delivery(app, endpoint.id).await;
+    (endpoint.id, delivery)
+}
+
 pub(crate) async fn count(app: &TestApp, sql: &str) -> i64 {
     sqlx::query_scalar(sql)
         .fetch_one(&app.pool)
@@ -583,6 +601,17 @@ fn expected_policy() -> Vec<(&'static str, &'static str, Access)> {
             Staff(Admin),
         ),
         ("POST", "/admin/clients/{id}/disable", Staff(Admin)),
+        ("GET", "/admin/webhooks", Staff(Viewer)),
+        ("POST", "/admin/webhooks", Staff(Admin)),
+        ("GET", "/admin/webhooks/{id}", Staff(Viewer)),
+        ("POST", "/admin/webhooks/{id}/rotate-secret", Staff(Admin)),
+        ("POST", "/admin/webhooks/{id}/disable", Staff(Admin)),
+        ("POST", "/admin/webhooks/{id}/enable", Staff(Admin)),
+        (
+            "POST",
+            "/admin/webhooks/{id}/deliveries/{delivery}/replay",
+            Staff(Admin),
+        ),
         ("GET", "/admin/staff", Staff(Admin)),
         ("POST", "/admin/staff", Staff(Admin)),
         ("POST", "/admin/staff/{id}/role", Staff(Admin)),
@@ -653,6 +682,18 @@ async fn fixture(
             (
                 path.replace("{id}", &client.to_string())
                     .replace("{key}", &key.to_string()),
+                vec![],
+            )
+        }
+        "/admin/webhooks" => (
+            path.to_owned(),
+            vec![("url", "https://hooks.example.com/matrix".to_owned())],
+        ),
+        p if p.starts_with("/admin/webhooks/{id}") => {
+            let (endpoint, delivery) = seed_webhook(app).await;
+            (
+                path.replace("{id}", &endpoint.to_string())
+                    .replace("{delivery}", &delivery.to_string()),
                 vec![],
             )
         }

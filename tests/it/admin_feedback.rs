@@ -14,7 +14,7 @@ use crate::admin::{
 use crate::harness::TestApp;
 
 /// The flash message of a page, if it shows one.
-fn flash(html: &str) -> Option<String> {
+pub(crate) fn flash(html: &str) -> Option<String> {
     let start = html.find("id=\"flash\"")?;
     let text = &html[start..];
     let text = &text[text.find("<p>")? + 3..];
@@ -290,7 +290,7 @@ async fn the_dashboard_offers_a_first_invitation_and_counts_partners_in_good_eng
 }
 
 /// Asserts nothing on the current page sticks out of the viewport; `page` names it.
-async fn assert_fits(browser: &crate::harness::browser::Browser, page: &str) {
+pub(crate) async fn assert_fits(browser: &crate::harness::browser::Browser, page: &str) {
     let overflow = browser.overflow().await;
     assert_eq!(
         overflow["page"],

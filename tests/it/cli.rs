@@ -204,7 +204,7 @@ fn keys_generate_needs_no_configuration_and_prints_a_usable_key() {
 }
 
 /// Runs a command off the test's runtime thread (the emulator it talks to runs on that thread).
-async fn run_beside(command: &mut Command) -> std::process::Output {
+pub(crate) async fn run_beside(command: &mut Command) -> std::process::Output {
     let mut command = std::mem::replace(command, Command::new(BIN));
     tokio::task::spawn_blocking(move || command.output())
         .await
@@ -213,7 +213,7 @@ async fn run_beside(command: &mut Command) -> std::process::Output {
 }
 
 /// One-shot commands against the test app's database and emulator, as an operator runs them.
-fn command_for(app: &crate::harness::TestApp) -> Command {
+pub(crate) fn command_for(app: &crate::harness::TestApp) -> Command {
     let mut command = crate::harness::instance::samgate_command(app);
     command.env("RUST_LOG", "info");
     command
