@@ -305,6 +305,24 @@ pub(crate) async fn seed_client(app: &TestApp) -> (Uuid, Uuid) {
     (client.id, key.id)
 }
 
+/// Opens `path` in a real browser and signs in there with a password and a current TOTP code.
+pub(crate) async fn sign_in_in_browser(
+    browser: &crate::harness::browser::Browser,
+    app: &TestApp,
+    path: &str,
+    email: &str,
+    password: &str,
+    totp_secret: &str,
+) {
+    browser.goto(&app.url(path)).await;
+    browser.fill("#email", email).await;
+    browser.fill("#password", password).await;
+    browser.click("form.stack button[type=submit]").await;
+    browser.find("#code").await;
+    browser.fill("#code", &totp_code(totp_secret, app)).await;
+    browser.click("#verify-code").await;
+}
+
 /// A webhook endpoint with one queued delivery; returns their ids.
 pub(crate) async fn seed_webhook(app: &TestApp) -> (Uuid, i64) {
     let now = app.app.clock.now();

@@ -342,15 +342,15 @@ async fn the_admin_and_partner_pages_fit_a_phone_and_a_laptop_in_light_and_dark_
         .set_window_size(1280, 900)
         .await
         .expect("window size");
-    browser.goto(&app.url("/admin")).await;
-    browser.fill("#email", "ada@northwind.example").await;
-    browser.fill("#password", password.expose_secret()).await;
-    browser.click("form.stack button[type=submit]").await;
-    browser.find("#code").await;
-    browser
-        .fill("#code", &crate::admin::totp_code(&secret, &app))
-        .await;
-    browser.click("#verify-code").await;
+    crate::admin::sign_in_in_browser(
+        &browser,
+        &app,
+        "/admin",
+        "ada@northwind.example",
+        password.expose_secret(),
+        &secret,
+    )
+    .await;
     browser.find("#pending-invitations").await;
 
     let pages = [

@@ -19,6 +19,15 @@ use crate::webhooks::{Receiver, deliver, header, verifies};
 /// Counts the audit events of webhook changes.
 const WEBHOOK_AUDIT: &str = "SELECT count(*) FROM audit_events WHERE action LIKE 'webhook.%'";
 
+/// How many replays were audited.
+async fn replays(app: &TestApp) -> i64 {
+    count(
+        app,
+        "SELECT count(*) FROM audit_events WHERE action = 'webhook.replayed'",
+    )
+    .await
+}
+
 /// What adding an endpoint through the form showed.
 struct Added {
     id: Uuid,
@@ -218,14 +227,7 @@ async fn a_real_event_is_delivered_shown_as_delivered_and_a_replay_sends_it_agai
         header(&received[0], "webhook-id"),
         header(&received[1], "webhook-id")
     );
-    assert_eq!(
-        count(
-            &app,
-            "SELECT count(*) FROM audit_events WHERE action = 'webhook.replayed'"
-        )
-        .await,
-        1
-    );
+    assert_eq!(replays(&app).await, 1);
 }
 
 #[tokio::test]
@@ -409,14 +411,7 @@ async fn malformed_and_unknown_webhook_ids_are_the_layouts_404() {
         assert!(html.contains("<nav aria-label=\"Main\">"), "{html}");
     }
     assert_eq!(count(&app, "SELECT count(*) FROM webhook_secrets").await, 2);
-    assert_eq!(
-        count(
-            &app,
-            "SELECT count(*) FROM audit_events WHERE action = 'webhook.replayed'"
-        )
-        .await,
-        0
-    );
+    assert_eq!(replays(&app).await, 0);
 }
 
 #[tokio::test]
@@ -586,17 +581,15 @@ async fn the_webhooks_pages_fit_a_phone_and_a_laptop() {
         .set_window_size(1280, 900)
         .await
         .expect("window size");
-    browser.goto(&app.url("/admin/webhooks")).await;
-    browser.fill("#email", "ada@northwind.example").await;
-    browser
-        .fill("#password", secrecy::ExposeSecret::expose_secret(&password))
-        .await;
-    browser.click("form.stack button[type=submit]").await;
-    browser.find("#code").await;
-    browser
-        .fill("#code", &crate::admin::totp_code(&totp, &app))
-        .await;
-    browser.click("#verify-code").await;
+    crate::admin::sign_in_in_browser(
+        &browser,
+        &app,
+        "/admin/webhooks",
+        "ada@northwind.example",
+        secrecy::ExposeSecret::expose_secret(&password),
+        &totp,
+    )
+    .await;
     browser.find("table#endpoints").await;
 
     for (width, height) in [(1280, 900), (390, 844)] {
@@ -613,7 +606,24 @@ async fn the_webhooks_pages_fit_a_phone_and_a_laptop() {
             browser.screenshot(&format!("{width}-{name}")).await;
             assert_fits(&browser, &format!("webhooks {name} at {width} px")).await;
         }
+        browser
+            .eval("document.querySelector('#deliveries').scrollIntoView(); return null")
+            .await;
+        browser.screenshot(&format!("{width}-deliveries")).await;
         if width == 390 {
+            let shown = browser
+                .eval(
+                    "const link = document.querySelector('.admin-bar nav a[aria-current=page]');
+                     const nav = link.parentElement.getBoundingClientRect();
+                     const box = link.getBoundingClientRect();
+                     return box.left >= nav.left && box.right <= nav.right;",
+                )
+                .await;
+            assert_eq!(
+                shown,
+                serde_json::json!(true),
+                "the current section shows in the phone nav"
+            );
             let header = browser
                 .eval(
                     "return document.querySelector('header.topbar').getBoundingClientRect().height",

@@ -116,7 +116,7 @@ struct DeliveryLine {
     status: &'static str,
     class: &'static str,
     attempts: i32,
-    /// The last answer's HTTP status, or `none`.
+    /// `HTTP 204`, or `no answer`.
     last_status: String,
     last_error: String,
     created: String,
@@ -136,6 +136,9 @@ impl DeliveryLine {
         };
         let next_attempt = match delivery.status {
             DeliveryStatus::Pending if delivery.next_attempt_at <= now => "now".to_owned(),
+            DeliveryStatus::Pending if delivery.next_attempt_at - now < time::Duration::MINUTE => {
+                "within a minute".to_owned()
+            }
             DeliveryStatus::Pending => crate::clock::relative(delivery.next_attempt_at, now),
             _ => String::new(),
         };
@@ -148,7 +151,7 @@ impl DeliveryLine {
             attempts: delivery.attempts,
             last_status: delivery
                 .last_status
-                .map_or_else(|| "none".to_owned(), |s| s.to_string()),
+                .map_or_else(|| "no answer".to_owned(), |s| format!("HTTP {s}")),
             last_error: delivery.last_error.unwrap_or_default(),
             created: when(delivery.created_at),
             created_relative: crate::clock::relative(delivery.created_at, now),
