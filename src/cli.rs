@@ -70,7 +70,7 @@ enum Command {
     /// Run the background jobs (keep-alive, customer sync, webhook delivery, housekeeping) without serving HTTP,
     /// for deployments that split roles (then set SAMGATE_BACKGROUND_JOBS=false on `serve`).
     Worker,
-    /// Webhook endpoints and deliveries: add, list, rotate-secret, deliveries, replay.
+    /// Webhook endpoints and deliveries: add, list, rotate-secret, disable, enable, deliveries, replay.
     #[command(subcommand)]
     Webhooks(WebhooksCommand),
     /// Check this configuration against the services it names (configuration, database,
@@ -952,6 +952,16 @@ enum WebhooksCommand {
         /// The endpoint id (from `list`).
         endpoint: uuid::Uuid,
     },
+    /// Stop sending to an endpoint; its queued deliveries wait until it is enabled again.
+    Disable {
+        /// The endpoint id (from `list`).
+        endpoint: uuid::Uuid,
+    },
+    /// Send to a disabled endpoint again, queued deliveries first.
+    Enable {
+        /// The endpoint id (from `list`).
+        endpoint: uuid::Uuid,
+    },
     /// Recent deliveries with their last answer.
     Deliveries {
         /// Only this endpoint.
@@ -959,7 +969,7 @@ enum WebhooksCommand {
         endpoint: Option<uuid::Uuid>,
         /// Only pending, delivered or failed ones.
         #[arg(long)]
-        status: Option<String>,
+        status: Option<crate::domain::DeliveryStatus>,
         /// How many.
         #[arg(long, default_value_t = 50)]
         limit: i64,
@@ -1019,18 +1029,20 @@ async fn webhooks(command: WebhooksCommand) -> anyhow::Result<()> {
             );
             println!("{}", secret.expose());
         }
+        WebhooksCommand::Disable { endpoint } => {
+            switch_endpoint(&app, endpoint, false, now).await?
+        }
+        WebhooksCommand::Enable { endpoint } => switch_endpoint(&app, endpoint, true, now).await?,
         WebhooksCommand::Deliveries {
             endpoint,
             status,
             limit,
         } => {
-            for d in
-                db::webhooks::list_deliveries(&app.pool, endpoint, status.as_deref(), limit).await?
-            {
+            for d in db::webhooks::list_deliveries(&app.pool, endpoint, status, limit).await? {
                 println!(
                     "{}  {:9}  {}  {}  attempts {}  last {}  {}",
                     d.id,
-                    d.status,
+                    d.status.as_str(),
                     d.event_type,
                     d.message_id,
                     d.attempts,
@@ -1044,6 +1056,22 @@ async fn webhooks(command: WebhooksCommand) -> anyhow::Result<()> {
             crate::webhooks::replay(&app, delivery, "cli", now).await?;
             println!("delivery {delivery} queued again");
         }
+    }
+    Ok(())
+}
+
+async fn switch_endpoint(
+    app: &App,
+    endpoint: uuid::Uuid,
+    enabled: bool,
+    now: time::OffsetDateTime,
+) -> anyhow::Result<()> {
+    let changed = crate::webhooks::set_endpoint_enabled(app, endpoint, enabled, "cli", now).await?;
+    match (changed, enabled) {
+        (true, true) => println!("endpoint {endpoint} enabled; queued deliveries go out when due"),
+        (true, false) => println!("endpoint {endpoint} disabled; its queued deliveries wait"),
+        (false, true) => println!("endpoint {endpoint} was already enabled"),
+        (false, false) => println!("endpoint {endpoint} was already disabled"),
     }
     Ok(())
 }

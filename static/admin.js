@@ -25,6 +25,13 @@ document.addEventListener("DOMContentLoaded", () => {
     field.addEventListener("focus", () => field.select());
   }
 
+  // On a phone the nav is one line that scrolls sideways: bring the current section into view.
+  const current = document.querySelector(".admin-bar nav a[aria-current=page]");
+  const nav = current && current.parentElement;
+  if (nav && nav.scrollWidth > nav.clientWidth) {
+    nav.scrollLeft = Math.max(0, current.offsetLeft - nav.offsetLeft - (nav.clientWidth - current.offsetWidth) / 2);
+  }
+
   // Ask before destructive actions (the server does not depend on it).
   for (const button of document.querySelectorAll("button[data-confirm]")) {
     button.addEventListener("click", (event) => {

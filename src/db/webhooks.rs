@@ -4,6 +4,8 @@ use sqlx::{FromRow, PgExecutor};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::domain::DeliveryStatus;
+
 /// A registered receiver.
 #[derive(Debug, Clone, FromRow)]
 pub struct Endpoint {
@@ -68,6 +70,75 @@ pub async fn find_endpoint(
     ))
     .bind(id)
     .fetch_optional(executor)
+    .await
+}
+
+/// One endpoint, locked until the transaction ends (a change of its state).
+pub async fn lock_endpoint(
+    executor: impl PgExecutor<'_>,
+    id: Uuid,
+) -> Result<Option<Endpoint>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = $1 FOR UPDATE"
+    ))
+    .bind(id)
+    .fetch_optional(executor)
+    .await
+}
+
+/// Sets when the endpoint was disabled (None: enabled).
+pub async fn set_disabled_at(
+    executor: impl PgExecutor<'_>,
+    id: Uuid,
+    disabled_at: Option<OffsetDateTime>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE webhook_endpoints SET disabled_at = $2 WHERE id = $1")
+        .bind(id)
+        .bind(disabled_at)
+        .execute(executor)
+        .await?;
+    Ok(())
+}
+
+/// An endpoint with what the admin list shows beside it.
+#[derive(Debug, Clone, FromRow)]
+pub struct EndpointOverview {
+    /// The endpoint.
+    #[sqlx(flatten)]
+    pub endpoint: Endpoint,
+    /// When its current secret was issued.
+    pub secret_issued_at: Option<OffsetDateTime>,
+    /// How many secrets it has had (more than one: it was rotated).
+    pub secrets_issued: i64,
+    /// Deliveries still to be made.
+    pub pending: i64,
+    /// Deliveries given up.
+    pub failed: i64,
+}
+
+/// Every endpoint (or only the one with id `only`) with its secret facts and delivery counts,
+/// oldest first.
+pub async fn list_endpoint_overviews(
+    executor: impl PgExecutor<'_>,
+    only: Option<Uuid>,
+) -> Result<Vec<EndpointOverview>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT e.id, e.url, e.event_types, e.description, e.created_by, e.created_at, e.disabled_at,
+                s.secret_issued_at, s.secrets_issued, d.pending, d.failed
+         FROM webhook_endpoints e
+         CROSS JOIN LATERAL (
+             SELECT max(created_at) FILTER (WHERE expires_at IS NULL) AS secret_issued_at,
+                    count(*) AS secrets_issued
+             FROM webhook_secrets WHERE endpoint_id = e.id) s
+         CROSS JOIN LATERAL (
+             SELECT count(*) FILTER (WHERE status = 'pending') AS pending,
+                    count(*) FILTER (WHERE status = 'failed') AS failed
+             FROM webhook_deliveries WHERE endpoint_id = e.id) d
+         WHERE $1::uuid IS NULL OR e.id = $1
+         ORDER BY e.created_at, e.id",
+    )
+    .bind(only)
+    .fetch_all(executor)
     .await
 }
 
@@ -192,8 +263,9 @@ pub struct Delivery {
     pub payload: serde_json::Value,
     /// When the event happened.
     pub created_at: OffsetDateTime,
-    /// pending, delivered, failed.
-    pub status: String,
+    /// Pending, delivered or failed.
+    #[sqlx(try_from = "String")]
+    pub status: DeliveryStatus,
     /// Attempts so far.
     pub attempts: i32,
     /// When the next attempt is due.
@@ -302,7 +374,7 @@ pub async fn mark_attempt_failed(
 pub async fn list_deliveries(
     executor: impl PgExecutor<'_>,
     endpoint_id: Option<Uuid>,
-    status: Option<&str>,
+    status: Option<DeliveryStatus>,
     limit: i64,
 ) -> Result<Vec<Delivery>, sqlx::Error> {
     sqlx::query_as(&format!(
@@ -311,9 +383,23 @@ pub async fn list_deliveries(
          ORDER BY d.id DESC LIMIT $3"
     ))
     .bind(endpoint_id)
-    .bind(status)
+    .bind(status.map(DeliveryStatus::as_str))
     .bind(limit)
     .fetch_all(executor)
+    .await
+}
+
+/// One delivery.
+pub async fn find_delivery(
+    executor: impl PgExecutor<'_>,
+    id: i64,
+) -> Result<Option<Delivery>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id
+         WHERE d.id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(executor)
     .await
 }
 

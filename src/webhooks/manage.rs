@@ -1,5 +1,6 @@
-//! Registering endpoints, rotating their secrets with an overlap, replaying deliveries; each change
-//! is audited in its own transaction.
+//! Registering endpoints, rotating their secrets with an overlap, disabling and enabling them,
+//! replaying deliveries; each change is audited in its own transaction. The admin UI and the CLI
+//! both call these functions.
 
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -17,6 +18,9 @@ pub enum WebhookError {
     /// Not an absolute http(s) URL with a host, or it carries credentials.
     #[error("the webhook URL must be an absolute http or https URL without user or password")]
     InvalidUrl,
+    /// The description is longer than [`DESCRIPTION_MAX_CHARS`].
+    #[error("the description is at most {DESCRIPTION_MAX_CHARS} characters")]
+    DescriptionTooLong,
     /// An event type samgate does not emit.
     #[error("unknown event type {0:?} (known: {known})", known = known_types())]
     UnknownEventType(String),
@@ -30,6 +34,9 @@ pub enum WebhookError {
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
 }
+
+/// The longest description an endpoint may have.
+pub const DESCRIPTION_MAX_CHARS: usize = 500;
 
 fn known_types() -> String {
     EventType::ALL
@@ -59,6 +66,9 @@ pub async fn add_endpoint(
     now: OffsetDateTime,
 ) -> Result<(Endpoint, WebhookSecret), WebhookError> {
     let url = parse_url(url)?;
+    if description.is_some_and(|d| d.chars().count() > DESCRIPTION_MAX_CHARS) {
+        return Err(WebhookError::DescriptionTooLong);
+    }
     let mut types = Vec::new();
     for name in event_types {
         let event = EventType::parse(name.trim())
@@ -131,6 +141,42 @@ pub async fn rotate_secret(
     .await?;
     tx.commit().await?;
     Ok(secret)
+}
+
+/// Disables (`enabled` false) or enables an endpoint. A disabled endpoint gets no new deliveries
+/// and its queued ones wait; enabling it sends those again when due. Returns false, and records
+/// nothing, when the endpoint already was in that state.
+pub async fn set_endpoint_enabled(
+    app: &App,
+    endpoint_id: Uuid,
+    enabled: bool,
+    actor: &str,
+    now: OffsetDateTime,
+) -> Result<bool, WebhookError> {
+    let mut tx = app.pool.begin().await?;
+    let endpoint = db::webhooks::lock_endpoint(&mut *tx, endpoint_id)
+        .await?
+        .ok_or_else(|| WebhookError::NotFound(format!("endpoint {endpoint_id}")))?;
+    if endpoint.disabled_at.is_none() == enabled {
+        return Ok(false);
+    }
+    db::webhooks::set_disabled_at(&mut *tx, endpoint_id, (!enabled).then_some(now)).await?;
+    let action = if enabled {
+        "webhook.endpoint_enabled"
+    } else {
+        "webhook.endpoint_disabled"
+    };
+    db::audit::record(
+        &mut *tx,
+        actor,
+        action,
+        None,
+        serde_json::json!({ "endpoint_id": endpoint_id, "url": endpoint.url }),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
 }
 
 /// Queues a delivery again with its original `webhook-id` (receivers deduplicate by it).

@@ -14,7 +14,9 @@ use uuid::Uuid;
 
 pub use delivery::{DeliverySummary, run_once};
 pub use guard::{AddressPolicy, is_internal};
-pub use manage::{WebhookError, add_endpoint, replay, rotate_secret};
+pub use manage::{
+    DESCRIPTION_MAX_CHARS, WebhookError, add_endpoint, replay, rotate_secret, set_endpoint_enabled,
+};
 pub use signature::{WebhookSecret, sign};
 
 /// The vault purpose of a webhook signing secret; the row is the secret's id.
@@ -66,6 +68,26 @@ impl EventType {
             Self::GrantRefreshFailed => "grant.refresh_failed",
             Self::InvitationExpired => "invitation.expired",
             Self::CustomerAccessChanged => "customer.access_changed",
+        }
+    }
+
+    /// What the event announces, in words for the people who choose which events to receive.
+    pub fn summary(self) -> &'static str {
+        match self {
+            Self::PartnerConsented => "A partner consented, for the first time or again.",
+            Self::PartnerNeedsConsent => "Microsoft no longer accepts a partner's consent.",
+            Self::PartnerMfaRequired => "A partner's admin must sign in again with MFA.",
+            Self::PartnerRecovered => {
+                "A partner that needed consent, MFA or was degraded works again."
+            }
+            Self::PartnerOffboarded => "A partner was offboarded and its grant destroyed.",
+            Self::GrantRefreshFailed => {
+                "A token refresh failed for a reason that may pass (Microsoft unavailable)."
+            }
+            Self::InvitationExpired => "An invitation expired unused.",
+            Self::CustomerAccessChanged => {
+                "A partner's access to one customer changed (GDAP, app consent or token outcome)."
+            }
         }
     }
 

@@ -305,6 +305,42 @@ pub(crate) async fn seed_client(app: &TestApp) -> (Uuid, Uuid) {
     (client.id, key.id)
 }
 
+/// Opens `path` in a real browser and signs in there with a password and a current TOTP code.
+pub(crate) async fn sign_in_in_browser(
+    browser: &crate::harness::browser::Browser,
+    app: &TestApp,
+    path: &str,
+    email: &str,
+    password: &str,
+    totp_secret: &str,
+) {
+    browser.goto(&app.url(path)).await;
+    browser.fill("#email", email).await;
+    browser.fill("#password", password).await;
+    browser.click("form.stack button[type=submit]").await;
+    browser.find("#code").await;
+    browser.fill("#code", &totp_code(totp_secret, app)).await;
+    browser.click("#verify-code").await;
+}
+
+/// A webhook endpoint with one queued delivery; returns their ids.
+pub(crate) async fn seed_webhook(app: &TestApp) -> (Uuid, i64) {
+    let now = app.app.clock.now();
+    let (endpoint, _) = samgate::webhooks::add_endpoint(
+        &app.app,
+        "https://hooks.example.com/fixture",
+        &[],
+        None,
+        "test",
+        now,
+    )
+    .await
+    .expect("endpoint");
+    crate::admin_webhooks::queue_event(app).await;
+    let delivery = crate::admin_webhooks::newest_delivery(app, endpoint.id).await;
+    (endpoint.id, delivery)
+}
+
 pub(crate) async fn count(app: &TestApp, sql: &str) -> i64 {
     sqlx::query_scalar(sql)
         .fetch_one(&app.pool)
@@ -583,6 +619,17 @@ fn expected_policy() -> Vec<(&'static str, &'static str, Access)> {
             Staff(Admin),
         ),
         ("POST", "/admin/clients/{id}/disable", Staff(Admin)),
+        ("GET", "/admin/webhooks", Staff(Viewer)),
+        ("POST", "/admin/webhooks", Staff(Admin)),
+        ("GET", "/admin/webhooks/{id}", Staff(Viewer)),
+        ("POST", "/admin/webhooks/{id}/rotate-secret", Staff(Admin)),
+        ("POST", "/admin/webhooks/{id}/disable", Staff(Admin)),
+        ("POST", "/admin/webhooks/{id}/enable", Staff(Admin)),
+        (
+            "POST",
+            "/admin/webhooks/{id}/deliveries/{delivery}/replay",
+            Staff(Admin),
+        ),
         ("GET", "/admin/staff", Staff(Admin)),
         ("POST", "/admin/staff", Staff(Admin)),
         ("POST", "/admin/staff/{id}/role", Staff(Admin)),
@@ -653,6 +700,18 @@ async fn fixture(
             (
                 path.replace("{id}", &client.to_string())
                     .replace("{key}", &key.to_string()),
+                vec![],
+            )
+        }
+        "/admin/webhooks" => (
+            path.to_owned(),
+            vec![("url", "https://hooks.example.com/matrix".to_owned())],
+        ),
+        p if p.starts_with("/admin/webhooks/{id}") => {
+            let (endpoint, delivery) = seed_webhook(app).await;
+            (
+                path.replace("{id}", &endpoint.to_string())
+                    .replace("{delivery}", &delivery.to_string()),
                 vec![],
             )
         }

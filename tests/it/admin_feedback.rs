@@ -14,7 +14,7 @@ use crate::admin::{
 use crate::harness::TestApp;
 
 /// The flash message of a page, if it shows one.
-fn flash(html: &str) -> Option<String> {
+pub(crate) fn flash(html: &str) -> Option<String> {
     let start = html.find("id=\"flash\"")?;
     let text = &html[start..];
     let text = &text[text.find("<p>")? + 3..];
@@ -290,7 +290,7 @@ async fn the_dashboard_offers_a_first_invitation_and_counts_partners_in_good_eng
 }
 
 /// Asserts nothing on the current page sticks out of the viewport; `page` names it.
-async fn assert_fits(browser: &crate::harness::browser::Browser, page: &str) {
+pub(crate) async fn assert_fits(browser: &crate::harness::browser::Browser, page: &str) {
     let overflow = browser.overflow().await;
     assert_eq!(
         overflow["page"],
@@ -342,15 +342,15 @@ async fn the_admin_and_partner_pages_fit_a_phone_and_a_laptop_in_light_and_dark_
         .set_window_size(1280, 900)
         .await
         .expect("window size");
-    browser.goto(&app.url("/admin")).await;
-    browser.fill("#email", "ada@northwind.example").await;
-    browser.fill("#password", password.expose_secret()).await;
-    browser.click("form.stack button[type=submit]").await;
-    browser.find("#code").await;
-    browser
-        .fill("#code", &crate::admin::totp_code(&secret, &app))
-        .await;
-    browser.click("#verify-code").await;
+    crate::admin::sign_in_in_browser(
+        &browser,
+        &app,
+        "/admin",
+        "ada@northwind.example",
+        password.expose_secret(),
+        &secret,
+    )
+    .await;
     browser.find("#pending-invitations").await;
 
     let pages = [

@@ -213,7 +213,7 @@ pub(crate) async fn run_beside(command: &mut Command) -> std::process::Output {
 }
 
 /// One-shot commands against the test app's database and emulator, as an operator runs them.
-fn command_for(app: &crate::harness::TestApp) -> Command {
+pub(crate) fn command_for(app: &crate::harness::TestApp) -> Command {
     let mut command = crate::harness::instance::samgate_command(app);
     command.env("RUST_LOG", "info");
     command

@@ -10,6 +10,7 @@ mod admin_feedback;
 mod admin_journey;
 mod admin_mfa;
 mod admin_sso;
+mod admin_webhooks;
 mod api_keys;
 mod browser;
 mod cli;

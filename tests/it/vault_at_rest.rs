@@ -17,7 +17,7 @@ use secrecy::ExposeSecret;
 use crate::harness::TestApp;
 use crate::harness::microsoft::{AtConsent, Landing};
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -99,7 +99,7 @@ fn pg_dump_binary() -> PathBuf {
 }
 
 /// The whole test database as SQL text (data and schema).
-fn pg_dump(app: &TestApp) -> String {
+pub(crate) fn pg_dump(app: &TestApp) -> String {
     let binary = pg_dump_binary();
     let url = app.db.url();
     let run = |command: &mut Command| {

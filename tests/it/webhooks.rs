@@ -18,20 +18,20 @@ use crate::lifecycle::{advance, consent, quiet_app};
 
 /// One request a receiver got.
 #[derive(Debug, Clone)]
-struct Received {
-    headers: HeaderMap,
-    body: Vec<u8>,
+pub(crate) struct Received {
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Vec<u8>,
 }
 
 /// A webhook receiver on 127.0.0.1 that records what it gets.
-struct Receiver {
+pub(crate) struct Receiver {
     address: SocketAddr,
     received: Arc<Mutex<Vec<Received>>>,
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
 impl Receiver {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         Self::on(SocketAddr::from(([127, 0, 0, 1], 0))).await
     }
 
@@ -68,16 +68,16 @@ impl Receiver {
         }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}/hook", self.address)
     }
 
-    fn received(&self) -> Vec<Received> {
+    pub(crate) fn received(&self) -> Vec<Received> {
         self.received.lock().expect("lock").clone()
     }
 }
 
-fn header<'a>(request: &'a Received, name: &str) -> &'a str {
+pub(crate) fn header<'a>(request: &'a Received, name: &str) -> &'a str {
     request
         .headers
         .get(name)
@@ -88,7 +88,7 @@ fn header<'a>(request: &'a Received, name: &str) -> &'a str {
 /// The Standard Webhooks verification, written from the specification rather than samgate's code:
 /// HMAC-SHA256 keyed with the base64-decoded part after `whsec_`, over `id.timestamp.body`,
 /// compared with each `v1,` entry of the space-separated header.
-fn verifies(secret: &str, request: &Received) -> bool {
+pub(crate) fn verifies(secret: &str, request: &Received) -> bool {
     let key = STANDARD
         .decode(secret.strip_prefix("whsec_").expect("whsec_ prefix"))
         .expect("base64 key");
@@ -107,7 +107,7 @@ fn verifies(secret: &str, request: &Received) -> bool {
         .any(|s| s == expected)
 }
 
-async fn deliver(app: &TestApp) -> samgate::webhooks::DeliverySummary {
+pub(crate) async fn deliver(app: &TestApp) -> samgate::webhooks::DeliverySummary {
     samgate::webhooks::run_once(&app.app, app.app.clock.now())
         .await
         .expect("delivery run")

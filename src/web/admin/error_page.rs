@@ -32,6 +32,7 @@ fn way_back(path: &str) -> (String, &'static str) {
         ["admin", "invitations", ..] => ("/admin/invitations".to_owned(), "Invitations"),
         ["admin", "audit", ..] => ("/admin/audit".to_owned(), "the audit log"),
         ["admin", "clients", ..] => ("/admin/clients".to_owned(), "API clients"),
+        ["admin", "webhooks", ..] => ("/admin/webhooks".to_owned(), "Webhooks"),
         ["admin", "staff", ..] => ("/admin/staff".to_owned(), "Staff"),
         ["admin", "account", ..] => ("/admin/account".to_owned(), "your account"),
         _ => ("/admin".to_owned(), "the dashboard"),
@@ -73,6 +74,7 @@ mod tests {
     fn the_way_back_is_the_section_of_the_request() {
         assert_eq!(way_back("/admin/clients/x/keys").0, "/admin/clients");
         assert_eq!(way_back("/admin/nowhere").0, "/admin");
+        assert_eq!(way_back("/admin/webhooks/x/disable").0, "/admin/webhooks");
         let id = "6a1b3c4d-0000-4000-8000-000000000001";
         assert_eq!(
             way_back(&format!("/admin/partners/{id}/customers/sync")).0,

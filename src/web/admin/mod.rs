@@ -15,6 +15,7 @@ mod partners;
 mod runs;
 mod staff;
 mod view;
+mod webhooks;
 
 use axum::Router;
 use axum::handler::Handler;
@@ -114,6 +115,13 @@ fn routes() -> Vec<RouteRow> {
         row(M::POST, "/admin/clients/{id}/keys",             Staff(Admin),    clients::issue_api_key),
         row(M::POST, "/admin/clients/{id}/keys/{key}/revoke", Staff(Admin),   clients::revoke_api_key),
         row(M::POST, "/admin/clients/{id}/disable",          Staff(Admin),    clients::disable_api_client),
+        row(M::GET,  "/admin/webhooks",                      Staff(Viewer),   webhooks::list_webhooks),
+        row(M::POST, "/admin/webhooks",                      Staff(Admin),    webhooks::add_webhook),
+        row(M::GET,  "/admin/webhooks/{id}",                 Staff(Viewer),   webhooks::show_webhook),
+        row(M::POST, "/admin/webhooks/{id}/rotate-secret",   Staff(Admin),    webhooks::rotate_webhook_secret),
+        row(M::POST, "/admin/webhooks/{id}/disable",         Staff(Admin),    webhooks::disable_webhook),
+        row(M::POST, "/admin/webhooks/{id}/enable",          Staff(Admin),    webhooks::enable_webhook),
+        row(M::POST, "/admin/webhooks/{id}/deliveries/{delivery}/replay", Staff(Admin), webhooks::replay_webhook_delivery),
         row(M::GET,  "/admin/staff",                         Staff(Admin),    staff::list_staff),
         row(M::POST, "/admin/staff",                         Staff(Admin),    staff::add_staff),
         row(M::POST, "/admin/staff/{id}/role",               Staff(Admin),    staff::change_staff_role),

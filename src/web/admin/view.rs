@@ -14,7 +14,8 @@ pub struct PageFrame {
     pub role: Role,
     /// The session's CSRF token.
     pub csrf: String,
-    /// `dashboard`, `partners`, `invitations`, `activity`, `audit`, `clients`, `staff` or `account`.
+    /// `dashboard`, `partners`, `invitations`, `activity`, `audit`, `webhooks`, `clients`, `staff`
+    /// or `account`.
     pub section: &'static str,
     /// The message the previous action left (shown once, above the page).
     pub flash: Option<super::flash::Flash>,
