@@ -602,6 +602,16 @@ fn expected_policy() -> Vec<(&'static str, &'static str, Access)> {
             "/admin/partners/{id}/app-consent-runs/{run}",
             Staff(Viewer),
         ),
+        (
+            "GET",
+            "/admin/partners/{id}/app-consent-runs/{run}/progress",
+            Staff(Viewer),
+        ),
+        (
+            "POST",
+            "/admin/partners/{id}/app-consent-runs/{run}/retry",
+            Staff(Operator),
+        ),
         ("GET", "/admin/invitations", Staff(Viewer)),
         ("POST", "/admin/invitations", Staff(Operator)),
         ("POST", "/admin/invitations/{id}/revoke", Staff(Operator)),
@@ -680,7 +690,9 @@ async fn fixture(
                 .replace("{customer}", &Uuid::new_v4().to_string()),
             vec![],
         ),
-        "/admin/partners/{id}/app-consent-runs/{run}" => {
+        "/admin/partners/{id}/app-consent-runs/{run}"
+        | "/admin/partners/{id}/app-consent-runs/{run}/progress"
+        | "/admin/partners/{id}/app-consent-runs/{run}/retry" => {
             let run = seed_run(app, partner).await;
             (
                 path.replace("{id}", &partner.to_string())

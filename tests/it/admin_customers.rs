@@ -466,6 +466,164 @@ async fn admin_granting_without_gdap_is_refused_with_gdap_advice_and_the_run_cou
     assert!(html.contains("id=\"run-other-grants\">1"), "{html}");
     assert!(html.contains("id=\"run-failed\">1"), "{html}");
     assert!(html.contains("gdap_privileges"), "{html}");
+
+    // The progress the page's script reads says the same.
+    let progress: serde_json::Value = operator
+        .get(&format!("{run_page}/progress"))
+        .await
+        .json()
+        .await
+        .expect("progress JSON");
+    assert_eq!(progress["state"], "finished");
+    assert_eq!(progress["reading"], false);
+    assert_eq!(
+        (&progress["total"], &progress["done"], &progress["failed"]),
+        (&4.into(), &4.into(), &1.into())
+    );
+    assert_eq!(progress["summary"], "4 of 4 customers done");
+
+    // "Needing attention" lists the failure and the foreign consent, not the two granted.
+    let problems = page_text(&operator, &format!("{run_page}?show=problems")).await;
+    assert!(problems.contains(&WITHOUT_GDAP.to_string()), "{problems}");
+    assert_eq!(
+        problems.matches("data-label=\"Customer\"").count(),
+        2,
+        "{problems}"
+    );
+    assert!(problems.contains("Needing attention (2)"), "{problems}");
+    let bad = operator.get(&format!("{run_page}?show=everything")).await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+
+    // "Retry failed" runs again over the one failed customer only, and says so.
+    assert!(html.contains("Retry the 1 failed"), "{html}");
+    let response = operator.submit(&format!("{run_page}/retry"), &[]).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let retry_page = location(&response);
+    let retry: Uuid = retry_page
+        .rsplit('/')
+        .next()
+        .and_then(|id| id.parse().ok())
+        .expect("retry run id");
+    assert_ne!(retry, run);
+    assert_eq!(wait_for_run(&app, retry).await, "finished");
+    let customers: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT customer_tenant_id FROM app_consent_run_items WHERE run_id = $1",
+    )
+    .bind(retry)
+    .fetch_all(&app.pool)
+    .await
+    .expect("items");
+    assert_eq!(customers, [WITHOUT_GDAP], "only the failure is retried");
+    let retried_of: Option<Uuid> =
+        sqlx::query_scalar("SELECT retry_of FROM app_consent_runs WHERE id = $1")
+            .bind(retry)
+            .fetch_one(&app.pool)
+            .await
+            .expect("run");
+    assert_eq!(retried_of, Some(run));
+    let html = page_text(&operator, &retry_page).await;
+    assert!(
+        html.contains("Retrying the 1 customer that failed"),
+        "{html}"
+    );
+    assert!(html.contains("Retry of failed customers"), "{html}");
+    assert!(html.contains("1 of 1 customer done"), "{html}");
+
+    // A viewer may watch but not retry; another partner's run is not found under this one.
+    let (viewer, _) = signed_in(&app, Role::Viewer).await;
+    let refused = viewer.submit(&format!("{run_page}/retry"), &[]).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let (other, _) = seed_partner(&app, "Fabrikam Partners").await;
+    let crossed = operator
+        .get(&format!(
+            "/admin/partners/{other}/app-consent-runs/{run}/progress"
+        ))
+        .await;
+    assert_eq!(crossed.status(), StatusCode::NOT_FOUND);
+    let crossed = operator
+        .submit(
+            &format!("/admin/partners/{other}/app-consent-runs/{run}/retry"),
+            &[],
+        )
+        .await;
+    assert_eq!(crossed.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_running_grant_to_all_updates_its_page_in_place_and_reloads_once_it_ends() {
+    let Some(browser) = crate::harness::browser::Browser::launch("run-progress").await else {
+        return;
+    };
+    let app = TestApp::spawn().await;
+    let partner = consented_contoso(&app).await;
+    app.microsoft()
+        .add_customers(ms_emulator::DEMO_CONTOSO, 10)
+        .expect("customers");
+    // Each consent takes a while, so the run is seen going (4 at a time, 12 customers).
+    app.microsoft().fail_next(
+        ms_emulator::control::Fault::path("/v1/customers/")
+            .method("POST")
+            .latency(std::time::Duration::from_millis(1200))
+            .times(12),
+    );
+    let email = "ops@northwind.example";
+    let (id, password) = crate::admin::add_staff(&app, email, Role::Operator).await;
+    let (secret, _) = crate::admin::enrol_totp(&app, id).await;
+    crate::admin::sign_in_in_browser(
+        &browser,
+        &app,
+        &customers_path(partner),
+        email,
+        secrecy::ExposeSecret::expose_secret(&password),
+        &secret,
+    )
+    .await;
+    browser.find("#grant-all").await;
+    browser.click("#grant-all").await;
+    browser.find("#run-summary").await;
+    assert!(browser.url().await.path().contains("/app-consent-runs/"));
+    browser
+        .eval("window.samgateMarker = 'same page'; return null;")
+        .await;
+    // The counts move while the page stays the same document (no reload).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut seen_partial = false;
+    loop {
+        let state = browser
+            .eval("return [window.samgateMarker || null, document.getElementById('run-summary').textContent, document.getElementById('run-state').textContent];")
+            .await;
+        let summary = state[1].as_str().unwrap_or_default().to_owned();
+        if state[0] == "same page"
+            && summary.contains(" of 12 customers done")
+            && !summary.starts_with("12 of")
+            && !summary.starts_with("0 of")
+        {
+            seen_partial = true;
+        }
+        if state[0].is_null() {
+            // The page loaded again: the run ended.
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run page never moved on: {state}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    }
+    assert!(
+        seen_partial,
+        "progress was shown in place while the run went"
+    );
+    browser.find("#run-items").await;
+    assert_eq!(browser.text("#run-state").await, "finished");
+    assert!(
+        browser
+            .text("#run-summary")
+            .await
+            .contains("12 of 12 customers done")
+    );
+    browser.screenshot("run-finished").await;
+    browser.close().await;
 }
 
 #[tokio::test]
