@@ -102,6 +102,20 @@ if fast("samgate"):
     ))
 
 
+if fast("baseline"):
+    b, a = fast("baseline"), fast("samgate")
+    rows.append((
+        "before/after (BENCH_BASELINE_BIN: the earlier build beside this one, same upstream, same wrk runs)",
+        "CPU µs per request; requests/s (each round)",
+        "report",
+        "before " + "/".join(str(x["cpu_us_per_req"]["proxy"]) for x in b) + " µs ("
+        + "/".join(f"{x['rps']:.0f}" for x in b) + " req/s); after "
+        + "/".join(str(x["cpu_us_per_req"]["proxy"]) for x in a) + " µs ("
+        + "/".join(f"{x['rps']:.0f}" for x in a) + " req/s)",
+        "—",
+    ))
+
+
 def table(rows):
     print("| scenario | measure | target | this machine | met? |")
     print("| --- | --- | --- | --- | --- |")

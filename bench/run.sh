@@ -21,7 +21,8 @@
 # BENCH_SOAK_RATE (1000), BENCH_SAMGATE_PORT/BENCH_EMU_PORT/BENCH_NGINX_PORT (18080/18081/18082),
 # BENCH_SKIP_BUILD=1, BENCH_HOLD=setup|fast|end (keep everything running for profiling; `fast` holds
 # after the fixed-answer-upstream runs), BENCH_ONLY=proxy (stop after the proxy comparisons, 1 and 1b),
-# BENCH_FAST_PORT/BENCH_BARE_PORT/BENCH_SAMGATE_FAST_PORT/BENCH_NGINX_FAST_PORT (18083-18086).
+# BENCH_FAST_PORT/BENCH_BARE_PORT/BENCH_SAMGATE_FAST_PORT/BENCH_NGINX_FAST_PORT (18083-18086),
+# BENCH_BASELINE_BIN (an earlier samgate binary measured beside this one in 1b; port BENCH_SAMGATE_BASE_PORT, 18087).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -77,12 +78,12 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 # ---------------------------------------------------------------------------------------------
 # Processes we start, and their clean-up (only these pids, never by name)
 # ---------------------------------------------------------------------------------------------
-SG_PID='' EMU_PID='' NGINX_PID='' FAST_PID='' BARE_PID='' SG_FAST_PID='' SAMPLER_PID='' SCRAPER_PID='' HOLD_PID=''
+SG_PID='' EMU_PID='' NGINX_PID='' SG_BASE_PID='' FAST_PID='' BARE_PID='' SG_FAST_PID='' SAMPLER_PID='' SCRAPER_PID='' HOLD_PID=''
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 pg_stop() { [ -f "$WORK/pg/data/postmaster.pid" ] && as_pg "$PGBIN/pg_ctl" -D "$WORK/pg/data" -m fast -w stop >/dev/null 2>&1 || true; }
 cleanup() {
     set +e
-    for pid in $HOLD_PID $SAMPLER_PID $SCRAPER_PID $SG_FAST_PID $BARE_PID $FAST_PID $NGINX_PID $SG_PID $EMU_PID; do
+    for pid in $HOLD_PID $SAMPLER_PID $SCRAPER_PID $SG_BASE_PID $SG_FAST_PID $BARE_PID $FAST_PID $NGINX_PID $SG_PID $EMU_PID; do
         kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
     done
     pg_stop
@@ -377,7 +378,19 @@ BARE_PID=$!
 } >"$WORK/samgate-fast.env"
 SAMGATE_ENV_FILE=$WORK/samgate-fast.env "$BIN/samgate" serve >"$WORK/samgate-fast.out" 2>"$WORK/samgate-fast.log" &
 SG_FAST_PID=$!
-echo "$FAST_PID $BARE_PID $SG_FAST_PID" >"$WORK/fast.pids"
+# BENCH_BASELINE_BIN: an earlier samgate build, run beside this one against the same upstream
+# (A/B in the same run, order alternated) for before/after rows.
+FAST_TARGETS="direct nginx bare samgate"
+if [ -n "${BENCH_BASELINE_BIN:-}" ]; then
+    sed -e "s#^SAMGATE_LISTEN=.*#SAMGATE_LISTEN='127.0.0.1:${BENCH_SAMGATE_BASE_PORT:-18087}'#" \
+        -e "s#^SAMGATE_PUBLIC_URL=.*#SAMGATE_PUBLIC_URL='http://127.0.0.1:${BENCH_SAMGATE_BASE_PORT:-18087}/'#" \
+        "$WORK/samgate-fast.env" >"$WORK/samgate-baseline.env"
+    SAMGATE_ENV_FILE=$WORK/samgate-baseline.env "$BENCH_BASELINE_BIN" serve >"$WORK/samgate-baseline.out" 2>"$WORK/samgate-baseline.log" &
+    SG_BASE_PID=$!
+    FAST_TARGETS="direct nginx bare samgate baseline"
+    for _ in $(seq 300); do [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:${BENCH_SAMGATE_BASE_PORT:-18087}/readyz")" = 200 ] && break; sleep 0.1; done
+fi
+echo "$FAST_PID $BARE_PID $SG_FAST_PID ${SG_BASE_PID:-}" >"$WORK/fast.pids"
 for _ in $(seq 300); do [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$SG_FAST_PORT/readyz")" = 200 ] && break; sleep 0.1; done
 fast_url() { # TARGET
     case $1 in
@@ -385,6 +398,7 @@ fast_url() { # TARGET
         nginx) echo "http://127.0.0.1:$NGINX_FAST_PORT/v1/customers?size=1" ;;
         bare) echo "http://127.0.0.1:$BARE_PORT/v1/customers?size=1" ;;
         samgate) echo "http://127.0.0.1:$SG_FAST_PORT/api/v1/partners/$CONTOSO/partner-center/v1/customers?size=1" ;;
+        baseline) echo "http://127.0.0.1:${BENCH_SAMGATE_BASE_PORT:-18087}/api/v1/partners/$CONTOSO/partner-center/v1/customers?size=1" ;;
     esac
 }
 fast_pids() { # TARGET: the proxy's processes
@@ -393,17 +407,19 @@ fast_pids() { # TARGET: the proxy's processes
         nginx) nginx_pids ;;
         bare) echo "$BARE_PID" ;;
         samgate) echo "$SG_FAST_PID" ;;
+        baseline) echo "$SG_BASE_PID" ;;
     esac
 }
-for target in direct nginx bare samgate; do
-    code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: $(auth_for "$([ "$target" = samgate ] && echo samgate || echo direct)")" "$(fast_url $target)")
+is_samgate() { [ "$1" = samgate ] || [ "$1" = baseline ]; }
+for target in $FAST_TARGETS; do
+    code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: $(auth_for "$(is_samgate "$target" && echo samgate || echo direct)")" "$(fast_url $target)")
     [ "$code" = 200 ] || die "fast upstream via $target answered $code"
 done
 # wrk_fast TARGET CONNECTIONS SECONDS [RATE_PER_THREAD] -> JSON with cpu_us_per_req {proxy, upstream}
 wrk_fast() {
     local out p0 u0 pids auth
     pids=$(fast_pids "$1")
-    auth=$([ "$1" = samgate ] && echo "Bearer $KEY" || echo "Bearer $TOKEN")
+    auth=$(is_samgate "$1" && echo "Bearer $KEY" || echo "Bearer $TOKEN")
     p0=$(cpu_ticks $pids); u0=$(cpu_ticks "$FAST_PID")
     out=$(BENCH_AUTH=$auth BENCH_RATE_PER_THREAD=${4:-} wrk -t2 -c"$2" -d"$3"s --timeout 10s --latency \
         -s "$BENCH/wrk/report.lua" "$(fast_url "$1")")
@@ -413,8 +429,8 @@ wrk_fast() {
         '. + {cpu_us_per_req: {proxy: ($p * $t / .requests | floor), upstream: ($u * $t / .requests | floor)}}'
 }
 for round in 1 2; do
-    order="direct nginx bare samgate"
-    [ "$round" = 2 ] && order="samgate bare nginx direct"
+    order=$FAST_TARGETS
+    [ "$round" = 2 ] && order=$(echo "$FAST_TARGETS" | tr ' ' '\n' | tac | tr '\n' ' ')
     for target in $order; do
         log "fast upstream, small GET, $target, round $round: wrk -t2 -c$CONC -d${DURATION}s"
         R=$(wrk_fast "$target" "$CONC" "$DURATION")
@@ -425,8 +441,8 @@ done
 FAST_SAT=$(jq '[.fast_samgate_r1.rps, .fast_samgate_r2.rps] | max' "$RESULTS")
 FAST_PER_THREAD=$(jq -n --argjson s "$FAST_SAT" '$s / 4')
 for round in 1 2; do
-    order="direct nginx bare samgate"
-    [ "$round" = 2 ] && order="samgate bare nginx direct"
+    order=$FAST_TARGETS
+    [ "$round" = 2 ] && order=$(echo "$FAST_TARGETS" | tr ' ' '\n' | tac | tr '\n' ' ')
     for target in $order; do
         log "fast upstream at half of samgate's saturation, $target, round $round"
         R=$(wrk_fast "$target" 16 "$HALF_SECS" "$FAST_PER_THREAD")
@@ -435,7 +451,7 @@ for round in 1 2; do
     done
 done
 [ "${BENCH_HOLD:-}" = fast ] && hold
-for pid in $SG_FAST_PID $BARE_PID $FAST_PID; do kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; done
+for pid in ${SG_BASE_PID:-} $SG_FAST_PID $BARE_PID $FAST_PID; do kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; done
 if [ "${BENCH_ONLY:-}" = proxy ]; then
     python3 "$BENCH/report.py" "$RESULTS" proxy >"$WORK/results.md"
     cat "$WORK/results.md"

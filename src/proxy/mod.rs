@@ -302,10 +302,12 @@ impl Proxy {
         let mut headers = headers::request_headers(&request.headers);
         // The same MS-RequestId on every attempt lets Partner Center de-duplicate retries.
         for name in [headers::MS_REQUEST_ID, headers::MS_CORRELATION_ID] {
-            if !headers.contains_key(&name)
-                && let Ok(value) = HeaderValue::from_str(&Uuid::new_v4().to_string())
-            {
-                headers.insert(name, value);
+            if !headers.contains_key(&name) {
+                let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+                let id = Uuid::new_v4().hyphenated().encode_lower(&mut text);
+                if let Ok(value) = HeaderValue::from_str(id) {
+                    headers.insert(name, value);
+                }
             }
         }
         let idempotent = matches!(

@@ -28,7 +28,7 @@ pub async fn record_http_metrics(request: Request, next: Next) -> Response {
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = method_label(request.method());
     let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
+    let status = status_label(response.status().as_u16());
     metrics::counter!("samgate_http_requests_total", "route" => route.clone(), "method" => method, "status" => status)
         .increment(1);
     metrics::histogram!("samgate_http_request_duration_seconds", "route" => route, "method" => method)
@@ -38,6 +38,16 @@ pub async fn record_http_metrics(request: Request, next: Next) -> Response {
 
 /// The method as a metric label from a closed set: extension methods (any token a client sends)
 /// become `other`, so they cannot create series without bound.
+/// An HTTP status as a metric label without allocating per request: every status from 100 to
+/// 999 is written once, on first use.
+pub fn status_label(status: u16) -> &'static str {
+    static LABELS: std::sync::LazyLock<Vec<String>> =
+        std::sync::LazyLock::new(|| (0..1000u16).map(|s| s.to_string()).collect());
+    LABELS
+        .get(usize::from(status))
+        .map_or("other", String::as_str)
+}
+
 pub fn method_label(method: &axum::http::Method) -> &'static str {
     use axum::http::Method;
     match *method {

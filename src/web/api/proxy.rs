@@ -353,8 +353,8 @@ async fn forward(
             .forget_refusals(partner.tenant_id, customer)
             .await;
     }
-    let status = response.status().as_u16().to_string();
-    metrics::histogram!("samgate_proxy_upstream_duration_seconds", "upstream" => upstream.as_str(), "status" => status.clone())
+    let status = crate::web::metrics::status_label(response.status().as_u16());
+    metrics::histogram!("samgate_proxy_upstream_duration_seconds", "upstream" => upstream.as_str(), "status" => status)
         .record(upstream_started.elapsed().as_secs_f64());
     metrics::counter!("samgate_proxy_upstream_responses_total", "upstream" => upstream.as_str(), "status" => status)
         .increment(1);
