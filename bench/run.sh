@@ -451,7 +451,8 @@ for round in 1 2; do
     done
 done
 [ "${BENCH_HOLD:-}" = fast ] && hold
-for pid in ${SG_BASE_PID:-} $SG_FAST_PID $BARE_PID $FAST_PID; do kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; done
+for pid in ${SG_BASE_PID:-} $SG_FAST_PID $BARE_PID $FAST_PID; do { kill "$pid" && wait "$pid"; } 2>/dev/null || true; done
+SG_BASE_PID='' SG_FAST_PID='' BARE_PID='' FAST_PID=
 if [ "${BENCH_ONLY:-}" = proxy ]; then
     python3 "$BENCH/report.py" "$RESULTS" proxy >"$WORK/results.md"
     cat "$WORK/results.md"

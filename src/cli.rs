@@ -305,21 +305,10 @@ async fn invitations(command: InvitationsCommand, json: bool) -> anyhow::Result<
             }
         }
         InvitationsCommand::Revoke { id } => {
-            let mut tx = app.pool.begin().await?;
             anyhow::ensure!(
-                db::invitations::revoke(&mut *tx, id, now).await?,
+                onboarding::revoke_invitation(&app.pool, id, "cli", now).await?,
                 "invitation {id} is not pending (unknown, used, or already revoked)"
             );
-            db::audit::record(
-                &mut *tx,
-                "cli",
-                "invitation.revoked",
-                None,
-                serde_json::json!({ "invitation_id": id }),
-                now,
-            )
-            .await?;
-            tx.commit().await?;
             println!("invitation {id} revoked");
         }
     }

@@ -278,3 +278,29 @@ mod tests {
         }
     }
 }
+
+/// Revokes a pending invitation (its link stops working at once) and audits it as `actor`.
+/// Returns false, changing nothing, when it is not pending (unknown, used or already revoked).
+/// The admin UI and `samgate invitations revoke` both call this.
+pub async fn revoke_invitation(
+    pool: &PgPool,
+    id: Uuid,
+    actor: &str,
+    now: OffsetDateTime,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    if !db::invitations::revoke(&mut *tx, id, now).await? {
+        return Ok(false);
+    }
+    db::audit::record(
+        &mut *tx,
+        actor,
+        "invitation.revoked",
+        None,
+        serde_json::json!({ "invitation_id": id }),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}

@@ -10,7 +10,7 @@ pub use complete::{
 };
 pub use invitation::{
     InvitationState, InvitationToken, NewInvitationRequest, consent_link, create_invitation,
-    create_reconsent_invitation, find_invitation, parse_expected_tenant,
+    create_reconsent_invitation, find_invitation, parse_expected_tenant, revoke_invitation,
 };
 
 /// The vault purpose of a partner's refresh token; the row is the partner tenant id.

@@ -197,24 +197,12 @@ pub async fn revoke_invitation(
     };
     let id = Uuid::parse_str(&id).map_err(|_| not_pending())?;
     let now = state.clock.now();
-    let mut tx = state.pool.begin().await.map_err(PageError::internal)?;
-    if !db::invitations::revoke(&mut *tx, id, now)
+    if !crate::onboarding::revoke_invitation(&state.pool, id, &staff.actor(), now)
         .await
         .map_err(PageError::internal)?
     {
         return Err(not_pending());
     }
-    db::audit::record(
-        &mut *tx,
-        &staff.actor(),
-        "invitation.revoked",
-        None,
-        serde_json::json!({ "invitation_id": id }),
-        now,
-    )
-    .await
-    .map_err(PageError::internal)?;
-    tx.commit().await.map_err(PageError::internal)?;
     staff
         .redirect_with(
             "/admin/invitations",
