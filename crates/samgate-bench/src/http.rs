@@ -50,7 +50,11 @@ where
     }
 }
 
-fn fixed(status: StatusCode, content_type: &'static str, body: &'static str) -> Response<Full<Bytes>> {
+fn fixed(
+    status: StatusCode,
+    content_type: &'static str,
+    body: &'static str,
+) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
     *response.status_mut() = status;
     response
@@ -61,31 +65,34 @@ fn fixed(status: StatusCode, content_type: &'static str, body: &'static str) -> 
 
 /// The fixed-answer upstream.
 pub async fn upstream(port: u16) -> anyhow::Result<()> {
-    serve(SocketAddr::from(([127, 0, 0, 1], port)), |request: Request<Incoming>| async move {
-        let bearer = request
-            .headers()
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer "));
-        if !bearer {
-            return fixed(
-                StatusCode::UNAUTHORIZED,
-                "application/json",
-                r#"{"code":900401,"description":"Authorization header is missing"}"#,
-            );
-        }
-        let mut response = fixed(
-            StatusCode::OK,
-            "application/json; charset=utf-8",
-            CUSTOMERS_PAGE,
-        );
-        for name in ["ms-requestid", "ms-correlationid"] {
-            if let Some(value) = request.headers().get(name) {
-                response.headers_mut().insert(name, value.clone());
+    serve(
+        SocketAddr::from(([127, 0, 0, 1], port)),
+        |request: Request<Incoming>| async move {
+            let bearer = request
+                .headers()
+                .get(AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer "));
+            if !bearer {
+                return fixed(
+                    StatusCode::UNAUTHORIZED,
+                    "application/json",
+                    r#"{"code":900401,"description":"Authorization header is missing"}"#,
+                );
             }
-        }
-        response
-    })
+            let mut response = fixed(
+                StatusCode::OK,
+                "application/json; charset=utf-8",
+                CUSTOMERS_PAGE,
+            );
+            for name in ["ms-requestid", "ms-correlationid"] {
+                if let Some(value) = request.headers().get(name) {
+                    response.headers_mut().insert(name, value.clone());
+                }
+            }
+            response
+        },
+    )
     .await
 }
 
@@ -105,8 +112,12 @@ pub async fn bare_proxy(port: u16, upstream: String, token: String) -> anyhow::R
     serve(
         SocketAddr::from(([127, 0, 0, 1], port)),
         move |request: Request<Incoming>| {
-            let (client, authority, bearer, host) =
-                (client.clone(), authority.clone(), bearer.clone(), host.clone());
+            let (client, authority, bearer, host) = (
+                client.clone(),
+                authority.clone(),
+                bearer.clone(),
+                host.clone(),
+            );
             async move {
                 let (mut parts, body) = request.into_parts();
                 let mut uri = parts.uri.into_parts();
@@ -123,10 +134,16 @@ pub async fn bare_proxy(port: u16, upstream: String, token: String) -> anyhow::R
                         let (parts, body) = response.into_parts();
                         match body.collect().await {
                             Ok(body) => Response::from_parts(parts, Full::new(body.to_bytes())),
-                            Err(_) => fixed(StatusCode::BAD_GATEWAY, "text/plain", "upstream broke off"),
+                            Err(_) => {
+                                fixed(StatusCode::BAD_GATEWAY, "text/plain", "upstream broke off")
+                            }
                         }
                     }
-                    Err(_) => fixed(StatusCode::BAD_GATEWAY, "text/plain", "upstream unreachable"),
+                    Err(_) => fixed(
+                        StatusCode::BAD_GATEWAY,
+                        "text/plain",
+                        "upstream unreachable",
+                    ),
                 }
             }
         },

@@ -116,12 +116,7 @@ pub async fn retry_app_consent_run(
         "Another run for this partner was going; it is shown instead. Retry the failures once it has ended."
             .to_owned()
     };
-    flash::redirect_with(
-        &session,
-        &run_page(partner.id, retry),
-        Flash::success(text),
-    )
-    .await
+    flash::redirect_with(&session, &run_page(partner.id, retry), Flash::success(text)).await
 }
 
 async fn retry_of(state: &AppState, run: Uuid) -> Result<Option<Uuid>, PageError> {
