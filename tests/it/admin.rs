@@ -1292,7 +1292,17 @@ async fn partners_sorted_by_status_or_last_use_page_in_that_order_and_an_unknown
         .fetch_all(&app.pool)
         .await
         .expect("order");
-    assert_eq!(walk("/admin/partners?sort=used").await, (2, by_use));
+    assert_eq!(walk("/admin/partners?sort=used").await, (2, by_use.clone()));
+
+    // One consented partner: refreshed most recently, so first; the never refreshed follow.
+    let contoso = consented_contoso(&app).await;
+    let by_refresh: Vec<Uuid> = std::iter::once(contoso)
+        .chain(by_use.iter().copied())
+        .collect();
+    assert_eq!(
+        walk("/admin/partners?sort=refreshed").await,
+        (2, by_refresh)
+    );
 
     // Column headers are links to each order, and say which one is in force.
     let header = |html: &str, id: &str| {

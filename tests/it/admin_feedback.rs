@@ -136,6 +136,28 @@ async fn partner_actions_leave_a_message_with_the_next_step_on_failure() {
 }
 
 #[tokio::test]
+async fn granting_to_all_customers_says_it_runs_in_the_background() {
+    let app = TestApp::spawn().await;
+    let partner = crate::admin::consented_contoso(&app).await;
+    let (browser, _) = signed_in(&app, Role::Operator).await;
+    let started = browser
+        .submit(&format!("/admin/partners/{partner}/app-consent-runs"), &[])
+        .await;
+    let run_page = location(&started);
+    let message = flash_at(&browser, &run_page).await;
+    assert!(
+        message.starts_with("Granting app consent to every customer"),
+        "{message}"
+    );
+    let run: uuid::Uuid = run_page
+        .rsplit('/')
+        .next()
+        .and_then(|id| id.parse().ok())
+        .expect("run id");
+    crate::admin::wait_for_run(&app, run).await;
+}
+
+#[tokio::test]
 async fn setting_up_a_second_factor_that_is_already_on_says_so_and_whom_to_ask() {
     let app = TestApp::spawn().await;
     // Admins sign in with a second factor, so theirs is on.
