@@ -584,11 +584,59 @@ pub struct PartnerFilter<'a> {
     pub tenant_id: Option<Uuid>,
     /// Exact status.
     pub status: Option<&'a str>,
-    /// Rows after this partner in (display_name, id) order.
+    /// The order of the rows.
+    pub sort: PartnerSort,
+    /// Rows after this partner in the order of `sort`.
     pub after: Option<Uuid>,
 }
 
-/// One page of partners ordered by (display_name, id), starting after the cursor.
+/// An order of the partners list. Each ends in the partner id, so it is total and keyset pages
+/// neither skip nor repeat a row.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PartnerSort {
+    /// By name (A to Z).
+    #[default]
+    Name,
+    /// Most troubled status first, then by name.
+    Status,
+    /// Most recently refreshed first; never refreshed last.
+    Refreshed,
+    /// Most recently used first; never used last.
+    Used,
+}
+
+impl PartnerSort {
+    /// The columns of the sort key of partners `p` left-joined to grants `g`.
+    fn columns(self, p: &str, g: &str) -> Vec<String> {
+        let name = [format!("{p}.display_name"), format!("{p}.id")];
+        match self {
+            Self::Name => name.to_vec(),
+            Self::Status => {
+                let rank = format!(
+                    "CASE {p}.status WHEN 'degraded' THEN 0 WHEN 'needs_consent' THEN 1 \
+                     WHEN 'mfa_required' THEN 2 WHEN 'pending' THEN 3 WHEN 'healthy' THEN 4 \
+                     ELSE 5 END"
+                );
+                [rank].into_iter().chain(name).collect()
+            }
+            Self::Refreshed => vec![
+                format!("COALESCE({g}.refreshed_at, '-infinity'::timestamptz)"),
+                format!("{p}.id"),
+            ],
+            Self::Used => vec![
+                format!("COALESCE({g}.last_used_at, '-infinity'::timestamptz)"),
+                format!("{p}.id"),
+            ],
+        }
+    }
+
+    /// Newest first.
+    fn descending(self) -> bool {
+        matches!(self, Self::Refreshed | Self::Used)
+    }
+}
+
+/// One page of partners in the filter's order, starting after the cursor.
 pub async fn list_partners(
     executor: impl PgExecutor<'_>,
     filter: &PartnerFilter<'_>,
@@ -596,27 +644,15 @@ pub async fn list_partners(
 ) -> Result<Vec<PartnerRow>, sqlx::Error> {
     // With a text filter, the trigram indexes find the matches first and only the page is
     // sorted and joined; ordering by name first would walk the whole name index (BENCHMARKS.md).
+    if filter.sort != PartnerSort::Name {
+        return list_partners_sorted(executor, filter, limit).await;
+    }
     let mut query: QueryBuilder<'_, Postgres> = if filter.text.is_some() {
         QueryBuilder::new("WITH m AS MATERIALIZED (SELECT p.id, p.display_name FROM partners p")
     } else {
         QueryBuilder::new(PARTNER_ROW)
     };
-    query.push(" WHERE TRUE");
-    if let Some(status) = filter.status {
-        query.push(" AND p.status = ").push_bind(status);
-    }
-    if let Some(tenant_id) = filter.tenant_id {
-        query.push(" AND p.tenant_id = ").push_bind(tenant_id);
-    }
-    if let Some(text) = filter.text {
-        let pattern = format!("%{}%", escape_like(text));
-        query
-            .push(" AND (p.display_name ILIKE ")
-            .push_bind(pattern.clone())
-            .push(" OR p.domain ILIKE ")
-            .push_bind(pattern)
-            .push(")");
-    }
+    push_partner_filter(&mut query, filter);
     if let Some(after) = filter.after {
         query
             .push(
@@ -642,6 +678,64 @@ pub async fn list_partners(
             .push_bind(limit);
     }
     query.build_query_as().fetch_all(executor).await
+}
+
+/// [`list_partners`] in an order other than by name: the filter, then the order's key (no index
+/// serves these orders, so the matches are sorted whatever the filter).
+async fn list_partners_sorted(
+    executor: impl PgExecutor<'_>,
+    filter: &PartnerFilter<'_>,
+    limit: i64,
+) -> Result<Vec<PartnerRow>, sqlx::Error> {
+    let mut query: QueryBuilder<'_, Postgres> = QueryBuilder::new(PARTNER_ROW);
+    push_partner_filter(&mut query, filter);
+    if let Some(after) = filter.after {
+        let comparison = if filter.sort.descending() { "<" } else { ">" };
+        query
+            .push(format!(
+                " AND ({}) {comparison} (SELECT {} FROM partners c LEFT JOIN grants cg \
+                 ON cg.partner_id = c.id WHERE c.id = ",
+                filter.sort.columns("p", "g").join(", "),
+                filter.sort.columns("c", "cg").join(", "),
+            ))
+            .push_bind(after)
+            .push(")");
+    }
+    let direction = if filter.sort.descending() {
+        " DESC"
+    } else {
+        ""
+    };
+    let order: Vec<String> = filter
+        .sort
+        .columns("p", "g")
+        .into_iter()
+        .map(|column| format!("{column}{direction}"))
+        .collect();
+    query
+        .push(format!(" ORDER BY {} LIMIT ", order.join(", ")))
+        .push_bind(limit);
+    query.build_query_as().fetch_all(executor).await
+}
+
+/// ` WHERE …` of the partners list's status, tenant and text filters.
+fn push_partner_filter<'q>(query: &mut QueryBuilder<'q, Postgres>, filter: &PartnerFilter<'q>) {
+    query.push(" WHERE TRUE");
+    if let Some(status) = filter.status {
+        query.push(" AND p.status = ").push_bind(status);
+    }
+    if let Some(tenant_id) = filter.tenant_id {
+        query.push(" AND p.tenant_id = ").push_bind(tenant_id);
+    }
+    if let Some(text) = filter.text {
+        let pattern = format!("%{}%", escape_like(text));
+        query
+            .push(" AND (p.display_name ILIKE ")
+            .push_bind(pattern.clone())
+            .push(" OR p.domain ILIKE ")
+            .push_bind(pattern)
+            .push(")");
+    }
 }
 
 fn escape_like(text: &str) -> String {

@@ -570,6 +570,7 @@ fn expected_policy() -> Vec<(&'static str, &'static str, Access)> {
         ("POST", "/admin/partners/{id}/refresh", Staff(Operator)),
         ("POST", "/admin/partners/{id}/offboard", Staff(Admin)),
         ("GET", "/admin/partners/{id}/customers", Staff(Viewer)),
+        ("GET", "/admin/partners/{id}/customers.csv", Staff(Viewer)),
         ("GET", "/admin/partners/{id}/activity", Staff(Viewer)),
         ("GET", "/admin/partners/{id}/calls", Staff(Viewer)),
         (
@@ -667,6 +668,7 @@ async fn fixture(
         | "/admin/partners/{id}/invitations"
         | "/admin/partners/{id}/refresh"
         | "/admin/partners/{id}/customers"
+        | "/admin/partners/{id}/customers.csv"
         | "/admin/partners/{id}/activity"
         | "/admin/partners/{id}/calls"
         | "/admin/partners/{id}/customers/sync"
@@ -1245,6 +1247,105 @@ async fn partner_pages_follow_the_keyset_without_overlap_or_gaps() {
     );
 }
 
+#[tokio::test]
+async fn partners_sorted_by_status_or_last_use_page_in_that_order_and_an_unknown_sort_is_a_400() {
+    let app = TestApp::spawn().await;
+    // Statuses and names repeat, so the later keys must break ties for the pages to be stable.
+    sqlx::query(
+        "INSERT INTO partners (id, tenant_id, display_name, status)
+         SELECT gen_random_uuid(), gen_random_uuid(), 'Partner ' || (i % 7),
+                (ARRAY['healthy', 'degraded', 'needs_consent', 'pending'])[1 + i % 4]
+         FROM generate_series(1, 75) AS i",
+    )
+    .execute(&app.pool)
+    .await
+    .expect("seed partners");
+    let (browser, _) = signed_in(&app, Role::Viewer).await;
+    let walk = async |first: &str| {
+        let (mut seen, mut pages, mut next) = (Vec::new(), 0, Some(first.to_owned()));
+        while let Some(path) = next.take() {
+            let html = page_text(&browser, &path).await;
+            seen.extend(partner_ids(&html));
+            next = link_href(&html, "id=\"next-page\"");
+            if let Some(next) = &next {
+                assert!(
+                    next.contains("sort="),
+                    "the order travels with the cursor: {next}"
+                );
+            }
+            pages += 1;
+            assert!(pages < 10, "pagination does not end");
+        }
+        (pages, seen)
+    };
+
+    let by_status: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM partners ORDER BY
+           array_position(ARRAY['degraded', 'needs_consent', 'mfa_required', 'pending', 'healthy'], status),
+           display_name, id",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .expect("order");
+    assert_eq!(walk("/admin/partners?sort=status").await, (2, by_status));
+
+    // Nobody used a grant: never-used partners come last, by id, newest id first.
+    let by_use: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM partners ORDER BY id DESC")
+        .fetch_all(&app.pool)
+        .await
+        .expect("order");
+    assert_eq!(walk("/admin/partners?sort=used").await, (2, by_use.clone()));
+
+    // One consented partner: refreshed most recently, so first; the never refreshed follow.
+    let contoso = consented_contoso(&app).await;
+    let by_refresh: Vec<Uuid> = std::iter::once(contoso)
+        .chain(by_use.iter().copied())
+        .collect();
+    assert_eq!(
+        walk("/admin/partners?sort=refreshed").await,
+        (2, by_refresh)
+    );
+
+    // Column headers are links to each order, and say which one is in force.
+    let header = |html: &str, id: &str| {
+        let at = html.find(&format!("id=\"{id}\"")).expect("a sort link");
+        let start = html[..at].rfind("<th").expect("in a header");
+        html[start..at].to_owned()
+    };
+    let html = page_text(&browser, "/admin/partners?sort=used&status=degraded").await;
+    assert!(
+        header(&html, "sort-used").contains("aria-sort=\"descending\""),
+        "{html}"
+    );
+    assert!(
+        header(&html, "sort-name").contains("aria-sort=\"none\""),
+        "{html}"
+    );
+    assert_eq!(
+        link_href(&html, "id=\"sort-status\"").as_deref(),
+        Some("/admin/partners?q=&status=degraded&sort=status")
+    );
+    assert_eq!(
+        link_href(&html, "id=\"sort-name\"").as_deref(),
+        Some("/admin/partners?q=&status=degraded")
+    );
+    assert!(
+        html.contains("name=\"sort\" value=\"used\""),
+        "a new search keeps the order"
+    );
+    let plain = page_text(&browser, "/admin/partners").await;
+    assert!(
+        header(&plain, "sort-name").contains("aria-sort=\"ascending\""),
+        "{plain}"
+    );
+    for bad in [
+        "/admin/partners?sort=tenant_id",
+        "/admin/partners.csv?sort=1;DROP",
+    ] {
+        assert_eq!(browser.get(bad).await.status(), 400, "{bad}");
+    }
+}
+
 fn partner_ids(html: &str) -> Vec<Uuid> {
     html.split("href=\"/admin/partners/")
         .skip(1)
@@ -1636,7 +1737,7 @@ async fn refresh_now_redeems_the_grant_shows_the_outcome_and_is_audited() {
         .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let target = location(&response);
-    assert_eq!(target, format!("/admin/partners/{partner}?refresh=ok"));
+    assert_eq!(target, format!("/admin/partners/{partner}"));
     assert_eq!(
         app.microsoft().token_calls("refresh_token"),
         refreshes + 1,
@@ -1655,7 +1756,7 @@ async fn refresh_now_redeems_the_grant_shows_the_outcome_and_is_audited() {
         .submit(&format!("/admin/partners/{partner}/refresh"), &[])
         .await;
     let target = location(&response);
-    assert!(target.ends_with("?refresh=consent_required"), "{target}");
+    assert_eq!(target, format!("/admin/partners/{partner}"));
     let html = page_text(&browser, &target).await;
     assert!(html.contains("consent is no longer valid"), "{html}");
     assert!(

@@ -872,3 +872,99 @@ async fn admin_customers_page_works_in_a_real_browser_on_a_laptop_and_a_phone() 
     browser.screenshot("07-phone-partner-counts").await;
     browser.close().await;
 }
+
+#[tokio::test]
+async fn admin_customers_csv_lists_the_directory_of_the_filter_with_formulas_defused() {
+    let app = TestApp::spawn().await;
+    let partner = consented_contoso(&app).await;
+    // More than one export batch (500 rows).
+    app.microsoft()
+        .add_customers(ms_emulator::DEMO_CONTOSO, 505)
+        .expect("customers");
+    let (operator, _) = signed_in(&app, Role::Operator).await;
+    sync_now(&operator, partner).await;
+    sqlx::query("UPDATE customers SET company_name = $2 WHERE tenant_id = $1")
+        .bind(contoso_customer(2))
+        .bind("=HYPERLINK(\"https://evil.example\",\"Contoso\")")
+        .execute(&app.pool)
+        .await
+        .expect("name");
+    let (viewer, _) = signed_in(&app, Role::Viewer).await;
+    let page = page_text(&viewer, &format!("{}?q=contoso", customers_path(partner))).await;
+    let export = link_href(&page, "id=\"export-csv\"").expect("an export link");
+    assert_eq!(
+        export,
+        format!("/admin/partners/{partner}/customers.csv?q=contoso")
+    );
+
+    let response = viewer
+        .get(&format!("{}.csv", customers_path(partner)))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/csv; charset=utf-8"
+    );
+    assert!(
+        response.headers()["content-disposition"]
+            .to_str()
+            .expect("ascii")
+            .contains(&format!(
+                "samgate-customers-{}.csv",
+                ms_emulator::DEMO_CONTOSO
+            ))
+    );
+    let csv = response.text().await.expect("csv");
+    let lines: Vec<&str> = csv.split_terminator("\r\n").collect();
+    assert!(
+        lines[0].starts_with("company_name,tenant_id,domain,gdap,"),
+        "{}",
+        lines[0]
+    );
+    let current: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT tenant_id FROM customers WHERE partner_id = $1 AND removed_at IS NULL",
+    )
+    .bind(partner)
+    .fetch_all(&app.pool)
+    .await
+    .expect("directory");
+    assert!(current.len() > 500, "{}", current.len());
+    assert_eq!(
+        lines.len(),
+        current.len() + 1,
+        "a header and one line a customer"
+    );
+    for customer in &current {
+        assert_eq!(
+            lines
+                .iter()
+                .filter(|l| l.contains(&customer.to_string()))
+                .count(),
+            1,
+            "{customer}"
+        );
+    }
+    let evil = lines
+        .iter()
+        .find(|l| l.contains(&contoso_customer(2).to_string()))
+        .expect("the renamed customer");
+    assert!(
+        evil.starts_with("\"'=HYPERLINK(\"\"https://evil.example\"\""),
+        "a formula is defused: {evil}"
+    );
+
+    // The page's search applies.
+    let one = viewer
+        .get(&format!("{}.csv?q=hyperlink", customers_path(partner)))
+        .await
+        .text()
+        .await
+        .expect("csv");
+    let lines: Vec<&str> = one.split_terminator("\r\n").collect();
+    assert_eq!(lines.len(), 2, "{one}");
+    assert!(lines[1].contains(&contoso_customer(2).to_string()), "{one}");
+    let bad = viewer
+        .get(&format!("{}.csv?state=everything", customers_path(partner)))
+        .await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+}

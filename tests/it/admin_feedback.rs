@@ -90,6 +90,89 @@ async fn an_admin_action_leaves_a_message_that_shows_once() {
     );
 }
 
+/// The flash message the page at `path` shows.
+async fn flash_at(browser: &Browser, path: &str) -> String {
+    let page = crate::admin::page_text(browser, path).await;
+    flash(&page).unwrap_or_else(|| panic!("no message on {path}: {page}"))
+}
+
+#[tokio::test]
+async fn partner_actions_leave_a_message_with_the_next_step_on_failure() {
+    let app = TestApp::spawn().await;
+    let partner = crate::admin::consented_contoso(&app).await;
+    let (browser, _) = signed_in(&app, Role::Admin).await;
+    let here = format!("/admin/partners/{partner}");
+
+    let refreshed = browser.submit(&format!("{here}/refresh"), &[]).await;
+    assert_eq!(location(&refreshed), here);
+    assert!(flash_at(&browser, &here).await.starts_with("Refreshed:"));
+    let again = crate::admin::page_text(&browser, &here).await;
+    assert_eq!(flash(&again), None, "a message shows once");
+
+    app.microsoft()
+        .revoke_refresh_tokens(ms_emulator::DEMO_CONTOSO_ADMIN);
+    browser.submit(&format!("{here}/refresh"), &[]).await;
+    let message = flash_at(&browser, &here).await;
+    assert!(message.starts_with("Refresh failed"), "{message}");
+    assert!(
+        message.contains("Create a re-consent invitation"),
+        "{message}"
+    );
+
+    let (other, _) = seed_partner(&app, "Fabrikam").await;
+    let there = format!("/admin/partners/{other}");
+    let offboarded = browser.submit(&format!("{there}/offboard"), &[]).await;
+    assert_eq!(location(&offboarded), there);
+    assert!(flash_at(&browser, &there).await.starts_with("Offboarded:"));
+    browser.submit(&format!("{there}/offboard"), &[]).await;
+    let message = flash_at(&browser, &there).await;
+    assert!(
+        message.starts_with("Nothing changed: this partner was already offboarded"),
+        "{message}"
+    );
+    assert!(message.contains("create an invitation"), "{message}");
+    let page = crate::admin::page_text(&browser, &there).await;
+    assert_eq!(flash(&page), None, "a message shows once");
+}
+
+#[tokio::test]
+async fn granting_to_all_customers_says_it_runs_in_the_background() {
+    let app = TestApp::spawn().await;
+    let partner = crate::admin::consented_contoso(&app).await;
+    let (browser, _) = signed_in(&app, Role::Operator).await;
+    let started = browser
+        .submit(&format!("/admin/partners/{partner}/app-consent-runs"), &[])
+        .await;
+    let run_page = location(&started);
+    let message = flash_at(&browser, &run_page).await;
+    assert!(
+        message.starts_with("Granting app consent to every customer"),
+        "{message}"
+    );
+    let run: uuid::Uuid = run_page
+        .rsplit('/')
+        .next()
+        .and_then(|id| id.parse().ok())
+        .expect("run id");
+    crate::admin::wait_for_run(&app, run).await;
+}
+
+#[tokio::test]
+async fn setting_up_a_second_factor_that_is_already_on_says_so_and_whom_to_ask() {
+    let app = TestApp::spawn().await;
+    // Admins sign in with a second factor, so theirs is on.
+    let (browser, _) = signed_in(&app, Role::Admin).await;
+    for path in ["/admin/account/mfa", "/admin/account/mfa/confirm"] {
+        let response = browser.submit(path, &[("code", "000000")]).await;
+        assert_eq!(location(&response), "/admin/account", "{path}");
+        let message = flash_at(&browser, "/admin/account").await;
+        assert!(
+            message.contains("already set up") && message.contains("ask an admin"),
+            "{path}: {message}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn an_admin_error_page_keeps_the_navigation_and_offers_a_way_back() {
     let app = TestApp::spawn().await;

@@ -13,7 +13,7 @@ use crate::web::errors::{PageError, render};
 use askama::Template;
 use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use secrecy::ExposeSecret;
 
 /// The refusal of a wrong code while setting up.
@@ -128,9 +128,22 @@ pub async fn start_mfa_enrolment(
             );
             account_page(&state, &staff, Some(shown), true, None, StatusCode::OK).await
         }
-        Err(StaffError::MfaAlreadyOn) => Ok(Redirect::to("/admin/account").into_response()),
+        Err(StaffError::MfaAlreadyOn) => second_factor_already_on(&staff).await,
         Err(e) => Err(PageError::internal(e)),
     }
+}
+
+/// A second start or confirmation of the enrolment (another tab, Back, a double click).
+async fn second_factor_already_on(staff: &CurrentStaff) -> Result<Response, PageError> {
+    staff
+        .redirect_with(
+            "/admin/account",
+            super::flash::Flash::failure(
+                "Nothing changed: your second factor is already set up. To replace it, ask an \
+                 admin to reset it.",
+            ),
+        )
+        .await
 }
 
 fn typed_code(
@@ -169,7 +182,7 @@ pub async fn confirm_mfa_enrolment(
             )
             .await
         }
-        Err(StaffError::MfaAlreadyOn) => Ok(Redirect::to("/admin/account").into_response()),
+        Err(StaffError::MfaAlreadyOn) => second_factor_already_on(&staff).await,
         Err(e) => Err(PageError::internal(e)),
     }
 }

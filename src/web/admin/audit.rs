@@ -4,14 +4,15 @@
 
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use time::{Date, OffsetDateTime, Time};
 use uuid::Uuid;
 
 use super::auth::CurrentStaff;
-use super::view::{ActorView, DetailLine, PageFrame, actor_view, csv_line, detail_lines, when};
+use super::export;
+use super::view::{ActorView, DetailLine, PageFrame, actor_view, detail_lines, when};
 use crate::app::AppState;
 use crate::db;
 use crate::db::staff::AuditFilter;
@@ -20,7 +21,7 @@ use crate::web::errors::{PageError, render};
 const PAGE_SIZE: i64 = 50;
 
 /// The audit log's query string (dates as `YYYY-MM-DD`, UTC).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct AuditQuery {
     #[serde(default)]
     partner: String,
@@ -221,11 +222,8 @@ fn filter_of<'q>(
     }
 }
 
-/// Rows per database read of the CSV export.
-const EXPORT_BATCH: i64 = 500;
-
-/// `GET /admin/audit.csv`: the filtered audit log as CSV, newest first, streamed: read in keyset
-/// batches while the body is sent, so memory stays flat however long the log is.
+/// `GET /admin/audit.csv`: the filtered audit log as CSV, newest first, streamed
+/// ([`export::download`]).
 pub async fn export_audit_events(
     State(state): State<AppState>,
     _staff: CurrentStaff,
@@ -241,82 +239,49 @@ pub async fn export_audit_events(
             format!("{message} Change the filter on the audit log page and export again."),
         ));
     }
-    let (sender, receiver) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(4);
     let pool = state.pool.clone();
-    tokio::spawn(async move {
-        let mut errors = Vec::new();
-        let mut filter = filter_of(&query, &mut errors);
-        filter.before = None;
-        let header = "time_utc,actor,actor_id,action,partner,partner_tenant_id,details\r\n";
-        if sender.send(Ok(header.into())).await.is_err() {
-            return;
+    let columns = [
+        "time_utc",
+        "actor",
+        "actor_id",
+        "action",
+        "partner",
+        "partner_tenant_id",
+        "details",
+    ];
+    export::download("samgate-audit.csv", &columns, None, move |before| {
+        let (pool, query) = (pool.clone(), query.clone());
+        async move {
+            let mut filter = filter_of(&query, &mut Vec::new());
+            filter.before = before;
+            let rows = db::staff::search_audit(&pool, &filter, export::BATCH).await?;
+            let records: Vec<Vec<String>> = rows.iter().map(audit_record).collect();
+            Ok::<_, sqlx::Error>((records, export::next_after(&rows, |last| Some(last.id))))
         }
-        loop {
-            let rows = match db::staff::search_audit(&pool, &filter, EXPORT_BATCH).await {
-                Ok(rows) => rows,
-                Err(error) => {
-                    tracing::warn!(error = %error, "audit export stopped: the database failed");
-                    let _ = sender.send(Err(std::io::Error::other("database"))).await;
-                    return;
-                }
-            };
-            let mut chunk = String::new();
-            for e in &rows {
-                let partner = e.partner_id.zip(e.partner_name.as_deref());
-                let details = detail_lines(&e.details)
-                    .into_iter()
-                    .map(|d| format!("{}: {}", d.key, d.value))
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                let cells = [
-                    when(e.occurred_at),
-                    actor_view(&e.actor, e.actor_name.as_deref(), partner).name,
-                    e.actor.clone(),
-                    e.action.clone(),
-                    e.partner_name.clone().unwrap_or_default(),
-                    e.partner_tenant_id
-                        .map(|t| t.to_string())
-                        .unwrap_or_default(),
-                    details,
-                ];
-                chunk.push_str(&csv_line(&cells));
-            }
-            if !chunk.is_empty() && sender.send(Ok(chunk.into())).await.is_err() {
-                return;
-            }
-            match rows.last() {
-                Some(last) if rows.len() as i64 == EXPORT_BATCH => filter.before = Some(last.id),
-                _ => return,
-            }
-        }
-    });
-    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
-        receiver.recv().await.map(|item| (item, receiver))
-    });
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (
-                header::CONTENT_DISPOSITION,
-                "attachment; filename=\"samgate-audit.csv\"",
-            ),
-        ],
-        axum::body::Body::from_stream(stream),
-    )
-        .into_response())
+    })
+}
+
+/// One audit event as the export's cells.
+fn audit_record(e: &db::staff::AuditRow) -> Vec<String> {
+    let partner = e.partner_id.zip(e.partner_name.as_deref());
+    let details = detail_lines(&e.details)
+        .into_iter()
+        .map(|d| format!("{}: {}", d.key, d.value))
+        .collect::<Vec<_>>()
+        .join("; ");
+    vec![
+        when(e.occurred_at),
+        actor_view(&e.actor, e.actor_name.as_deref(), partner).name,
+        e.actor.clone(),
+        e.action.clone(),
+        e.partner_name.clone().unwrap_or_default(),
+        e.partner_tenant_id
+            .map(|t| t.to_string())
+            .unwrap_or_default(),
+        details,
+    ]
 }
 
 fn midnight(day: Date) -> OffsetDateTime {
     day.with_time(Time::MIDNIGHT).assume_utc()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::super::view::csv_line;
-
-    #[test]
-    fn csv_cells_are_quoted_and_formulas_defused() {
-        let line = csv_line(&["a,b".to_owned(), "say \"hi\"".to_owned(), "=1+1".to_owned()]);
-        assert_eq!(line, "\"a,b\",\"say \"\"hi\"\"\",'=1+1\r\n");
-    }
 }

@@ -9,6 +9,7 @@ mod auth;
 mod clients;
 mod customers;
 mod error_page;
+mod export;
 mod flash;
 mod invitations;
 mod partners;
@@ -92,6 +93,7 @@ fn routes() -> Vec<RouteRow> {
         row(M::POST, "/admin/partners/{id}/refresh",         Staff(Operator), partners::refresh_partner),
         row(M::POST, "/admin/partners/{id}/offboard",        Staff(Admin),    partners::offboard_partner),
         row(M::GET,  "/admin/partners/{id}/customers",       Staff(Viewer),   customers::list_customers),
+        row(M::GET,  "/admin/partners/{id}/customers.csv",   Staff(Viewer),   customers::export_customers),
         row(M::GET,  "/admin/partners/{id}/activity",        Staff(Viewer),   activity::show_partner_activity),
         row(M::GET,  "/admin/partners/{id}/calls",           Staff(Viewer),   activity::list_partner_calls),
         row(M::POST, "/admin/partners/{id}/customers/sync",  Staff(Operator), customers::sync_customers),

@@ -4,16 +4,18 @@
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use uuid::Uuid;
 
 use super::auth::CurrentStaff;
+use super::export;
+use super::flash::Flash;
 use super::view::{PageFrame, STATUSES, StatusBadge, advice_for, consent_link, when, when_or};
 use crate::app::AppState;
 use crate::broker::BrokerError;
 use crate::db;
-use crate::db::staff::{PartnerFilter, PartnerRow};
+use crate::db::staff::{PartnerFilter, PartnerRow, PartnerSort};
 use crate::onboarding;
 use crate::web::errors::{PageError, render};
 
@@ -191,81 +193,102 @@ pub struct PartnersQuery {
     #[serde(default)]
     status: String,
     #[serde(default)]
+    sort: String,
+    #[serde(default)]
     after: String,
 }
 
+/// The partners list's orders as the query string spells them (by name when absent).
+const SORTS: [(&str, PartnerSort); 4] = [
+    ("name", PartnerSort::Name),
+    ("status", PartnerSort::Status),
+    ("refreshed", PartnerSort::Refreshed),
+    ("used", PartnerSort::Used),
+];
+
+/// The order a query string asks for; one samgate does not have is a bad query.
+fn sort_of(value: &str) -> Result<PartnerSort, PageError> {
+    match value.trim() {
+        "" => Ok(PartnerSort::Name),
+        value => SORTS
+            .iter()
+            .find(|(v, _)| *v == value)
+            .map(|(_, sort)| *sort)
+            .ok_or_else(bad_query),
+    }
+}
+
+/// The query-string value of a sort; empty for the default, so default links stay short.
+fn sort_value(sort: PartnerSort) -> &'static str {
+    SORTS
+        .iter()
+        .find(|(_, s)| *s == sort && sort != PartnerSort::Name)
+        .map_or("", |(v, _)| v)
+}
+
+/// A column header that sorts the list: its link and its `aria-sort`.
+struct SortHeader {
+    href: String,
+    aria: &'static str,
+}
+
 /// `GET /admin/partners.csv`: the partners of the search (`q`, `status`) as CSV, by name,
-/// streamed: read in keyset batches of 500 while the body is sent.
+/// streamed ([`export::download`]).
 pub async fn export_partners(
     State(state): State<AppState>,
     _staff: CurrentStaff,
     query: Result<Query<PartnersQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, PageError> {
     let Query(query) = query.map_err(|_| bad_query())?;
-    if query.q.trim().chars().count() > 200 {
+    let q = query.q.trim().to_owned();
+    if q.chars().count() > 200 {
         return Err(bad_query());
     }
-    let (sender, receiver) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(4);
+    let status = STATUSES.into_iter().find(|s| *s == query.status);
+    let sort = sort_of(&query.sort)?;
     let pool = state.pool.clone();
-    tokio::spawn(async move {
-        let q = query.q.trim();
-        let tenant_id = Uuid::parse_str(q).ok();
-        let mut filter = PartnerFilter {
-            text: (!q.is_empty() && tenant_id.is_none()).then_some(q),
-            tenant_id,
-            status: STATUSES.into_iter().find(|s| *s == query.status),
-            after: None,
-        };
-        let header = "name,tenant_id,domain,status,status_reason,status_code,status_changed_utc,last_refresh_utc,last_used_utc\r\n";
-        if sender.send(Ok(header.into())).await.is_err() {
-            return;
-        }
-        loop {
-            let rows = match db::staff::list_partners(&pool, &filter, 500).await {
-                Ok(rows) => rows,
-                Err(error) => {
-                    tracing::warn!(error = %error, "partner export stopped: the database failed");
-                    let _ = sender.send(Err(std::io::Error::other("database"))).await;
-                    return;
-                }
+    let columns = [
+        "name",
+        "tenant_id",
+        "domain",
+        "status",
+        "status_reason",
+        "status_code",
+        "status_changed_utc",
+        "last_refresh_utc",
+        "last_used_utc",
+    ];
+    export::download("samgate-partners.csv", &columns, None, move |after| {
+        let (pool, q) = (pool.clone(), q.clone());
+        async move {
+            let tenant_id = Uuid::parse_str(&q).ok();
+            let filter = PartnerFilter {
+                text: (!q.is_empty() && tenant_id.is_none()).then_some(q.as_str()),
+                tenant_id,
+                status,
+                sort,
+                after,
             };
-            let mut chunk = String::new();
-            for p in &rows {
-                chunk.push_str(&super::view::csv_line(&[
-                    p.display_name.clone(),
-                    p.tenant_id.to_string(),
-                    p.domain.clone().unwrap_or_default(),
-                    p.status.as_str().to_owned(),
-                    p.status_reason.clone().unwrap_or_default(),
-                    p.status_code.clone().unwrap_or_default(),
-                    when(p.status_changed_at),
-                    when_or(p.refreshed_at, ""),
-                    when_or(p.last_used_at, ""),
-                ]));
-            }
-            if !chunk.is_empty() && sender.send(Ok(chunk.into())).await.is_err() {
-                return;
-            }
-            match rows.last() {
-                Some(last) if rows.len() == 500 => filter.after = Some(last.id),
-                _ => return,
-            }
+            let rows = db::staff::list_partners(&pool, &filter, export::BATCH).await?;
+            let records: Vec<Vec<String>> = rows.iter().map(partner_record).collect();
+            Ok::<_, sqlx::Error>((records, export::next_after(&rows, |last| Some(last.id))))
         }
-    });
-    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
-        receiver.recv().await.map(|item| (item, receiver))
-    });
-    Ok((
-        [
-            (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (
-                axum::http::header::CONTENT_DISPOSITION,
-                "attachment; filename=\"samgate-partners.csv\"",
-            ),
-        ],
-        axum::body::Body::from_stream(stream),
-    )
-        .into_response())
+    })
+}
+
+/// One partner as the export's cells.
+fn partner_record(p: &PartnerRow) -> Vec<String> {
+    vec![
+        p.display_name.clone(),
+        p.tenant_id.to_string(),
+        p.domain.clone().unwrap_or_default(),
+        p.status.as_str().to_owned(),
+        p.status_reason.clone().unwrap_or_default(),
+        p.status_code.clone().unwrap_or_default(),
+        when(p.status_changed_at),
+        when_or(p.refreshed_at, ""),
+        when_or(p.last_used_at, ""),
+    ]
 }
 
 struct StatusOption {
@@ -279,6 +302,12 @@ struct PartnersPage {
     frame: PageFrame,
     q: String,
     statuses: Vec<StatusOption>,
+    /// The current order's query value (empty: by name).
+    sort: &'static str,
+    by_name: SortHeader,
+    by_status: SortHeader,
+    by_refreshed: SortHeader,
+    by_used: SortHeader,
     partners: Vec<PartnerLine>,
     next: Option<String>,
     first: Option<String>,
@@ -294,7 +323,8 @@ fn bad_query() -> PageError {
     )
 }
 
-/// `GET /admin/partners`: search by name, domain or tenant id; filter by status; keyset pages.
+/// `GET /admin/partners`: search by name, domain or tenant id; filter by status; sort by name,
+/// status, last refresh or last use; keyset pages in that order.
 pub async fn list_partners(
     State(state): State<AppState>,
     staff: CurrentStaff,
@@ -306,6 +336,7 @@ pub async fn list_partners(
         return Err(bad_query());
     }
     let status = STATUSES.into_iter().find(|s| *s == query.status);
+    let sort = sort_of(&query.sort)?;
     let after = match query.after.trim() {
         "" => None,
         cursor => Some(Uuid::parse_str(cursor).map_err(|_| bad_query())?),
@@ -315,25 +346,43 @@ pub async fn list_partners(
         text: (!q.is_empty() && tenant_id.is_none()).then_some(q),
         tenant_id,
         status,
+        sort,
         after,
     };
     let mut rows = db::staff::list_partners(&state.pool, &filter, PAGE_SIZE + 1)
         .await
         .map_err(PageError::internal)?;
     let status_text = status.unwrap_or("");
+    let search = |sort: PartnerSort| {
+        let mut pairs = vec![("q", q), ("status", status_text)];
+        if sort != PartnerSort::Name {
+            pairs.push(("sort", sort_value(sort)));
+        }
+        pairs
+    };
     let next = super::view::next_page(
         &mut rows,
         PAGE_SIZE as usize,
         "/admin/partners",
-        &[("q", q), ("status", status_text)],
+        &search(sort),
         ("after", |last| last.id.to_string()),
     );
+    let link = |pairs: &[(&str, &str)]| {
+        format!(
+            "/admin/partners?{}",
+            serde_urlencoded::to_string(pairs).unwrap_or_default()
+        )
+    };
     // Back to the first page of the same search (the old link carried an empty `after=`).
-    let first = after.map(|_| {
-        let query = serde_urlencoded::to_string([("q", q), ("status", status_text), ("after", "")])
-            .unwrap_or_default();
-        format!("/admin/partners?{query}")
-    });
+    let first = after.map(|_| link(&[search(sort), vec![("after", "")]].concat()));
+    let header = |column: PartnerSort| SortHeader {
+        href: link(&search(column)),
+        aria: match (column == sort, column) {
+            (false, _) => "none",
+            (true, PartnerSort::Refreshed | PartnerSort::Used) => "descending",
+            (true, _) => "ascending",
+        },
+    };
     Ok(render(&PartnersPage {
         frame: staff.frame("partners"),
         q: q.to_owned(),
@@ -344,14 +393,18 @@ pub async fn list_partners(
                 selected: Some(s) == status,
             })
             .collect(),
+        sort: sort_value(sort),
+        by_name: header(PartnerSort::Name),
+        by_status: header(PartnerSort::Status),
+        by_refreshed: header(PartnerSort::Refreshed),
+        by_used: header(PartnerSort::Used),
         partners: rows.into_iter().map(PartnerLine::of).collect(),
         next,
         first,
         filtered: !q.is_empty() || status.is_some(),
         export: format!(
             "/admin/partners.csv?{}",
-            serde_urlencoded::to_string([("q", q), ("status", status.unwrap_or(""))])
-                .unwrap_or_default()
+            serde_urlencoded::to_string(search(sort)).unwrap_or_default()
         ),
     })?
     .into_response())
@@ -376,12 +429,6 @@ struct AuditLine {
     actor: super::view::ActorView,
     action: String,
     details: Vec<super::view::DetailLine>,
-}
-
-/// A notice at the top of the partner page after an action (the outcome of the redirect).
-struct Notice {
-    class: &'static str,
-    text: String,
 }
 
 /// One count of the partner's customers, linking to the customers page filtered by it.
@@ -452,12 +499,11 @@ struct PartnerPage {
     created: String,
     grant: Option<GrantView>,
     events: Vec<AuditLine>,
-    notice: Option<Notice>,
     offboarded: bool,
     customers: CustomersSummary,
 }
 
-/// The outcome of "refresh now" (carried in the redirect's query string).
+/// The outcome of "refresh now" (audited, and said in the flash message).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum RefreshOutcome {
     Ok,
@@ -470,16 +516,6 @@ enum RefreshOutcome {
 }
 
 impl RefreshOutcome {
-    const ALL: [Self; 7] = [
-        Self::Ok,
-        Self::ConsentRequired,
-        Self::MfaRequired,
-        Self::Throttled,
-        Self::Unavailable,
-        Self::AppConfiguration,
-        Self::NoGrant,
-    ];
-
     fn of(result: &Result<(), BrokerError>) -> Self {
         match result {
             Ok(()) => Self::Ok,
@@ -504,74 +540,29 @@ impl RefreshOutcome {
         }
     }
 
-    fn notice(self) -> Notice {
-        let (class, text) = match self {
-            Self::Ok => (
-                "success",
-                "Refreshed: Microsoft issued a new token for this partner.",
-            ),
-            Self::ConsentRequired => (
-                "notice",
+    fn flash(self) -> Flash {
+        match self {
+            Self::Ok => Flash::success("Refreshed: Microsoft issued a new token for this partner."),
+            Self::ConsentRequired => Flash::failure(
                 "Refresh failed: the partner's consent is no longer valid. Create a re-consent invitation below.",
             ),
-            Self::MfaRequired => (
-                "notice",
+            Self::MfaRequired => Flash::failure(
                 "Refresh failed: the partner's admin must sign in with MFA again. Create a re-consent invitation below.",
             ),
-            Self::Throttled => (
-                "notice",
-                "Refresh failed: Microsoft is throttling. Try again in a minute.",
-            ),
-            Self::Unavailable => (
-                "notice",
+            Self::Throttled => {
+                Flash::failure("Refresh failed: Microsoft is throttling. Try again in a minute.")
+            }
+            Self::Unavailable => Flash::failure(
                 "Refresh failed: Microsoft could not be reached. This is usually temporary; try again in a few minutes.",
             ),
-            Self::AppConfiguration => (
-                "notice",
+            Self::AppConfiguration => Flash::failure(
                 "Refresh failed: Microsoft refused the CPV app's own credentials. Check the app's secret or certificate.",
             ),
-            Self::NoGrant => (
-                "notice",
-                "Nothing to refresh: samgate holds no consent for this partner.",
+            Self::NoGrant => Flash::failure(
+                "Nothing to refresh: samgate holds no consent for this partner. Create a re-consent invitation below.",
             ),
-        };
-        Notice {
-            class,
-            text: text.to_owned(),
         }
     }
-}
-
-/// The partner page's query string: outcomes of the actions that redirect back to it.
-#[derive(Debug, Default, Deserialize)]
-pub struct PartnerQuery {
-    #[serde(default)]
-    refresh: String,
-    #[serde(default)]
-    offboard: String,
-}
-
-fn offboard_notice(code: &str) -> Option<Notice> {
-    let (class, text) = match code {
-        "ok" => (
-            "success",
-            "Offboarded: the grant was destroyed and pending invitations revoked.",
-        ),
-        "already" => ("notice", "This partner was already offboarded."),
-        "token" => (
-            "notice",
-            "Not offboarded: app consents cannot be removed without a working grant. Offboard without removing them, or have the partner consent again first.",
-        ),
-        "partner_center" => (
-            "notice",
-            "Not offboarded: Partner Center failed while removing app consents. The grant was kept; try again later.",
-        ),
-        _ => return None,
-    };
-    Some(Notice {
-        class,
-        text: text.to_owned(),
-    })
 }
 
 #[derive(Template)]
@@ -598,14 +589,7 @@ pub async fn show_partner(
     State(state): State<AppState>,
     staff: CurrentStaff,
     Path(id): Path<String>,
-    query: Result<Query<PartnerQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, PageError> {
-    let query = query.map(|Query(q)| q).unwrap_or_default();
-    let notice = RefreshOutcome::ALL
-        .into_iter()
-        .find(|o| o.as_str() == query.refresh)
-        .map(RefreshOutcome::notice)
-        .or_else(|| offboard_notice(&query.offboard));
     let id = Uuid::parse_str(&id).map_err(|_| partner_not_found())?;
     let partner = db::partners::find(&state.pool, id)
         .await
@@ -646,7 +630,6 @@ pub async fn show_partner(
     });
     Ok(render(&PartnerPage {
         frame: staff.frame("partners"),
-        notice,
         customers: CustomersSummary::of(&counts, synced),
         offboarded: partner.status == "offboarded",
         partner: line,
@@ -754,12 +737,9 @@ pub async fn refresh_partner(
     )
     .await
     .map_err(PageError::internal)?;
-    Ok(Redirect::to(&format!(
-        "/admin/partners/{}?refresh={}",
-        partner.id,
-        outcome.as_str()
-    ))
-    .into_response())
+    staff
+        .redirect_with(&format!("/admin/partners/{}", partner.id), outcome.flash())
+        .await
 }
 
 /// The offboarding form.
@@ -779,21 +759,31 @@ pub async fn offboard_partner(
 ) -> Result<Response, PageError> {
     let partner = find_partner(&state, &id).await?;
     let remove = form.is_ok_and(|axum::Form(f)| f.remove_app_consents == "yes");
-    let outcome =
-        match crate::lifecycle::offboard(&state, partner.tenant_id, &staff.actor(), remove).await {
-            Ok(_) => "ok",
-            Err(crate::lifecycle::OffboardError::AlreadyOffboarded) => "already",
-            Err(crate::lifecycle::OffboardError::Token(_)) => "token",
-            Err(crate::lifecycle::OffboardError::PartnerCenter(_)) => "partner_center",
-            Err(crate::lifecycle::OffboardError::NotFound) => return Err(partner_not_found()),
-            Err(err @ crate::lifecycle::OffboardError::Database(_)) => {
-                return Err(PageError::internal(err));
-            }
-        };
+    use crate::lifecycle::OffboardError;
+    let flash = match crate::lifecycle::offboard(&state, partner.tenant_id, &staff.actor(), remove)
+        .await
+    {
+        Ok(_) => Flash::success(
+            "Offboarded: the grant was destroyed and pending invitations revoked. To work with \
+             this partner again, create an invitation.",
+        ),
+        Err(OffboardError::AlreadyOffboarded) => Flash::failure(
+            "Nothing changed: this partner was already offboarded. To work with it again, create \
+             an invitation.",
+        ),
+        Err(OffboardError::Token(_)) => Flash::failure(
+            "Not offboarded: app consents cannot be removed without a working grant. Offboard \
+             without removing them, or have the partner consent again first.",
+        ),
+        Err(OffboardError::PartnerCenter(_)) => Flash::failure(
+            "Not offboarded: Partner Center failed while removing app consents. The grant was \
+             kept; try again later, or offboard without removing them.",
+        ),
+        Err(OffboardError::NotFound) => return Err(partner_not_found()),
+        Err(err @ OffboardError::Database(_)) => return Err(PageError::internal(err)),
+    };
     state.broker.partners().invalidate(partner.tenant_id).await;
-    Ok(Redirect::to(&format!(
-        "/admin/partners/{}?offboard={outcome}",
-        partner.id
-    ))
-    .into_response())
+    staff
+        .redirect_with(&format!("/admin/partners/{}", partner.id), flash)
+        .await
 }

@@ -7,7 +7,7 @@ use askama::Template;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 use uuid::Uuid;
@@ -71,7 +71,15 @@ pub async fn start_app_consent_run(
     )
     .await
     .map_err(not_started)?;
-    Ok(Redirect::to(&run_page(partner.id, run)).into_response())
+    staff
+        .redirect_with(
+            &run_page(partner.id, run),
+            Flash::success(
+                "Granting app consent to every customer in the background: this page shows how \
+                 it goes. Starting again while it runs joins this run.",
+            ),
+        )
+        .await
 }
 
 /// `POST /admin/partners/{id}/app-consent-runs/{run}/retry`: a new run over the customers that

@@ -296,28 +296,6 @@ pub fn next_page<T>(
     ))
 }
 
-/// One CSV record (RFC 4180). A cell a spreadsheet would run as a formula gets a leading `'`.
-pub fn csv_line(cells: &[String]) -> String {
-    let mut line = cells
-        .iter()
-        .map(|cell| {
-            let cell = if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-                format!("'{cell}")
-            } else {
-                cell.clone()
-            };
-            if cell.contains([',', '"', '\n', '\r']) {
-                format!("\"{}\"", cell.replace('"', "\"\""))
-            } else {
-                cell
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(",");
-    line.push_str("\r\n");
-    line
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
