@@ -226,6 +226,32 @@ pub async fn find_invitation(
     Ok(InvitationState::of(invitation, now))
 }
 
+/// Revokes a pending invitation (its link stops working at once) and audits it as `actor`.
+/// Returns false, changing nothing, when it is not pending (unknown, used or already revoked).
+/// The admin UI and `samgate invitations revoke` both call this.
+pub async fn revoke_invitation(
+    pool: &PgPool,
+    id: Uuid,
+    actor: &str,
+    now: OffsetDateTime,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    if !db::invitations::revoke(&mut *tx, id, now).await? {
+        return Ok(false);
+    }
+    db::audit::record(
+        &mut *tx,
+        actor,
+        "invitation.revoked",
+        None,
+        serde_json::json!({ "invitation_id": id }),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,30 +303,4 @@ mod tests {
             assert_eq!(parse_expected_tenant(junk), None, "{junk}");
         }
     }
-}
-
-/// Revokes a pending invitation (its link stops working at once) and audits it as `actor`.
-/// Returns false, changing nothing, when it is not pending (unknown, used or already revoked).
-/// The admin UI and `samgate invitations revoke` both call this.
-pub async fn revoke_invitation(
-    pool: &PgPool,
-    id: Uuid,
-    actor: &str,
-    now: OffsetDateTime,
-) -> Result<bool, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    if !db::invitations::revoke(&mut *tx, id, now).await? {
-        return Ok(false);
-    }
-    db::audit::record(
-        &mut *tx,
-        actor,
-        "invitation.revoked",
-        None,
-        serde_json::json!({ "invitation_id": id }),
-        now,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(true)
 }
