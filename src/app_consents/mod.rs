@@ -543,14 +543,14 @@ pub enum RunScope {
 }
 
 /// Starts a run for the partner as a background task, unless a run is going already (then that
-/// run's id is returned). Returns the run id. Used by the admin UI for "grant to all" and "retry
-/// failed".
+/// run's id is returned). Returns the run id and whether this call started it. Used by the admin
+/// UI for "grant to all" and "retry failed".
 pub async fn start_run(
     app: Arc<App>,
     partner: &PartnerInfo,
     actor: &str,
     scope: RunScope,
-) -> Result<Uuid, Problem> {
+) -> Result<(Uuid, bool), Problem> {
     let now = app.clock.now();
     let db_problem = |e: sqlx::Error| Problem::database(&e);
     let retry_of = match scope {
@@ -587,7 +587,7 @@ pub async fn start_run(
             }
         });
     }
-    Ok(run_id)
+    Ok((run_id, new))
 }
 
 /// Reads the customer directory again, lists every current customer in the scope into the run,

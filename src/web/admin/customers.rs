@@ -331,7 +331,7 @@ fn day(at: OffsetDateTime) -> String {
     )
 }
 
-fn plural(n: usize, one: &str, many: &str) -> String {
+pub(super) fn plural(n: usize, one: &str, many: &str) -> String {
     if n == 1 {
         format!("1 {one}")
     } else {

@@ -13,7 +13,7 @@ use tower_sessions::Session;
 use uuid::Uuid;
 
 use super::auth::CurrentStaff;
-use super::customers::{is_offboarded, partner_info};
+use super::customers::{is_offboarded, partner_info, plural};
 use super::flash::{self, Flash};
 use super::view::{PageFrame, when, when_or};
 use crate::app::AppState;
@@ -63,7 +63,7 @@ pub async fn start_app_consent_run(
     if is_offboarded(&partner) {
         return Err(offboarded());
     }
-    let run = app_consents::start_run(
+    let (run, _) = app_consents::start_run(
         state.0.clone(),
         &partner,
         &staff.actor(),
@@ -107,7 +107,7 @@ pub async fn retry_app_consent_run(
         let text = "No customer failed in this run, so there is nothing to retry.";
         return flash::redirect_with(&session, &here, Flash::failure(text)).await;
     }
-    let retry = app_consents::start_run(
+    let (retry, started) = app_consents::start_run(
         state.0.clone(),
         &partner,
         &staff.actor(),
@@ -115,7 +115,7 @@ pub async fn retry_app_consent_run(
     )
     .await
     .map_err(not_started)?;
-    let text = if retry_of(&state, retry).await? == Some(earlier.id) {
+    let text = if started {
         format!(
             "Retrying the {} that failed; this page shows how it goes.",
             plural(failed.len(), "customer", "customers")
@@ -127,19 +127,18 @@ pub async fn retry_app_consent_run(
     flash::redirect_with(&session, &run_page(partner.id, retry), Flash::success(text)).await
 }
 
-async fn retry_of(state: &AppState, run: Uuid) -> Result<Option<Uuid>, PageError> {
-    Ok(db::app_consents::find_run(&state.pool, run)
+/// The partner, its run `run` and the run's customers, for the run page and its progress.
+async fn load_run(
+    state: &AppState,
+    id: &str,
+    run: &str,
+) -> Result<(PartnerInfo, RunRow, Vec<RunItemRow>), PageError> {
+    let partner = partner_info(state, id).await?;
+    let run = find_run(state, &partner, run).await?;
+    let items = db::app_consents::run_items(&state.pool, run.id)
         .await
-        .map_err(PageError::internal)?
-        .and_then(|r| r.retry_of))
-}
-
-fn plural(n: usize, one: &str, many: &str) -> String {
-    if n == 1 {
-        format!("1 {one}")
-    } else {
-        format!("{n} {many}")
-    }
+        .map_err(PageError::internal)?;
+    Ok((partner, run, items))
 }
 
 async fn find_run(state: &AppState, partner: &PartnerInfo, run: &str) -> Result<RunRow, PageError> {
@@ -287,11 +286,7 @@ pub async fn show_app_consent_run(
             ));
         }
     };
-    let partner = partner_info(&state, &id).await?;
-    let run = find_run(&state, &partner, &run).await?;
-    let items = db::app_consents::run_items(&state.pool, run.id)
-        .await
-        .map_err(PageError::internal)?;
+    let (partner, run, items) = load_run(&state, &id, &run).await?;
     let progress = Progress::of(&run, &items);
     let started_by = match run
         .started_by
@@ -337,11 +332,7 @@ pub async fn app_consent_run_progress(
     _staff: CurrentStaff,
     Path((id, run)): Path<(String, String)>,
 ) -> Result<Response, PageError> {
-    let partner = partner_info(&state, &id).await?;
-    let run = find_run(&state, &partner, &run).await?;
-    let items = db::app_consents::run_items(&state.pool, run.id)
-        .await
-        .map_err(PageError::internal)?;
+    let (_, run, items) = load_run(&state, &id, &run).await?;
     let progress = Progress::of(&run, &items);
     #[derive(Serialize)]
     struct Body {
@@ -349,14 +340,10 @@ pub async fn app_consent_run_progress(
         #[serde(flatten)]
         progress: Progress,
     }
-    let mut response = Json(Body {
+    // `Cache-Control: no-store` comes from the security headers every response gets.
+    Ok(Json(Body {
         summary: progress.summary(),
         progress,
     })
-    .into_response();
-    response.headers_mut().insert(
-        axum::http::header::CACHE_CONTROL,
-        axum::http::HeaderValue::from_static("no-store"),
-    );
-    Ok(response)
+    .into_response())
 }
