@@ -80,7 +80,7 @@ impl App {
             crate::graph::GraphClient::new(http.clone(), config.microsoft.graph_url.clone());
         let (recorder, queue) = CallRecorder::new(config.proxy.call_record_queue);
         let proxy = Proxy::new(
-            http.clone(),
+            proxy_client(&config)?,
             broker.clone(),
             ProxySettings {
                 partner_center_url: config.microsoft.partner_center_url.clone(),
@@ -94,7 +94,7 @@ impl App {
                 partner_concurrency: config.proxy.partner_concurrency,
             },
             recorder,
-        );
+        )?;
         Ok(Self {
             proxy,
             call_records: std::sync::Mutex::new(Some(queue)),
@@ -198,9 +198,7 @@ pub fn outbound_client(config: &Config) -> anyhow::Result<reqwest::Client> {
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(10))
         .user_agent(concat!("samgate/", env!("CARGO_PKG_VERSION")));
-    if let Some(path) = &config.microsoft.extra_ca_file {
-        let pem = std::fs::read(path)
-            .with_context(|| format!("SAMGATE_EXTRA_CA_FILE: cannot read {}", path.display()))?;
+    if let Some((path, pem)) = extra_ca_pem(config)? {
         let cert = reqwest::Certificate::from_pem(&pem).with_context(|| {
             format!(
                 "SAMGATE_EXTRA_CA_FILE: {} is not a PEM certificate",
@@ -210,6 +208,26 @@ pub fn outbound_client(config: &Config) -> anyhow::Result<reqwest::Client> {
         builder = builder.add_root_certificate(cert);
     }
     Ok(builder.build()?)
+}
+
+/// The proxy's client towards Partner Center and Graph (same trust as [`outbound_client`]).
+pub fn proxy_client(config: &Config) -> anyhow::Result<crate::proxy::UpstreamClient> {
+    let extra = extra_ca_pem(config)?;
+    let pem = extra.as_ref().map(|(_, pem)| pem.as_slice());
+    crate::proxy::UpstreamClient::new(pem).with_context(|| match &extra {
+        Some((path, _)) => format!("SAMGATE_EXTRA_CA_FILE: {}", path.display()),
+        None => "the proxy's TLS configuration".to_owned(),
+    })
+}
+
+/// `SAMGATE_EXTRA_CA_FILE` and its PEM, if set.
+fn extra_ca_pem(config: &Config) -> anyhow::Result<Option<(&std::path::Path, Vec<u8>)>> {
+    let Some(path) = &config.microsoft.extra_ca_file else {
+        return Ok(None);
+    };
+    let pem = std::fs::read(path)
+        .with_context(|| format!("SAMGATE_EXTRA_CA_FILE: cannot read {}", path.display()))?;
+    Ok(Some((path.as_path(), pem)))
 }
 
 /// The axum state: a cheap handle onto [`App`].

@@ -3,6 +3,7 @@
 //! idempotent calls, one retry after `401 invalid_token`), throttling state per
 //! (partner, customer, upstream), and the record of each call.
 
+mod client;
 pub mod headers;
 pub mod links;
 pub mod path;
@@ -11,13 +12,15 @@ mod records;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::http::{HeaderMap, HeaderValue, Method};
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, Method, Response, header};
 use bytes::Bytes;
 use moka::future::Cache;
 use secrecy::ExposeSecret;
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
+pub use client::{UpstreamBody, UpstreamBodyError, UpstreamClient};
 pub use records::{CallRecord, CallRecordQueue, CallRecorder};
 
 use crate::broker::{Broker, BrokerError, PartnerInfo, Resource, TokenKey, jittered_backoff};
@@ -86,14 +89,14 @@ pub enum ProxyBody {
     /// Small enough to keep, so the call can be retried.
     Buffered(Bytes),
     /// Streamed to the upstream as it arrives; the call cannot be retried.
-    Streaming(reqwest::Body),
+    Streaming(Body),
 }
 
 impl ProxyBody {
-    fn replayable(&self) -> Option<reqwest::Body> {
+    fn replayable(&self) -> Option<Body> {
         match self {
-            Self::Empty => Some(reqwest::Body::from(Bytes::new())),
-            Self::Buffered(bytes) => Some(reqwest::Body::from(bytes.clone())),
+            Self::Empty => Some(Body::empty()),
+            Self::Buffered(bytes) => Some(Body::from(bytes.clone())),
             Self::Streaming(_) => None,
         }
     }
@@ -147,9 +150,11 @@ pub enum ProxyError {
 /// The proxy of one samgate process.
 #[derive(Clone)]
 pub struct Proxy {
-    http: reqwest::Client,
+    http: UpstreamClient,
     broker: Broker,
     settings: ProxySettings,
+    partner_center_base: path::Base,
+    graph_base: path::Base,
     throttled_until: Cache<(Uuid, Option<Uuid>, Upstream), Instant>,
     client_slots: Cache<Uuid, Arc<Semaphore>>,
     partner_slots: Cache<Uuid, Arc<Semaphore>>,
@@ -174,17 +179,23 @@ pub struct CallPermits {
 }
 
 impl Proxy {
-    /// A proxy using `http` (no redirects followed) and `broker`.
+    /// A proxy using `http` and `broker`; fails when a base URL has no host.
     pub fn new(
-        http: reqwest::Client,
+        http: UpstreamClient,
         broker: Broker,
         settings: ProxySettings,
         recorder: CallRecorder,
-    ) -> Self {
+    ) -> anyhow::Result<Self> {
         let idle = Duration::from_secs(600);
-        Self {
+        let base = |url: &url::Url, what: &str| {
+            path::Base::new(url)
+                .ok_or_else(|| anyhow::anyhow!("{what} is not an http(s) URL with a host"))
+        };
+        Ok(Self {
             http,
             broker,
+            partner_center_base: base(&settings.partner_center_url, "SAMGATE_PARTNER_CENTER_URL")?,
+            graph_base: base(&settings.graph_url, "SAMGATE_GRAPH_URL")?,
             throttled_until: Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(3600))
@@ -203,7 +214,7 @@ impl Proxy {
                 .build(),
             settings,
             recorder,
-        }
+        })
     }
 
     /// The settings.
@@ -262,17 +273,20 @@ impl Proxy {
         })
     }
 
-    fn base(&self, upstream: Upstream) -> &url::Url {
+    fn base(&self, upstream: Upstream) -> &path::Base {
         match upstream {
-            Upstream::PartnerCenter => &self.settings.partner_center_url,
-            Upstream::Graph => &self.settings.graph_url,
+            Upstream::PartnerCenter => &self.partner_center_base,
+            Upstream::Graph => &self.graph_base,
         }
     }
 
     /// Forwards `request` and returns Microsoft's response (any status) for streaming back.
-    pub async fn forward(&self, request: ProxyRequest) -> Result<reqwest::Response, ProxyError> {
+    pub async fn forward(
+        &self,
+        request: ProxyRequest,
+    ) -> Result<Response<UpstreamBody>, ProxyError> {
         let started = Instant::now();
-        let url = path::join(
+        let uri = path::join(
             self.base(request.upstream),
             &request.path,
             request.query.as_deref(),
@@ -300,6 +314,7 @@ impl Proxy {
             resource: request.upstream.resource(),
         };
         let mut headers = headers::request_headers(&request.headers);
+        headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
         // The same MS-RequestId on every attempt lets Partner Center de-duplicate retries.
         for name in [headers::MS_REQUEST_ID, headers::MS_CORRELATION_ID] {
             if !headers.contains_key(&name) {
@@ -326,36 +341,33 @@ impl Proxy {
             let token = self.broker.access_token(key).await?;
             let body = match streaming.take() {
                 Some(body) => body,
-                None => kept
-                    .replayable()
-                    .unwrap_or_else(|| reqwest::Body::from(Bytes::new())),
+                None => kept.replayable().unwrap_or_else(Body::empty),
             };
-            let call = self
-                .http
-                .request(request.method.clone(), url.clone())
-                .headers(headers.clone())
-                .bearer_auth(token.secret.expose_secret())
-                .body(body)
-                .timeout(self.settings.total_timeout)
-                .send();
-            let response = match tokio::time::timeout(self.settings.first_byte_timeout, call).await
-            {
+            let mut call = axum::http::Request::new(body);
+            *call.method_mut() = request.method.clone();
+            *call.uri_mut() = uri.clone();
+            *call.headers_mut() = headers.clone();
+            call.headers_mut()
+                .insert(header::AUTHORIZATION, bearer(token.secret.expose_secret()));
+            let now = tokio::time::Instant::now();
+            let deadline = now + self.settings.total_timeout;
+            let first_byte = (now + self.settings.first_byte_timeout).min(deadline);
+            let sent = tokio::time::timeout_at(first_byte, self.http.send(call, deadline)).await;
+            let response = match sent {
                 Err(_) => {
                     return Err(ProxyError::Unavailable(
                         "no answer before the first-byte deadline".into(),
                     ));
                 }
                 Ok(Err(err)) => {
-                    let retry = replayable
-                        && idempotent
-                        && server_error_retries < 2
-                        && (err.is_connect() || err.is_timeout());
+                    let retry =
+                        replayable && idempotent && server_error_retries < 2 && err.is_connect();
                     if retry {
                         server_error_retries += 1;
                         tokio::time::sleep(jittered_backoff(server_error_retries)).await;
                         continue;
                     }
-                    return Err(ProxyError::Unavailable(err.without_url().to_string()));
+                    return Err(ProxyError::Unavailable(err.to_string()));
                 }
                 Ok(Ok(response)) => response,
             };
@@ -417,14 +429,27 @@ impl Proxy {
 /// Throttled answers (429/503 with a wait that fits the caller's budget) one call waits out.
 const THROTTLE_RETRIES: u32 = 3;
 
-fn invalid_token(headers: &reqwest::header::HeaderMap) -> bool {
+/// samgate's `User-Agent` towards Microsoft (as on its own calls).
+const USER_AGENT: &str = concat!("samgate/", env!("CARGO_PKG_VERSION"));
+
+/// `Authorization: Bearer …`, marked sensitive so HTTP/2's HPACK never indexes it; the text it is
+/// built in is wiped.
+fn bearer(token: &str) -> HeaderValue {
+    let text = zeroize::Zeroizing::new(format!("Bearer {token}"));
+    let mut value =
+        HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("Bearer invalid"));
+    value.set_sensitive(true);
+    value
+}
+
+fn invalid_token(headers: &HeaderMap) -> bool {
     headers
         .get_all("www-authenticate")
         .iter()
         .any(|v| v.to_str().is_ok_and(|v| v.contains("invalid_token")))
 }
 
-fn retry_after_seconds(headers: &reqwest::header::HeaderMap) -> Option<u64> {
+fn retry_after_seconds(headers: &HeaderMap) -> Option<u64> {
     headers
         .get("retry-after")
         .and_then(|v| v.to_str().ok())
@@ -463,7 +488,7 @@ mod tests {
         );
         let (recorder, _queue) = CallRecorder::new(10);
         Proxy::new(
-            http,
+            UpstreamClient::new(None).expect("client"),
             broker,
             ProxySettings {
                 partner_center_url: url.clone(),
@@ -478,6 +503,7 @@ mod tests {
             },
             recorder,
         )
+        .expect("proxy")
     }
 
     #[tokio::test]

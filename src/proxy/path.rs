@@ -79,25 +79,82 @@ pub fn check_api_version(path: &str, allowed: &[&str]) -> Result<(), PathError> 
     }
 }
 
-/// Joins a base URL (no trailing slash needed) and a normalised path, and checks that the result
-/// stays on the base's origin and under its path.
-pub fn join(base: &url::Url, path: &str, query: Option<&str>) -> Result<url::Url, PathError> {
-    let base_text = base.as_str().trim_end_matches('/');
-    let mut text = format!("{base_text}/{path}");
+/// An upstream's base URL, taken apart once so each call only appends to it.
+#[derive(Debug, Clone)]
+pub struct Base {
+    /// `scheme://authority/prefix` without a trailing slash.
+    text: String,
+    scheme: axum::http::uri::Scheme,
+    authority: axum::http::uri::Authority,
+    /// The base's path without a trailing slash (`""` or `/graph`).
+    path: String,
+}
+
+impl Base {
+    /// Takes `base` apart; `None` for a URL an `http::Uri` cannot hold (no host, say).
+    pub fn new(base: &url::Url) -> Option<Self> {
+        let text = base.as_str().trim_end_matches('/').to_owned();
+        let parsed: axum::http::Uri = text.parse().ok()?;
+        Some(Self {
+            scheme: parsed.scheme()?.clone(),
+            authority: parsed.authority()?.clone(),
+            path: base.path().trim_end_matches('/').to_owned(),
+            text,
+        })
+    }
+}
+
+/// Joins a base and a normalised path into the URI sent upstream, and checks that it stays on
+/// the base's origin and under its path. It is the last line of defence, so it holds even for a
+/// path [`normalize`] never saw: no dot segment (encoded or not), no backslash, fragment,
+/// whitespace or control byte gets through, and nothing that would change the authority.
+pub fn join(base: &Base, path: &str, query: Option<&str>) -> Result<axum::http::Uri, PathError> {
+    let unsafe_byte =
+        |b: u8| b.is_ascii_control() || b == b'\\' || b == b' ' || b == b'#' || !b.is_ascii();
+    if path.bytes().any(|b| unsafe_byte(b) || b == b'?')
+        || path.split('/').any(is_dot_segment)
+        || query.is_some_and(|q| q.bytes().any(unsafe_byte))
+    {
+        return Err(PathError::Escapes);
+    }
+    let mut text =
+        String::with_capacity(base.text.len() + path.len() + 2 + query.map_or(0, str::len));
+    text.push_str(&base.text);
+    text.push('/');
+    text.push_str(path);
     if let Some(query) = query.filter(|q| !q.is_empty()) {
         text.push('?');
         text.push_str(query);
     }
-    let url = url::Url::parse(&text).map_err(|_| PathError::Escapes)?;
-    let base_path = base.path().trim_end_matches('/');
-    let stays = url.origin() == base.origin()
-        && url.path().starts_with(&format!("{base_path}/"))
-        && url.fragment().is_none();
+    let uri: axum::http::Uri = text.parse().map_err(|_| PathError::Escapes)?;
+    let stays = uri.scheme() == Some(&base.scheme)
+        && uri.authority() == Some(&base.authority)
+        && uri
+            .path()
+            .strip_prefix(base.path.as_str())
+            .is_some_and(|rest| rest.starts_with('/'));
     if stays {
-        Ok(url)
+        Ok(uri)
     } else {
         Err(PathError::Escapes)
     }
+}
+
+/// `.` or `..`, however its dots are spelled (`%2e`, `%2E`).
+fn is_dot_segment(segment: &str) -> bool {
+    let mut rest = segment.as_bytes();
+    let mut dots = 0;
+    while !rest.is_empty() {
+        if rest[0] == b'.' {
+            rest = &rest[1..];
+        } else if rest.len() >= 3 && rest[0] == b'%' && rest[1] == b'2' && rest[2] | 0x20 == b'e' {
+            rest = &rest[3..];
+        } else {
+            return false;
+        }
+        dots += 1;
+    }
+    dots == 1 || dots == 2
 }
 
 #[cfg(test)]
@@ -164,21 +221,45 @@ mod tests {
 
     #[test]
     fn joined_urls_stay_under_the_base() {
-        let base = url::Url::parse("https://api.partnercenter.microsoft.com").expect("url");
-        let url = join(&base, "v1/customers", Some("size=10")).expect("join");
+        let base = |url: &str| Base::new(&url::Url::parse(url).expect("url")).expect("base");
+        let pc = base("https://api.partnercenter.microsoft.com");
+        let uri = join(&pc, "v1/customers", Some("size=10")).expect("join");
         assert_eq!(
-            url.as_str(),
+            uri.to_string(),
             "https://api.partnercenter.microsoft.com/v1/customers?size=10"
         );
-        let graph = url::Url::parse("http://127.0.0.1:9/graph").expect("url");
+        let graph = base("http://127.0.0.1:9/graph/");
         assert_eq!(
-            join(&graph, "v1.0/users", None).expect("join").as_str(),
+            join(&graph, "v1.0/users", None).expect("join").to_string(),
             "http://127.0.0.1:9/graph/v1.0/users"
         );
         // A path that normalize() would refuse cannot sneak through join() either.
-        assert!(join(&graph, "../x", None).is_err());
+        for refused in [
+            "../x",
+            "v1.0/%2E%2e/x",
+            "v1.0/./x",
+            "v1.0\\..\\x",
+            "v1.0/x#y",
+            "v1.0/x?y",
+        ] {
+            assert_eq!(
+                join(&graph, refused, None),
+                Err(PathError::Escapes),
+                "{refused}"
+            );
+        }
+        assert_eq!(
+            join(&graph, "v1.0/x", Some("a=1#f")),
+            Err(PathError::Escapes)
+        );
         assert!(
-            join(&base, "@evil.example/x", None).is_ok_and(|u| u.host_str() == base.host_str())
+            join(&pc, "@evil.example/x", None)
+                .is_ok_and(|u| u.host() == Some("api.partnercenter.microsoft.com"))
+        );
+        // A base path is a prefix of whole segments: `/graphx` is not under `/graph`.
+        assert_eq!(
+            join(&graph, "v1.0/users", Some("x")).expect("join").path(),
+            "/graph/v1.0/users"
         );
     }
 
@@ -249,9 +330,14 @@ mod tests {
                 "http://127.0.0.1:9/deep/base/",
             ] {
                 let base = url::Url::parse(base).expect("base");
+                let joined = Base::new(&base).expect("base");
                 let base_path = base.path().trim_end_matches('/').to_owned();
-                let under = |url: &url::Url| {
-                    url.origin() == base.origin()
+                // The raw URI as it goes on the wire: no dot segment however spelled, and read by
+                // a URL parser it stays on the base's origin and under its path.
+                let under = |uri: &axum::http::Uri| {
+                    let raw_clean = uri.path().split('/').all(|s| decoded(s) != ".." && decoded(s) != ".");
+                    let Ok(url) = url::Url::parse(&uri.to_string()) else { return false };
+                    raw_clean && url.origin() == base.origin()
                         && url.path().starts_with(&format!("{base_path}/"))
                         && url.fragment().is_none()
                         && url.path()[base_path.len() + 1..]
@@ -264,14 +350,14 @@ mod tests {
                         proptest::prop_assert!(!s.is_empty() && d != "." && d != "..", "{raw:?}");
                         proptest::prop_assert!(!d.contains('/') && !d.contains('\\'), "{raw:?}");
                     }
-                    match join(&base, &normalized, query.as_deref()) {
+                    match join(&joined, &normalized, query.as_deref()) {
                         Ok(url) => proptest::prop_assert!(under(&url), "{raw:?} -> {url}"),
                         // A normalised path may still be refused (e.g. a query with '#'), never escape.
                         Err(e) => proptest::prop_assert_eq!(e, PathError::Escapes),
                     }
                 }
                 // join() on its own, without normalize(), still never leaves the base.
-                if let Ok(url) = join(&base, &raw, query.as_deref()) {
+                if let Ok(url) = join(&joined, &raw, query.as_deref()) {
                     proptest::prop_assert!(under(&url), "{raw:?} -> {url}");
                 }
             }

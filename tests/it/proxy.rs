@@ -985,3 +985,67 @@ async fn a_retry_after_of_zero_does_not_make_samgate_hammer_microsoft() {
         "the call and three retries, no more"
     );
 }
+
+#[tokio::test]
+async fn over_tls_the_proxy_speaks_http2_to_microsoft_trusting_the_configured_ca() {
+    // Microsoft's hosts offer HTTP/2 by ALPN; samgate takes it, on the proxy path and its own.
+    let app = TestApp::builder().microsoft_over_tls().spawn().await;
+    app.consent_contoso().await;
+    let key = app.api_key("billing", None, false).await;
+    app.microsoft().clear_recorded_requests();
+    let response = call(&app, &key, reqwest::Method::GET, &pc("v1/customers?size=1")).await;
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(body["items"].as_array().map(Vec::len), Some(1));
+    let graph = call(
+        &app,
+        &key,
+        reqwest::Method::GET,
+        &format!("/api/v1/partners/{DEMO_CONTOSO}/graph/v1.0/users?$top=1"),
+    )
+    .await;
+    assert_eq!(graph.status(), 200);
+    let recorded = app.microsoft().recorded_requests();
+    let versions: Vec<(&str, &str)> = recorded
+        .iter()
+        .map(|r| (r.path.as_str(), r.version.as_str()))
+        .collect();
+    assert!(
+        versions.len() >= 2 && versions.iter().all(|(_, v)| *v == "HTTP/2.0"),
+        "every proxied call went over HTTP/2: {versions:?}"
+    );
+    // The bearer token is marked sensitive (never HPACK-indexed) and still arrives whole.
+    assert!(
+        recorded.iter().all(|r| r
+            .header("authorization")
+            .is_some_and(|v| v.starts_with("Bearer ey"))),
+        "each call carried the partner's token"
+    );
+}
+
+#[tokio::test]
+async fn microsoft_slower_than_the_first_byte_deadline_is_a_clear_upstream_unavailable() {
+    let app = TestApp::builder()
+        .with_env("SAMGATE_PROXY_FIRST_BYTE_TIMEOUT_SECS", "1")
+        .spawn()
+        .await;
+    app.consent_contoso().await;
+    let key = app.api_key("billing", None, false).await;
+    app.microsoft().fail_next(
+        Fault::path("/v1/customers")
+            .latency(Duration::from_secs(4))
+            .times(3),
+    );
+    let response = call(&app, &key, reqwest::Method::GET, &pc("v1/customers?size=1")).await;
+    assert_eq!(response.status(), 502, "a bad gateway, not a hang");
+    assert_eq!(
+        response.headers()["x-samgate-error"],
+        "upstream_unavailable"
+    );
+    let body = response.text().await.expect("body");
+    assert!(body.contains("did not answer in time"), "{body}");
+    // Once Microsoft is fast again the same call works: nothing was remembered against the partner.
+    app.microsoft().clear_faults();
+    let again = call(&app, &key, reqwest::Method::GET, &pc("v1/customers?size=1")).await;
+    assert_eq!(again.status(), 200);
+}

@@ -77,6 +77,7 @@ pub async fn fault_layer(State(shared): State<Arc<Shared>>, req: Request, next: 
             method: req.method().to_string(),
             path: path.clone(),
             query: req.uri().query().map(str::to_owned),
+            version: format!("{:?}", req.version()),
             headers: req
                 .headers()
                 .iter()

@@ -645,6 +645,9 @@ pub struct RecordedRequest {
     pub path: String,
     /// Raw query string, if any.
     pub query: Option<String>,
+    /// The HTTP version it came in (`HTTP/1.1`, `HTTP/2.0`).
+    #[serde(default)]
+    pub version: String,
     /// All headers, in order, as received (non-UTF-8 values lossily converted).
     pub headers: Vec<(String, String)>,
     /// Emulator time of arrival.

@@ -50,7 +50,8 @@ pub fn self_signed() -> anyhow::Result<SelfSigned> {
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_single_cert(vec![leaf.der().clone(), ca.der().clone()], key)?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // Microsoft's hosts offer HTTP/2 by ALPN and fall back to HTTP/1.1 (see the README).
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(SelfSigned {
         cert_pem: ca.pem(),
         acceptor: TlsAcceptor::from(Arc::new(config)),

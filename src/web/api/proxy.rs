@@ -1,15 +1,15 @@
 //! The proxy handlers: scope checks, partner state, path normalisation, then the proxy engine;
 //! the answer streams back with Microsoft's status and headers, marked `x-samgate-upstream`.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::StreamExt;
 use http_body_util::BodyExt;
+use hyper::body::Body as _;
 use uuid::Uuid;
 
 use super::ApiCaller;
@@ -20,7 +20,7 @@ use crate::domain::CustomerRelationship;
 use crate::health::customer::CustomerProblem;
 use crate::proxy::headers::{MS_CORRELATION_ID, MS_REQUEST_ID};
 use crate::proxy::links::LinkTarget;
-use crate::proxy::{CallRecord, ProxyBody, ProxyError, ProxyRequest, Upstream, path};
+use crate::proxy::{CallRecord, ProxyBody, ProxyError, ProxyRequest, Upstream, UpstreamBody, path};
 use crate::web::errors::{ApiError, ApiErrorCode, ErrorShape};
 
 /// Seconds the caller is willing to wait in all, e.g. for a throttled upstream to recover.
@@ -539,8 +539,7 @@ async fn proxy_body(
         _ => {
             // Large or chunked: stream it through, never holding it whole.
             let limited = http_body_util::Limited::new(body, settings.max_body_bytes);
-            let stream = limited.into_data_stream().map_err(std::io::Error::other);
-            Ok(ProxyBody::Streaming(reqwest::Body::wrap_stream(stream)))
+            Ok(ProxyBody::Streaming(Body::new(limited)))
         }
     }
 }
@@ -634,25 +633,26 @@ const LINK_REWRITE_MAX_BYTES: usize = 4 * 1024 * 1024;
 
 async fn stream_back(
     upstream: Upstream,
-    mut response: reqwest::Response,
+    response: axum::http::Response<UpstreamBody>,
     permits: crate::proxy::CallPermits,
     target: &LinkTarget<'_>,
 ) -> Response {
-    let status =
-        StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-    let headers = crate::proxy::headers::response_headers(response.headers());
-    let is_json = response
-        .headers()
+    let (parts, mut body) = response.into_parts();
+    let status = parts.status;
+    let headers = crate::proxy::headers::response_headers(&parts.headers);
+    let is_json = parts
+        .headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.to_ascii_lowercase().contains("json"));
-    let fits = response
-        .content_length()
+    let fits = body
+        .size_hint()
+        .exact()
         .is_none_or(|n| n <= LINK_REWRITE_MAX_BYTES as u64);
     // samgate never asks for compression, so this holds; a compressed answer anyway is passed on
     // as it is (its links cannot be read) and counted.
-    let identity = response
-        .headers()
+    let identity = parts
+        .headers
         .get(axum::http::header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
         .is_none_or(|v| v.trim().eq_ignore_ascii_case("identity"));
@@ -665,8 +665,11 @@ async fn stream_back(
         let mut read = 0usize;
         let mut whole = true;
         loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    let Ok(chunk) = frame.into_data() else {
+                        continue;
+                    };
                     read += chunk.len();
                     head.push(chunk);
                     if read > LINK_REWRITE_MAX_BYTES {
@@ -676,8 +679,8 @@ async fn stream_back(
                         break;
                     }
                 }
-                Ok(None) => break,
-                Err(error) => {
+                None => break,
+                Some(Err(error)) => {
                     // The upstream broke off: pass on what came, then the error ends the body
                     // (the caller sees a broken body, never a silently shortened one).
                     let stream = futures_util::stream::iter(head.into_iter().map(Ok))
@@ -688,18 +691,31 @@ async fn stream_back(
             }
         }
         if whole {
-            let body: Vec<u8> = head.concat();
-            let body = crate::proxy::links::rewrite(&body, target).unwrap_or(body);
             drop(permits);
-            return answer(upstream, status, headers, Body::from(body));
+            let body = match head.len() {
+                0 => Body::empty(),
+                1 => {
+                    let chunk = head.swap_remove(0);
+                    match crate::proxy::links::rewrite(&chunk, target) {
+                        Some(rewritten) => Body::from(rewritten),
+                        None => Body::from(chunk),
+                    }
+                }
+                _ => {
+                    let whole: Vec<u8> = head.concat();
+                    let rewritten = crate::proxy::links::rewrite(&whole, target).unwrap_or(whole);
+                    Body::from(rewritten)
+                }
+            };
+            return answer(upstream, status, headers, body);
         }
     }
-    let permits = Arc::new(permits);
-    let rest = response.bytes_stream().map_ok(move |chunk| {
-        // The concurrency permits live as long as the body streams.
-        let _held = &permits;
-        chunk
-    });
+    // The concurrency permits live as long as the body streams.
+    body.hold(permits);
+    if head.is_empty() {
+        return answer(upstream, status, headers, Body::new(body));
+    }
+    let rest = body.into_data_stream();
     let stream = futures_util::stream::iter(head.into_iter().map(Ok)).chain(rest);
     answer(upstream, status, headers, Body::from_stream(stream))
 }

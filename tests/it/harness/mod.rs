@@ -44,6 +44,7 @@ pub struct TestAppBuilder {
     env: Vec<(String, String)>,
     seed: Option<Box<dyn FnOnce(Seed) -> Seed + Send>>,
     database: Option<TestDb>,
+    microsoft_over_tls: bool,
 }
 
 impl TestApp {
@@ -53,6 +54,7 @@ impl TestApp {
             env: Vec::new(),
             seed: None,
             database: None,
+            microsoft_over_tls: false,
         }
     }
 
@@ -162,6 +164,13 @@ impl TestAppBuilder {
         self
     }
 
+    /// Serves the emulator over HTTPS (HTTP/2 or HTTP/1.1 by ALPN, as Microsoft's hosts do) with
+    /// a throwaway CA that samgate trusts through `SAMGATE_EXTRA_CA_FILE`.
+    pub fn microsoft_over_tls(mut self) -> Self {
+        self.microsoft_over_tls = true;
+        self
+    }
+
     /// Changes the emulator's world before it starts.
     pub fn with_seed(mut self, change: impl FnOnce(Seed) -> Seed + Send + 'static) -> Self {
         self.seed = Some(Box::new(change));
@@ -194,9 +203,19 @@ impl TestAppBuilder {
         if let Some(change) = self.seed {
             seed = change(seed);
         }
-        let emulator = Emulator::start(seed)
-            .await
-            .expect("start the Microsoft emulator");
+        let ca_file = self.microsoft_over_tls.then(|| {
+            std::env::temp_dir().join(format!("samgate-test-ca-{}.pem", uuid::Uuid::new_v4()))
+        });
+        let emulator = Emulator::start_with(
+            seed,
+            ms_emulator::Options {
+                tls: ca_file.is_some(),
+                tls_cert_path: ca_file.clone(),
+                ..ms_emulator::Options::default()
+            },
+        )
+        .await
+        .expect("start the Microsoft emulator");
         let keks = format!("1:{}", samgate::vault::generate_key());
         let mut env = vec![
             (
@@ -221,6 +240,12 @@ impl TestAppBuilder {
                 "Northwind Control Panel".to_owned(),
             ),
         ];
+        if let Some(path) = &ca_file {
+            env.push((
+                "SAMGATE_EXTRA_CA_FILE".to_owned(),
+                path.display().to_string(),
+            ));
+        }
         env.extend(self.env);
         let lookup = move |name: &str| {
             env.iter()
@@ -252,11 +277,16 @@ impl TestAppBuilder {
         while !app.api_keys.is_listening() && std::time::Instant::now() < listening_deadline {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
-        let client = reqwest::Client::builder()
+        let mut client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .cookie_store(true)
-            .build()
-            .expect("client");
+            .cookie_store(true);
+        if let Some(pem) = emulator.tls_certificate_pem() {
+            // The test plays the partner admin's browser too, which visits Microsoft's pages.
+            client = client.add_root_certificate(
+                reqwest::Certificate::from_pem(pem.as_bytes()).expect("the emulator's CA"),
+            );
+        }
+        let client = client.build().expect("client");
         TestApp {
             address,
             db,
