@@ -10,6 +10,7 @@ use samgate::web::errors::ApiErrorCode;
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::harness::DemoPartner::Contoso;
 use crate::harness::TestApp;
 use crate::harness::browser::Browser;
 use crate::harness::peers;
@@ -218,8 +219,7 @@ async fn schemathesis_finds_no_defect_in_the_api() {
     if !peers::python_module("schemathesis", "schemathesis") {
         return;
     }
-    let app = TestApp::spawn().await;
-    app.consent_contoso().await;
+    let app = TestApp::builder().with_consented(Contoso).spawn().await;
     let key = app.api_key("schemathesis", None, false).await;
     // The customer directory, so list_customers has real pages.
     let synced = app
@@ -317,7 +317,7 @@ async fn what_schemathesis_found_stays_fixed() {
     assert_eq!(call.status(), 404);
     // A cursor that names no customer says so.
     let app_partner = DEMO_CONTOSO;
-    app.consent_contoso().await;
+    app.consent_partner(Contoso).await;
     let listed = app
         .client
         .get(app.url(&format!(
@@ -462,9 +462,8 @@ async fn the_python_examples_of_the_api_docs_page_run_against_samgate() {
     if !peers::python_module("requests", "requests") {
         return;
     }
-    let app = TestApp::spawn().await;
-    app.consent_contoso().await;
-    let customer = Uuid::from_u128(0xc0570000_0000_4000_8000_000000000000 | (0xc0 << 8) | 1);
+    let app = TestApp::builder().with_consented(Contoso).spawn().await;
+    let customer = Contoso.customer(1);
     app.microsoft().grant_app_consent(customer, DEMO_CLIENT_ID);
     let key = app.api_key("docs-examples", None, true).await;
     let html = app.get("/api/docs").await.text().await.expect("html");
