@@ -14,6 +14,7 @@ use crate::harness::DemoPartner::Contoso;
 use crate::harness::TestApp;
 use crate::harness::browser::Browser;
 use crate::harness::peers;
+use crate::harness::snapshot::{self, api_answer};
 
 const METHODS: [&str; 8] = [
     "get", "put", "post", "delete", "options", "head", "patch", "trace",
@@ -357,8 +358,17 @@ async fn a_body_over_the_limit_is_the_documented_json_error() {
         .expect("call");
     assert_eq!(response.status(), 413);
     assert_eq!(response.headers()["x-samgate-error"], "payload_too_large");
-    let body: Value = response.json().await.expect("a JSON error");
-    assert_eq!(body["code"], "payload_too_large");
+    let _placeholders = snapshot::settings().bind_to_scope();
+    insta::assert_json_snapshot!("error_413_payload_too_large", api_answer(response).await);
+}
+
+/// The whole document, so that any change of the public contract shows in review.
+#[tokio::test]
+async fn the_openapi_document_changes_only_with_its_reviewed_snapshot() {
+    let app = TestApp::spawn().await;
+    let document = served_document(&app).await;
+    let _placeholders = snapshot::settings().bind_to_scope();
+    insta::assert_json_snapshot!("openapi_document", document);
 }
 
 /// The page without its examples: what a person reads as prose.
