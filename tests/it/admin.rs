@@ -11,6 +11,7 @@ use samgate::web::admin::Access;
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
+use crate::harness::DemoPartner::Contoso;
 use crate::harness::TestApp;
 
 const REFUSED: &str = "Email or password is incorrect, or sign-in is temporarily blocked.";
@@ -1297,7 +1298,7 @@ async fn partners_sorted_by_status_or_last_use_page_in_that_order_and_an_unknown
     assert_eq!(walk("/admin/partners?sort=used").await, (2, by_use.clone()));
 
     // One consented partner: refreshed most recently, so first; the never refreshed follow.
-    let contoso = consented_contoso(&app).await;
+    let contoso = app.consent_partner(Contoso).await;
     let by_refresh: Vec<Uuid> = std::iter::once(contoso)
         .chain(by_use.iter().copied())
         .collect();
@@ -1700,25 +1701,6 @@ async fn the_admin_pages_work_in_a_real_browser_on_a_laptop_and_a_phone() {
 
 // ---- Partner actions, customers, app consents, API clients, dashboard ------------------------
 
-/// Contoso consents through the emulator; returns its samgate partner id.
-pub(crate) async fn consented_contoso(app: &TestApp) -> Uuid {
-    let invitation = app.invite("Contoso", None).await;
-    let response = app
-        .consent_as(&invitation, ms_emulator::DEMO_CONTOSO_ADMIN)
-        .await;
-    assert_eq!(response.status(), 200, "consent completes");
-    sqlx::query_scalar("SELECT id FROM partners WHERE tenant_id = $1")
-        .bind(ms_emulator::DEMO_CONTOSO)
-        .fetch_one(&app.pool)
-        .await
-        .expect("Contoso is a partner")
-}
-
-/// Contoso's first demo customer.
-pub(crate) fn contoso_customer(n: u128) -> Uuid {
-    Uuid::from_u128(0xc0570000_0000_4000_8000_000000000000 | (0xc0 << 8) | n)
-}
-
 pub(crate) async fn page_text(browser: &Browser, path: &str) -> String {
     let response = browser.get(path).await;
     assert_eq!(response.status(), StatusCode::OK, "GET {path}");
@@ -1727,8 +1709,8 @@ pub(crate) async fn page_text(browser: &Browser, path: &str) -> String {
 
 #[tokio::test]
 async fn refresh_now_redeems_the_grant_shows_the_outcome_and_is_audited() {
-    let app = TestApp::spawn().await;
-    let partner = consented_contoso(&app).await;
+    let app = TestApp::builder().with_consented(Contoso).spawn().await;
+    let partner = app.partner_id(Contoso);
     let (browser, staff) = signed_in(&app, Role::Operator).await;
     let refreshes = app.microsoft().token_calls("refresh_token");
 
@@ -1794,11 +1776,11 @@ pub(crate) async fn wait_for_run(app: &TestApp, run: Uuid) -> String {
 
 #[tokio::test]
 async fn granting_to_all_customers_runs_in_the_background_with_progress_and_is_idempotent() {
-    let app = TestApp::spawn().await;
-    let partner = consented_contoso(&app).await;
+    let app = TestApp::builder().with_consented(Contoso).spawn().await;
+    let partner = app.partner_id(Contoso);
     let client_id = ms_emulator::DEMO_CLIENT_ID;
     app.microsoft()
-        .grant_app_consent(contoso_customer(2), client_id);
+        .grant_app_consent(Contoso.customer(2), client_id);
     let (browser, _) = signed_in(&app, Role::Operator).await;
 
     let response = browser
@@ -1814,11 +1796,11 @@ async fn granting_to_all_customers_runs_in_the_background_with_progress_and_is_i
     assert_eq!(wait_for_run(&app, run).await, "finished");
     assert!(
         app.microsoft()
-            .app_consented(contoso_customer(1), client_id)
+            .app_consented(Contoso.customer(1), client_id)
     );
     assert!(
         app.microsoft()
-            .app_consented(contoso_customer(2), client_id)
+            .app_consented(Contoso.customer(2), client_id)
     );
 
     let html = page_text(&browser, &run_page).await;
@@ -1901,7 +1883,7 @@ async fn granting_to_all_customers_runs_in_the_background_with_progress_and_is_i
 #[tokio::test]
 async fn an_admin_creates_a_client_issues_a_key_once_and_revocation_stops_it_at_once() {
     let app = TestApp::spawn().await;
-    consented_contoso(&app).await;
+    app.consent_partner(Contoso).await;
     let (browser, _) = signed_in(&app, Role::Admin).await;
     let html = page_text(&browser, "/admin/clients").await;
     assert!(
@@ -2036,8 +2018,8 @@ async fn an_admin_creates_a_client_issues_a_key_once_and_revocation_stops_it_at_
 
 #[tokio::test]
 async fn the_dashboard_counts_grants_never_used_and_unused_long_enough_to_expire() {
-    let app = TestApp::spawn().await;
-    let partner = consented_contoso(&app).await;
+    let app = TestApp::builder().with_consented(Contoso).spawn().await;
+    let partner = app.partner_id(Contoso);
     let (browser, _) = signed_in(&app, Role::Viewer).await;
     let html = page_text(&browser, "/admin").await;
     assert!(

@@ -7,9 +7,9 @@ use samgate::staff::Role;
 use uuid::Uuid;
 
 use crate::admin::{
-    Browser, consented_contoso, contoso_customer, count, link_href, location, page_text,
-    seed_partner, signed_in, wait_for_run,
+    Browser, count, link_href, location, page_text, seed_partner, signed_in, wait_for_run,
 };
+use crate::harness::DemoPartner::Contoso;
 use crate::harness::TestApp;
 
 const CLIENT_ID: Uuid = ms_emulator::DEMO_CLIENT_ID;
@@ -82,7 +82,7 @@ async fn admin_customers_page_after_a_sync_shows_each_customer_with_its_gdap_con
         .with_seed(|seed| seed.with_demo_edge_cases())
         .spawn()
         .await;
-    let partner = consented_contoso(&app).await;
+    let partner = app.consent_partner(Contoso).await;
     let (viewer, _) = signed_in(&app, Role::Viewer).await;
     let html = page_text(&viewer, &customers_path(partner)).await;
     assert!(html.contains("Never synced."), "{html}");
@@ -107,7 +107,7 @@ async fn admin_customers_page_after_a_sync_shows_each_customer_with_its_gdap_con
     assert!(html.contains("Last synced <strong>"), "{html}");
     assert_eq!(row_ids(&html).len(), 4);
     for n in [1, 2] {
-        let line = row(&html, contoso_customer(n));
+        let line = row(&html, Contoso.customer(n));
         assert!(line.contains(">GDAP active<"), "{line}");
         assert!(line.contains("3 roles · ends 20"), "{line}");
         assert!(line.contains(">Not granted<"), "{line}");
@@ -132,7 +132,7 @@ async fn admin_customers_page_after_a_sync_shows_each_customer_with_its_gdap_con
     // A refused token at the customer's authority is shown with its codes and advice, once.
     let grant = format!(
         "/admin/partners/{partner}/customers/{}/app-consent",
-        contoso_customer(1)
+        Contoso.customer(1)
     );
     let response = operator.submit(&grant, &[]).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
@@ -143,7 +143,7 @@ async fn admin_customers_page_after_a_sync_shows_each_customer_with_its_gdap_con
         StatusCode::FORBIDDEN
     );
     let html = page_text(&operator, &customers_path(partner)).await;
-    let line = row(&html, contoso_customer(1));
+    let line = row(&html, Contoso.customer(1));
     assert!(line.contains(">Granted<"), "{line}");
     let line = row(&html, BLOCKED);
     assert!(line.contains(">Refused<"), "{line}");
@@ -162,11 +162,11 @@ async fn admin_customers_page_after_a_sync_shows_each_customer_with_its_gdap_con
 #[tokio::test]
 async fn admin_needs_attention_lists_a_customer_whose_gdap_expired_and_the_partner_page_counts_it()
 {
-    let app = TestApp::spawn().await;
-    let partner = consented_contoso(&app).await;
+    let app = TestApp::builder().with_consented(Contoso).spawn().await;
+    let partner = app.partner_id(Contoso);
     let (operator, _) = signed_in(&app, Role::Operator).await;
     sync_now(&operator, partner).await;
-    let (expiring, fine) = (contoso_customer(1), contoso_customer(2));
+    let (expiring, fine) = (Contoso.customer(1), Contoso.customer(2));
     let response = operator
         .submit(
             &format!("/admin/partners/{partner}/customers/app-consents"),
@@ -231,11 +231,11 @@ async fn admin_needs_attention_lists_a_customer_whose_gdap_expired_and_the_partn
 
 #[tokio::test]
 async fn admin_bulk_grant_of_two_selected_customers_records_both_as_granted() {
-    let app = TestApp::spawn().await;
-    let partner = consented_contoso(&app).await;
+    let app = TestApp::builder().with_consented(Contoso).spawn().await;
+    let partner = app.partner_id(Contoso);
     let (operator, staff) = signed_in(&app, Role::Operator).await;
     sync_now(&operator, partner).await;
-    let (one, two) = (contoso_customer(1), contoso_customer(2));
+    let (one, two) = (Contoso.customer(1), Contoso.customer(2));
     let response = operator
         .submit(
             &format!("/admin/partners/{partner}/customers/app-consents"),
@@ -350,11 +350,11 @@ async fn admin_bulk_grant_of_two_selected_customers_records_both_as_granted() {
 
 #[tokio::test]
 async fn admin_reapplying_a_stale_consent_replaces_it_at_partner_center() {
-    let app = TestApp::spawn().await;
-    let partner = consented_contoso(&app).await;
+    let app = TestApp::builder().with_consented(Contoso).spawn().await;
+    let partner = app.partner_id(Contoso);
     let (operator, _) = signed_in(&app, Role::Operator).await;
     sync_now(&operator, partner).await;
-    let customer = contoso_customer(1);
+    let customer = Contoso.customer(1);
     // Consented earlier with other permissions than samgate now asks for.
     app.microsoft().grant_app_consent(customer, CLIENT_ID);
     sqlx::query(
@@ -430,7 +430,7 @@ async fn admin_granting_without_gdap_is_refused_with_gdap_advice_and_the_run_cou
         .with_seed(|seed| seed.with_demo_edge_cases())
         .spawn()
         .await;
-    let partner = consented_contoso(&app).await;
+    let partner = app.consent_partner(Contoso).await;
     let (operator, _) = signed_in(&app, Role::Operator).await;
     sync_now(&operator, partner).await;
     let response = operator
@@ -554,8 +554,8 @@ async fn a_running_grant_to_all_updates_its_page_in_place_and_reloads_once_it_en
     let Some(browser) = crate::harness::browser::Browser::launch("run-progress").await else {
         return;
     };
-    let app = TestApp::spawn().await;
-    let partner = consented_contoso(&app).await;
+    let app = TestApp::builder().with_consented(Contoso).spawn().await;
+    let partner = app.partner_id(Contoso);
     app.microsoft()
         .add_customers(ms_emulator::DEMO_CONTOSO, 10)
         .expect("customers");
@@ -628,8 +628,8 @@ async fn a_running_grant_to_all_updates_its_page_in_place_and_reloads_once_it_en
 
 #[tokio::test]
 async fn admin_customer_pages_follow_the_directory_keyset_and_a_bad_link_is_a_clear_400() {
-    let app = TestApp::spawn().await;
-    let partner = consented_contoso(&app).await;
+    let app = TestApp::builder().with_consented(Contoso).spawn().await;
+    let partner = app.partner_id(Contoso);
     app.microsoft()
         .add_customers(ms_emulator::DEMO_CONTOSO, 55)
         .expect("customers");
@@ -669,7 +669,7 @@ async fn admin_customer_pages_follow_the_directory_keyset_and_a_bad_link_is_a_cl
         &format!("{}?q=contosocust2", customers_path(partner)),
     )
     .await;
-    assert_eq!(row_ids(&search), [contoso_customer(2)]);
+    assert_eq!(row_ids(&search), [Contoso.customer(2)]);
 
     let id = Uuid::new_v4();
     for query in [
@@ -694,8 +694,8 @@ async fn admin_customer_pages_follow_the_directory_keyset_and_a_bad_link_is_a_cl
 
 #[tokio::test]
 async fn admin_a_failed_sync_is_explained_in_plain_words() {
-    let app = TestApp::spawn().await;
-    let partner = consented_contoso(&app).await;
+    let app = TestApp::builder().with_consented(Contoso).spawn().await;
+    let partner = app.partner_id(Contoso);
     let (operator, _) = signed_in(&app, Role::Operator).await;
     app.microsoft()
         .fail_next(ms_emulator::Fault::path("/v1/customers").throttle(30));
@@ -715,10 +715,10 @@ async fn admin_a_failed_sync_is_explained_in_plain_words() {
 
 #[tokio::test]
 async fn admin_a_viewer_cannot_sync_customers_or_change_app_consents() {
-    let app = TestApp::spawn().await;
-    let partner = consented_contoso(&app).await;
+    let app = TestApp::builder().with_consented(Contoso).spawn().await;
+    let partner = app.partner_id(Contoso);
     let (viewer, _) = signed_in(&app, Role::Viewer).await;
-    let customer = contoso_customer(1).to_string();
+    let customer = Contoso.customer(1).to_string();
     for (path, form) in [
         (format!("/admin/partners/{partner}/customers/sync"), vec![]),
         (
@@ -736,7 +736,7 @@ async fn admin_a_viewer_cannot_sync_customers_or_change_app_consents() {
     assert_eq!(app.microsoft().route_calls("/v1/customers"), 0);
     assert!(
         !app.microsoft()
-            .app_consented(contoso_customer(1), CLIENT_ID)
+            .app_consented(Contoso.customer(1), CLIENT_ID)
     );
     assert_eq!(
         count(
@@ -758,7 +758,7 @@ async fn admin_customers_page_works_in_a_real_browser_on_a_laptop_and_a_phone() 
         .with_seed(|seed| seed.with_demo_edge_cases())
         .spawn()
         .await;
-    let partner = consented_contoso(&app).await;
+    let partner = app.consent_partner(Contoso).await;
     app.microsoft()
         .add_customers(ms_emulator::DEMO_CONTOSO, 8)
         .expect("customers");
@@ -789,10 +789,10 @@ async fn admin_customers_page_works_in_a_real_browser_on_a_laptop_and_a_phone() 
 
     browser.goto(&app.url(&customers_path(partner))).await;
     browser
-        .click(&format!("#select-{}", contoso_customer(1)))
+        .click(&format!("#select-{}", Contoso.customer(1)))
         .await;
     browser
-        .click(&format!("#select-{}", contoso_customer(2)))
+        .click(&format!("#select-{}", Contoso.customer(2)))
         .await;
     browser.click("#bulk-grant").await;
     let notice = browser.text("#action-outcome").await;
@@ -801,11 +801,11 @@ async fn admin_customers_page_works_in_a_real_browser_on_a_laptop_and_a_phone() 
         "{notice}"
     );
     assert_eq!(
-        directory_consent(&app, contoso_customer(1)).await,
+        directory_consent(&app, Contoso.customer(1)).await,
         "granted"
     );
     assert_eq!(
-        directory_consent(&app, contoso_customer(2)).await,
+        directory_consent(&app, Contoso.customer(2)).await,
         "granted"
     );
     browser.screenshot("02-desktop-after-bulk-grant").await;
@@ -875,8 +875,8 @@ async fn admin_customers_page_works_in_a_real_browser_on_a_laptop_and_a_phone() 
 
 #[tokio::test]
 async fn admin_customers_csv_lists_the_directory_of_the_filter_with_formulas_defused() {
-    let app = TestApp::spawn().await;
-    let partner = consented_contoso(&app).await;
+    let app = TestApp::builder().with_consented(Contoso).spawn().await;
+    let partner = app.partner_id(Contoso);
     // More than one export batch (500 rows).
     app.microsoft()
         .add_customers(ms_emulator::DEMO_CONTOSO, 505)
@@ -884,7 +884,7 @@ async fn admin_customers_csv_lists_the_directory_of_the_filter_with_formulas_def
     let (operator, _) = signed_in(&app, Role::Operator).await;
     sync_now(&operator, partner).await;
     sqlx::query("UPDATE customers SET company_name = $2 WHERE tenant_id = $1")
-        .bind(contoso_customer(2))
+        .bind(Contoso.customer(2))
         .bind("=HYPERLINK(\"https://evil.example\",\"Contoso\")")
         .execute(&app.pool)
         .await
@@ -946,7 +946,7 @@ async fn admin_customers_csv_lists_the_directory_of_the_filter_with_formulas_def
     }
     let evil = lines
         .iter()
-        .find(|l| l.contains(&contoso_customer(2).to_string()))
+        .find(|l| l.contains(&Contoso.customer(2).to_string()))
         .expect("the renamed customer");
     assert!(
         evil.starts_with("\"'=HYPERLINK(\"\"https://evil.example\"\""),
@@ -962,7 +962,7 @@ async fn admin_customers_csv_lists_the_directory_of_the_filter_with_formulas_def
         .expect("csv");
     let lines: Vec<&str> = one.split_terminator("\r\n").collect();
     assert_eq!(lines.len(), 2, "{one}");
-    assert!(lines[1].contains(&contoso_customer(2).to_string()), "{one}");
+    assert!(lines[1].contains(&Contoso.customer(2).to_string()), "{one}");
     let bad = viewer
         .get(&format!("{}.csv?state=everything", customers_path(partner)))
         .await;

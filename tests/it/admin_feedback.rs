@@ -11,6 +11,7 @@ use secrecy::ExposeSecret;
 use crate::admin::{
     Browser, add_staff, count, field_value, location, seed_client, seed_partner, signed_in,
 };
+use crate::harness::DemoPartner::Contoso;
 use crate::harness::TestApp;
 
 /// The flash message of a page, if it shows one.
@@ -98,8 +99,8 @@ async fn flash_at(browser: &Browser, path: &str) -> String {
 
 #[tokio::test]
 async fn partner_actions_leave_a_message_with_the_next_step_on_failure() {
-    let app = TestApp::spawn().await;
-    let partner = crate::admin::consented_contoso(&app).await;
+    let app = TestApp::builder().with_consented(Contoso).spawn().await;
+    let partner = app.partner_id(Contoso);
     let (browser, _) = signed_in(&app, Role::Admin).await;
     let here = format!("/admin/partners/{partner}");
 
@@ -137,8 +138,8 @@ async fn partner_actions_leave_a_message_with_the_next_step_on_failure() {
 
 #[tokio::test]
 async fn granting_to_all_customers_says_it_runs_in_the_background() {
-    let app = TestApp::spawn().await;
-    let partner = crate::admin::consented_contoso(&app).await;
+    let app = TestApp::builder().with_consented(Contoso).spawn().await;
+    let partner = app.partner_id(Contoso);
     let (browser, _) = signed_in(&app, Role::Operator).await;
     let started = browser
         .submit(&format!("/admin/partners/{partner}/app-consent-runs"), &[])

@@ -9,13 +9,9 @@ use samgate::staff::{NewStaffRequest, Role};
 use secrecy::ExposeSecret;
 use uuid::Uuid;
 
+use crate::harness::DemoPartner::Contoso;
 use crate::harness::TestApp;
 use crate::harness::browser::Browser;
-
-/// Contoso's first demo customer.
-fn contoso_customer() -> Uuid {
-    Uuid::from_u128(0xc0570000_0000_4000_8000_000000000000 | (0xc0 << 8) | 1)
-}
 
 /// The partner's admin walks Microsoft's pages (the emulator's) in their own browser.
 async fn partner_consents(partner: &Browser, link: &str, app: &TestApp) {
@@ -153,7 +149,7 @@ async fn staff_onboard_a_partner_consent_a_customer_and_manage_an_api_key_in_a_r
     staff.click("#sync-now").await;
     staff.find("table#customers").await;
     staff.screenshot("06-customers").await;
-    let customer = contoso_customer();
+    let customer = Contoso.customer(1);
     assert!(!app.microsoft().app_consented(customer, DEMO_CLIENT_ID));
     staff
         .click(&format!("button[data-grant='{customer}']"))

@@ -6,9 +6,10 @@
 
 use ms_emulator::{DEMO_CLIENT_ID, DEMO_CPV_TENANT, DEMO_PASSWORD, MfaState, UserSeed};
 use reqwest::{Client, Response, StatusCode};
-use samgate::staff::{NewStaffRequest, Role};
+use samgate::staff::Role;
 use uuid::Uuid;
 
+use crate::admin::{add_staff, location};
 use crate::harness::TestApp;
 
 const SSO_REFUSED: &str = "Sign-in with Microsoft did not give access to this control panel.";
@@ -53,23 +54,6 @@ async fn sso_app() -> TestApp {
         .await
 }
 
-async fn add_staff(app: &TestApp, email: &str, role: Role) -> Uuid {
-    let (member, _) = samgate::staff::add_staff(
-        &app.pool,
-        NewStaffRequest {
-            email,
-            display_name: None,
-            role,
-            password: None,
-            actor: "test",
-        },
-        app.app.clock.now(),
-    )
-    .await
-    .expect("add staff");
-    member.id
-}
-
 /// A fresh browser: its own cookies, no redirects followed.
 fn new_browser() -> Client {
     Client::builder()
@@ -77,15 +61,6 @@ fn new_browser() -> Client {
         .cookie_store(true)
         .build()
         .expect("client")
-}
-
-fn location(response: &Response) -> String {
-    response
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned()
 }
 
 fn attribute_after(html: &str, marker: &str, attribute: &str) -> Option<String> {
@@ -248,7 +223,7 @@ async fn assert_signed_out(app: &TestApp, browser: &Client) {
 #[tokio::test]
 async fn a_staff_member_signs_in_with_microsoft_and_lands_on_the_dashboard() {
     let app = sso_app().await;
-    let staff_id = add_staff(&app, "Grace@SamVendor.onmicrosoft.com", Role::Operator).await;
+    let (staff_id, _) = add_staff(&app, "Grace@SamVendor.onmicrosoft.com", Role::Operator).await;
     let browser = new_browser();
 
     let authorize = start_sso(&app, &browser).await;
@@ -299,19 +274,7 @@ async fn a_staff_member_signs_in_with_microsoft_and_lands_on_the_dashboard() {
 
     // Local accounts keep working next to SSO.
     let local = new_browser();
-    let (_, password) = samgate::staff::add_staff(
-        &app.pool,
-        NewStaffRequest {
-            email: "local@northwind.example",
-            display_name: None,
-            role: Role::Viewer,
-            password: None,
-            actor: "test",
-        },
-        app.app.clock.now(),
-    )
-    .await
-    .expect("add staff");
+    let (_, password) = add_staff(&app, "local@northwind.example", Role::Viewer).await;
     let login = local
         .get(app.url("/admin/login"))
         .send()
@@ -335,7 +298,7 @@ async fn a_staff_member_signs_in_with_microsoft_and_lands_on_the_dashboard() {
 #[tokio::test]
 async fn sso_is_bound_to_the_microsoft_account_not_to_its_sign_in_name() {
     let app = sso_app().await;
-    let staff_id = add_staff(&app, GRACE, Role::Admin).await;
+    let (staff_id, _) = add_staff(&app, GRACE, Role::Admin).await;
     // The first sign-in binds the staff account to Grace's object id.
     let first = sso_as(&app, &new_browser(), GRACE).await;
     assert_eq!(first.status(), StatusCode::SEE_OTHER);
@@ -372,7 +335,7 @@ const NEEDS_MFA: &str = "Sign in with multi-factor authentication";
 #[tokio::test]
 async fn a_sign_in_with_microsoft_without_mfa_is_refused_and_audited() {
     let app = sso_app().await;
-    let staff_id = add_staff(&app, GRACE, Role::Admin).await;
+    let (staff_id, _) = add_staff(&app, GRACE, Role::Admin).await;
     app.microsoft().set_user_mfa(GRACE, MfaState::NotRequired);
     let browser = new_browser();
     let response = sso_as(&app, &browser, GRACE).await;
@@ -443,7 +406,7 @@ async fn a_microsoft_account_without_staff_access_gets_the_generic_refusal() {
 #[tokio::test]
 async fn a_disabled_staff_member_is_refused() {
     let app = sso_app().await;
-    let id = add_staff(&app, LINUS, Role::Admin).await;
+    let (id, _) = add_staff(&app, LINUS, Role::Admin).await;
     add_staff(&app, "other-admin@northwind.example", Role::Admin).await;
     samgate::staff::disable_staff(&app.pool, id, "test", app.app.clock.now())
         .await

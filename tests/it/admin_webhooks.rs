@@ -5,15 +5,15 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use ms_emulator::{DEMO_CONTOSO_ADMIN, DEMO_FABRIKAM_ADMIN};
 use reqwest::StatusCode;
 use samgate::staff::Role;
 use uuid::Uuid;
 
 use crate::admin::{Browser, count, field_value, location, signed_in};
 use crate::admin_feedback::{assert_fits, flash};
+use crate::harness::DemoPartner::{Contoso, Fabrikam};
 use crate::harness::TestApp;
-use crate::lifecycle::{consent, quiet_app};
+use crate::lifecycle::quiet_app;
 use crate::webhooks::{Receiver, deliver, header, verifies};
 
 /// Counts the audit events of webhook changes.
@@ -163,7 +163,7 @@ async fn a_real_event_is_delivered_shown_as_delivered_and_a_replay_sends_it_agai
     let (admin, _) = signed_in(&app, Role::Admin).await;
     let receiver = Receiver::start().await;
     let added = add_in_ui(&admin, &receiver.url(), &["partner.consented"]).await;
-    consent(&app, "Contoso", DEMO_CONTOSO_ADMIN).await;
+    app.consent_partner(Contoso).await;
 
     let queued = text(&admin, "/admin/webhooks").await;
     let row = &queued[queued
@@ -257,7 +257,7 @@ async fn a_disabled_endpoint_gets_no_deliveries_until_it_is_enabled_again() {
         "{page}"
     );
 
-    consent(&app, "Contoso", DEMO_CONTOSO_ADMIN).await;
+    app.consent_partner(Contoso).await;
     assert_eq!(deliver(&app).await, Default::default());
     assert!(
         receiver.received().is_empty(),
@@ -271,7 +271,7 @@ async fn a_disabled_endpoint_gets_no_deliveries_until_it_is_enabled_again() {
         flash(&page).is_some_and(|m| m.starts_with("Endpoint enabled")),
         "{page}"
     );
-    consent(&app, "Fabrikam", DEMO_FABRIKAM_ADMIN).await;
+    app.consent_partner(Fabrikam).await;
     assert_eq!(deliver(&app).await.delivered, 1);
     assert_eq!(receiver.received().len(), 1);
     assert_eq!(
@@ -306,7 +306,7 @@ async fn rotating_the_secret_shows_the_new_one_once_and_both_sign_during_the_ove
         .expect("row")..];
     assert!(row.contains("rotated"), "{row}");
 
-    consent(&app, "Contoso", DEMO_CONTOSO_ADMIN).await;
+    app.consent_partner(Contoso).await;
     assert_eq!(deliver(&app).await.delivered, 1);
     let received = receiver.received();
     assert!(verifies(&added.secret, &received[0]));

@@ -1,6 +1,7 @@
 //! The binary as a user runs it: `serve` refuses bad configuration, `demo` runs a private
 //! PostgreSQL that survives restarts and refuses to run twice.
 
+use crate::harness::DemoPartner::Contoso;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -225,7 +226,7 @@ pub(crate) fn command_for(app: &crate::harness::TestApp) -> Command {
 async fn partners_refresh_keeps_stdout_for_output_and_exits_non_zero_when_a_partner_needs_its_admin()
  {
     let app = crate::harness::TestApp::spawn().await;
-    app.consent_contoso().await;
+    app.consent_partner(Contoso).await;
     let tenant = ms_emulator::DEMO_CONTOSO.to_string();
     let output =
         run_beside(command_for(&app).args(["partners", "refresh", "--tenant", &tenant])).await;
@@ -265,7 +266,7 @@ async fn partners_refresh_keeps_stdout_for_output_and_exits_non_zero_when_a_part
 #[tokio::test]
 async fn json_output_of_client_and_key_commands_is_machine_readable_and_the_key_works() {
     let app = crate::harness::TestApp::spawn().await;
-    app.consent_contoso().await;
+    app.consent_partner(Contoso).await;
     let created = run_beside(command_for(&app).args([
         "--json",
         "clients",

@@ -10,9 +10,11 @@ use samgate::web::errors::ApiErrorCode;
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::harness::DemoPartner::Contoso;
 use crate::harness::TestApp;
 use crate::harness::browser::Browser;
 use crate::harness::peers;
+use crate::harness::snapshot::{self, api_answer};
 
 const METHODS: [&str; 8] = [
     "get", "put", "post", "delete", "options", "head", "patch", "trace",
@@ -218,8 +220,7 @@ async fn schemathesis_finds_no_defect_in_the_api() {
     if !peers::python_module("schemathesis", "schemathesis") {
         return;
     }
-    let app = TestApp::spawn().await;
-    app.consent_contoso().await;
+    let app = TestApp::builder().with_consented(Contoso).spawn().await;
     let key = app.api_key("schemathesis", None, false).await;
     // The customer directory, so list_customers has real pages.
     let synced = app
@@ -317,7 +318,7 @@ async fn what_schemathesis_found_stays_fixed() {
     assert_eq!(call.status(), 404);
     // A cursor that names no customer says so.
     let app_partner = DEMO_CONTOSO;
-    app.consent_contoso().await;
+    app.consent_partner(Contoso).await;
     let listed = app
         .client
         .get(app.url(&format!(
@@ -357,8 +358,17 @@ async fn a_body_over_the_limit_is_the_documented_json_error() {
         .expect("call");
     assert_eq!(response.status(), 413);
     assert_eq!(response.headers()["x-samgate-error"], "payload_too_large");
-    let body: Value = response.json().await.expect("a JSON error");
-    assert_eq!(body["code"], "payload_too_large");
+    let _placeholders = snapshot::settings().bind_to_scope();
+    insta::assert_json_snapshot!("error_413_payload_too_large", api_answer(response).await);
+}
+
+/// The whole document, so that any change of the public contract shows in review.
+#[tokio::test]
+async fn the_openapi_document_changes_only_with_its_reviewed_snapshot() {
+    let app = TestApp::spawn().await;
+    let document = served_document(&app).await;
+    let _placeholders = snapshot::settings().bind_to_scope();
+    insta::assert_json_snapshot!("openapi_document", document);
 }
 
 /// The page without its examples: what a person reads as prose.
@@ -462,9 +472,8 @@ async fn the_python_examples_of_the_api_docs_page_run_against_samgate() {
     if !peers::python_module("requests", "requests") {
         return;
     }
-    let app = TestApp::spawn().await;
-    app.consent_contoso().await;
-    let customer = Uuid::from_u128(0xc0570000_0000_4000_8000_000000000000 | (0xc0 << 8) | 1);
+    let app = TestApp::builder().with_consented(Contoso).spawn().await;
+    let customer = Contoso.customer(1);
     app.microsoft().grant_app_consent(customer, DEMO_CLIENT_ID);
     let key = app.api_key("docs-examples", None, true).await;
     let html = app.get("/api/docs").await.text().await.expect("html");

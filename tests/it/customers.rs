@@ -6,12 +6,8 @@ use std::time::Duration;
 use ms_emulator::{CustomerOptions, CustomerPolicy, DEMO_CONTOSO, Fault, RelationshipStatus, Seed};
 use uuid::Uuid;
 
+use crate::harness::DemoPartner::Contoso;
 use crate::harness::TestApp;
-
-/// The demo world's customers of Contoso: index 1 and 2.
-fn contoso_customer(index: u128) -> Uuid {
-    Uuid::from_u128(0xc0570000_0000_4000_8000_000000000000 | (0xc0 << 8) | index)
-}
 
 fn customer_graph(customer: Uuid) -> String {
     format!("/api/v1/partners/{DEMO_CONTOSO}/customers/{customer}/graph/v1.0/users?$top=1")
@@ -51,10 +47,9 @@ fn customer_token_calls(app: &TestApp, customer: Uuid) -> u64 {
 
 #[tokio::test]
 async fn one_customers_conditional_access_refuses_only_that_customer_and_costs_one_token_call() {
-    let app = TestApp::spawn().await;
-    app.consent_contoso().await;
+    let app = TestApp::builder().with_consented(Contoso).spawn().await;
     let key = app.api_key("reader", None, true).await;
-    let (blocked, open) = (contoso_customer(1), contoso_customer(2));
+    let (blocked, open) = (Contoso.customer(1), Contoso.customer(2));
     for customer in [blocked, open] {
         app.microsoft()
             .grant_app_consent(customer, ms_emulator::DEMO_CLIENT_ID);
@@ -145,8 +140,7 @@ async fn one_customers_conditional_access_refuses_only_that_customer_and_costs_o
 
 #[tokio::test]
 async fn unknown_customer_ids_are_refused_without_any_token_call() {
-    let app = TestApp::spawn().await;
-    app.consent_contoso().await;
+    let app = TestApp::builder().with_consented(Contoso).spawn().await;
     let key = app.api_key("reader", None, true).await;
     app.microsoft().reset_counters();
     for _ in 0..100 {
@@ -168,10 +162,9 @@ async fn unknown_customer_ids_are_refused_without_any_token_call() {
 
 #[tokio::test]
 async fn a_customer_without_an_active_gdap_relationship_is_refused_before_any_token_call() {
-    let app = TestApp::spawn().await;
-    app.consent_contoso().await;
+    let app = TestApp::builder().with_consented(Contoso).spawn().await;
     let key = app.api_key("reader", None, true).await;
-    let customer = contoso_customer(1);
+    let customer = Contoso.customer(1);
     app.microsoft()
         .grant_app_consent(customer, ms_emulator::DEMO_CLIENT_ID);
     app.microsoft()
@@ -192,8 +185,7 @@ async fn a_customer_without_an_active_gdap_relationship_is_refused_before_any_to
 
 #[tokio::test]
 async fn a_tenant_microsoft_does_not_know_answers_customer_not_found_not_app_misconfigured() {
-    let app = TestApp::spawn().await;
-    app.consent_contoso().await;
+    let app = TestApp::builder().with_consented(Contoso).spawn().await;
     let key = app.api_key("reader", None, true).await;
     // The directory lists a customer whose tenant Microsoft no longer knows (deleted tenant).
     let sync = sync_directory(&app, &key).await;
@@ -226,10 +218,9 @@ async fn a_tenant_microsoft_does_not_know_answers_customer_not_found_not_app_mis
 
 #[tokio::test]
 async fn calls_to_a_slow_refusing_customer_do_not_hold_up_the_partners_own_calls() {
-    let app = TestApp::spawn().await;
-    app.consent_contoso().await;
+    let app = TestApp::builder().with_consented(Contoso).spawn().await;
     let key = app.api_key("reader", None, true).await;
-    let customer = contoso_customer(1);
+    let customer = Contoso.customer(1);
     app.microsoft()
         .grant_app_consent(customer, ms_emulator::DEMO_CLIENT_ID);
     app.microsoft()
@@ -295,8 +286,7 @@ async fn calls_to_a_slow_refusing_customer_do_not_hold_up_the_partners_own_calls
 
 #[tokio::test]
 async fn a_successful_refresh_returns_a_refused_partner_to_healthy() {
-    let app = TestApp::spawn().await;
-    app.consent_contoso().await;
+    let app = TestApp::builder().with_consented(Contoso).spawn().await;
     let key = app.api_key("reader", None, true).await;
     sqlx::query(
         "UPDATE partners SET status = 'mfa_required', status_code = '50076' WHERE tenant_id = $1",
@@ -341,9 +331,9 @@ async fn the_directory_of_a_partner_with_thousands_of_customers_syncs_completely
                 options
             })
         })
+        .with_consented(Contoso)
         .spawn()
         .await;
-    app.consent_contoso().await;
     let key = app.api_key("reader", None, true).await;
     // The demo world's own customers of Contoso come on top of the 3,000 generated ones.
     let demo = Seed::demo("http://unused/");
@@ -422,11 +412,10 @@ async fn the_directory_of_a_partner_with_thousands_of_customers_syncs_completely
 
 #[tokio::test]
 async fn a_relationship_that_expires_is_announced_as_a_change_of_that_customer() {
-    let app = TestApp::spawn().await;
-    app.consent_contoso().await;
+    let app = TestApp::builder().with_consented(Contoso).spawn().await;
     let key = app.api_key("reader", None, true).await;
     assert_eq!(sync_directory(&app, &key).await.status(), 200);
-    let customer = contoso_customer(2);
+    let customer = Contoso.customer(2);
     app.microsoft()
         .set_relationship_status(DEMO_CONTOSO, customer, RelationshipStatus::Terminated);
     let report = json(sync_directory(&app, &key).await).await;
@@ -451,9 +440,8 @@ async fn a_relationship_that_expires_is_announced_as_a_change_of_that_customer()
 
 #[tokio::test]
 async fn consents_granted_with_other_scopes_than_configured_become_stale() {
-    let app = TestApp::spawn().await;
-    app.consent_contoso().await;
-    let customer = contoso_customer(1);
+    let app = TestApp::builder().with_consented(Contoso).spawn().await;
+    let customer = Contoso.customer(1);
     let partner = app
         .app
         .broker
@@ -504,10 +492,9 @@ async fn consents_granted_with_other_scopes_than_configured_become_stale() {
 
 #[tokio::test]
 async fn granting_the_app_consent_ends_the_remembered_consent_refusal_at_once() {
-    let app = TestApp::spawn().await;
-    app.consent_contoso().await;
+    let app = TestApp::builder().with_consented(Contoso).spawn().await;
     let key = app.api_key("reader", None, true).await;
-    let customer = contoso_customer(1);
+    let customer = Contoso.customer(1);
     let refused = get(&app, &key, &customer_graph(customer)).await;
     assert_eq!(refused.status(), 409);
     assert_eq!(json(refused).await["code"], "customer_consent_missing");
@@ -561,9 +548,8 @@ async fn consent_state(app: &TestApp, customer: Uuid) -> (String, Option<String>
 /// replaces it, both steps audited.
 #[tokio::test]
 async fn a_409_for_a_consent_samgate_did_not_make_is_stale_until_reapplied() {
-    let app = TestApp::spawn().await;
-    app.consent_contoso().await;
-    let customer = contoso_customer(1);
+    let app = TestApp::builder().with_consented(Contoso).spawn().await;
+    let customer = Contoso.customer(1);
     let partner = contoso_info(&app).await;
     // Someone consented the app in this customer outside samgate (another tool, the portal).
     app.microsoft()
@@ -613,9 +599,8 @@ async fn a_409_for_a_consent_samgate_did_not_make_is_stale_until_reapplied() {
 /// "Insufficient privileges" inside; the advice names the GDAP roles, not samgate's settings.
 #[tokio::test]
 async fn a_grant_refused_for_gdap_privileges_gets_gdap_advice() {
-    let app = TestApp::spawn().await;
-    app.consent_contoso().await;
-    let customer = contoso_customer(1);
+    let app = TestApp::builder().with_consented(Contoso).spawn().await;
+    let customer = Contoso.customer(1);
     let partner = contoso_info(&app).await;
     app.microsoft().set_relationship_roles(
         DEMO_CONTOSO,
@@ -642,8 +627,7 @@ async fn a_grant_refused_for_gdap_privileges_gets_gdap_advice() {
 /// relationships, instead of keeping stale GDAP facts until the token expires.
 #[tokio::test]
 async fn a_graph_401_during_the_gdap_read_drops_the_token_and_reads_again() {
-    let app = TestApp::spawn().await;
-    app.consent_contoso().await;
+    let app = TestApp::builder().with_consented(Contoso).spawn().await;
     let partner = contoso_info(&app).await;
     samgate::customers::sync(&app.app, &partner, "test")
         .await

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use ms_emulator::DEMO_CPV_TENANT;
 
 use crate::cli::run_beside;
+use crate::harness::DemoPartner::Contoso;
 use crate::harness::TestApp;
 use crate::harness::instance::samgate_command;
 
@@ -63,8 +64,7 @@ const CHECKS: [&str; 8] = [
 
 #[tokio::test]
 async fn doctor_reports_every_check_ok_in_order_against_the_emulator_and_exits_zero() {
-    let app = TestApp::spawn().await;
-    app.consent_contoso().await;
+    let app = TestApp::builder().with_consented(Contoso).spawn().await;
     let output = run_beside(&mut doctor(&app)).await;
     let (stdout, stderr) = text(&output);
     assert!(output.status.success(), "{stdout}\n{stderr}");
@@ -111,8 +111,7 @@ async fn a_wrong_client_secret_fails_the_credential_with_microsofts_advice_and_i
 
 #[tokio::test]
 async fn a_key_ring_without_the_key_a_grant_was_sealed_with_fails_naming_the_key_id() {
-    let app = TestApp::spawn().await;
-    app.consent_contoso().await;
+    let app = TestApp::builder().with_consented(Contoso).spawn().await;
     let other_key = samgate::vault::generate_key();
 
     let (stdout, stderr_lacking) =

@@ -5,20 +5,15 @@
 
 use ms_emulator::{DEMO_CLIENT_ID, DEMO_CONTOSO, UserSeed};
 use serde_json::Value;
-use uuid::Uuid;
 
+use crate::harness::DemoPartner::Contoso;
 use crate::harness::TestApp;
 use crate::harness::peers;
 
-fn contoso_customer(index: u128) -> Uuid {
-    Uuid::from_u128(0xc0570000_0000_4000_8000_000000000000 | (0xc0 << 8) | index)
-}
-
 /// A consented Contoso whose first customer has the app consent and three users, a read-only key.
 async fn world() -> (TestApp, String) {
-    let app = TestApp::spawn().await;
-    app.consent_contoso().await;
-    let customer = contoso_customer(1);
+    let app = TestApp::builder().with_consented(Contoso).spawn().await;
+    let customer = Contoso.customer(1);
     app.microsoft().grant_app_consent(customer, DEMO_CLIENT_ID);
     app.microsoft()
         .add_user(
@@ -37,8 +32,8 @@ async fn run(app: &TestApp, key: &str, program: &str, script: &str) -> Value {
         .env("SAMGATE_URL", &app.address)
         .env("SAMGATE_API_KEY", key)
         .env("SAMGATE_PARTNER", DEMO_CONTOSO.to_string())
-        .env("SAMGATE_CUSTOMER", contoso_customer(1).to_string())
-        .env("SAMGATE_OTHER_CUSTOMER", contoso_customer(2).to_string())
+        .env("SAMGATE_CUSTOMER", Contoso.customer(1).to_string())
+        .env("SAMGATE_OTHER_CUSTOMER", Contoso.customer(2).to_string())
         .output()
         .await
         .expect("run the example");

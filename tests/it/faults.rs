@@ -10,16 +10,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ms_emulator::{DEMO_CONTOSO, DEMO_FABRIKAM, DEMO_FABRIKAM_ADMIN, Fault};
+use ms_emulator::{DEMO_CONTOSO, DEMO_FABRIKAM, Fault};
 use samgate::db;
 use samgate::health::partner::DEGRADED_AFTER;
 use samgate::jobs::keep_alive::{self, Selection};
 use samgate::local_pg::{LocalCluster, ServerBinaries};
 use uuid::Uuid;
 
+use crate::harness::DemoPartner::{Contoso, Fabrikam};
 use crate::harness::instance::Instance;
 use crate::harness::{TestApp, TestDb};
-use crate::lifecycle::{advance, consent};
+use crate::lifecycle::advance;
 
 /// Longest a single call may take before the test calls it a hang.
 const CALL_TIMEOUT: Duration = Duration::from_secs(20);
@@ -308,9 +309,9 @@ async fn proxy_calls_through_a_postgres_restart_fail_clearly_and_afterwards_noth
     let app = TestApp::builder()
         .with_database(cluster.database().await)
         .with_env("SAMGATE_BACKGROUND_JOBS", "false")
+        .with_consented(Contoso)
         .spawn()
         .await;
-    app.consent_contoso().await;
     let key = app.api_key("fleet", None, false).await;
     app.settle_key_changes().await;
     let url = customers_url(&app.address, DEMO_CONTOSO);
@@ -413,10 +414,10 @@ async fn a_postgres_restart_during_a_keep_alive_sweep_loses_no_grant_and_the_nex
         .with_database(cluster.database().await)
         .with_env("SAMGATE_BACKGROUND_JOBS", "false")
         .with_env("SAMGATE_KEEPALIVE_JITTER_MS", "0")
+        .with_consented(Contoso)
         .spawn()
         .await;
-    app.consent_contoso().await;
-    consent(&app, "Fabrikam", DEMO_FABRIKAM_ADMIN).await;
+    app.consent_partner(Fabrikam).await;
     let partners = [DEMO_CONTOSO, DEMO_FABRIKAM];
     advance(&app, Duration::from_secs(15 * 86_400));
 
@@ -517,9 +518,9 @@ async fn killing_an_instance_mid_refresh_frees_the_grant_and_the_others_serve_th
         .with_database(cluster.database().await)
         .with_env("SAMGATE_BACKGROUND_JOBS", "false")
         .with_env("SAMGATE_KEEPALIVE_JITTER_MS", "0")
+        .with_consented(Contoso)
         .spawn()
         .await;
-    app.consent_contoso().await;
     let key = app.api_key("fleet", None, false).await;
     let mut instances = [
         Instance::start(&app, &[("SAMGATE_BACKGROUND_JOBS", "false")]).await,
@@ -736,9 +737,9 @@ async fn a_minute_of_dropped_connections_and_5xx_from_microsoft_degrades_at_most
         .with_database(cluster.database().await)
         .with_env("SAMGATE_BACKGROUND_JOBS", "false")
         .with_env("SAMGATE_WEBHOOKS_ALLOW_PRIVATE", "true")
+        .with_consented(Contoso)
         .spawn()
         .await;
-    app.consent_contoso().await;
     let receiver = Receiver::start().await;
     samgate::webhooks::add_endpoint(
         &app.app,

@@ -3,12 +3,11 @@
 
 use std::time::Duration;
 
-use ms_emulator::{
-    DEMO_CLIENT_ID, DEMO_CONTOSO, DEMO_CONTOSO_ADMIN, DEMO_FABRIKAM, DEMO_FABRIKAM_ADMIN, Fault,
-};
+use ms_emulator::{DEMO_CLIENT_ID, DEMO_CONTOSO, DEMO_CONTOSO_ADMIN, DEMO_FABRIKAM, Fault};
 use samgate::jobs::keep_alive::{self, Selection, Summary};
 use uuid::Uuid;
 
+use crate::harness::DemoPartner::{Contoso, Fabrikam};
 use crate::harness::{TestApp, second_instance};
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -27,15 +26,6 @@ pub async fn quiet_app() -> TestApp {
 pub fn advance(app: &TestApp, by: Duration) {
     app.clock.advance(by);
     app.microsoft().advance_clock(by);
-}
-
-pub async fn consent(app: &TestApp, name: &str, upn: &str) {
-    let invitation = app.invite(name, None).await;
-    assert_eq!(
-        app.consent_as(&invitation, upn).await.status(),
-        200,
-        "consent of {name}"
-    );
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -83,7 +73,7 @@ async fn with_webhook_endpoint(app: &TestApp) {
 #[tokio::test]
 async fn keep_alive_over_85_idle_days_keeps_the_grant_alive_past_day_90() {
     let app = quiet_app().await;
-    consent(&app, "Contoso", DEMO_CONTOSO_ADMIN).await;
+    app.consent_partner(Contoso).await;
     let mut refreshed = 0;
     for _ in 0..17 {
         advance(&app, 5 * DAY);
@@ -109,7 +99,7 @@ async fn keep_alive_over_85_idle_days_keeps_the_grant_alive_past_day_90() {
 #[tokio::test]
 async fn without_keep_alive_day_91_needs_consent_with_aadsts700082() {
     let app = quiet_app().await;
-    consent(&app, "Contoso", DEMO_CONTOSO_ADMIN).await;
+    app.consent_partner(Contoso).await;
     with_webhook_endpoint(&app).await;
     advance(&app, 91 * DAY);
     let summary = keep_alive(&app).await;
@@ -126,7 +116,7 @@ async fn without_keep_alive_day_91_needs_consent_with_aadsts700082() {
 #[tokio::test]
 async fn revoked_sessions_need_consent_with_aadsts50173() {
     let app = quiet_app().await;
-    consent(&app, "Contoso", DEMO_CONTOSO_ADMIN).await;
+    app.consent_partner(Contoso).await;
     app.microsoft().revoke_refresh_tokens(DEMO_CONTOSO_ADMIN);
     advance(&app, 15 * DAY);
     assert_eq!(keep_alive(&app).await.needs_consent, 1);
@@ -138,7 +128,7 @@ async fn revoked_sessions_need_consent_with_aadsts50173() {
 #[tokio::test]
 async fn a_new_mfa_policy_requires_mfa_with_aadsts50076() {
     let app = quiet_app().await;
-    consent(&app, "Contoso", DEMO_CONTOSO_ADMIN).await;
+    app.consent_partner(Contoso).await;
     with_webhook_endpoint(&app).await;
     app.microsoft().require_new_mfa(DEMO_CONTOSO_ADMIN);
     advance(&app, 15 * DAY);
@@ -152,7 +142,7 @@ async fn a_new_mfa_policy_requires_mfa_with_aadsts50076() {
 #[tokio::test]
 async fn transient_failures_change_nothing_until_three_in_a_row_degrade_and_a_success_recovers() {
     let app = quiet_app().await;
-    consent(&app, "Contoso", DEMO_CONTOSO_ADMIN).await;
+    app.consent_partner(Contoso).await;
     with_webhook_endpoint(&app).await;
     advance(&app, 15 * DAY);
     let refreshed_at = || async {
@@ -197,8 +187,8 @@ async fn transient_failures_change_nothing_until_three_in_a_row_degrade_and_a_su
 #[tokio::test]
 async fn two_workers_on_one_database_refresh_each_grant_exactly_once_per_cycle() {
     let app = quiet_app().await;
-    consent(&app, "Contoso", DEMO_CONTOSO_ADMIN).await;
-    consent(&app, "Fabrikam", DEMO_FABRIKAM_ADMIN).await;
+    app.consent_partner(Contoso).await;
+    app.consent_partner(Fabrikam).await;
     let other = second_instance(&app).await;
     advance(&app, 15 * DAY);
     let before = app.microsoft().token_calls("refresh_token");
@@ -221,10 +211,6 @@ async fn two_workers_on_one_database_refresh_each_grant_exactly_once_per_cycle()
     assert_eq!(b.expect("second"), Summary::default());
     assert_eq!(app.microsoft().token_calls("refresh_token") - before, 2);
     assert_eq!(health(&app, DEMO_FABRIKAM).await.status, "healthy");
-}
-
-fn contoso_customer(n: u128) -> Uuid {
-    Uuid::from_u128(0xc0570000_0000_4000_8000_000000000000 | (0xc0 << 8) | n)
 }
 
 async fn offboard(app: &TestApp, key: &str, body: serde_json::Value) -> reqwest::Response {
@@ -282,7 +268,7 @@ async fn every_bytea_value(app: &TestApp) -> Vec<Vec<u8>> {
 #[tokio::test]
 async fn offboarding_removes_app_consents_destroys_the_grant_and_the_proxy_answers_410() {
     let app = quiet_app().await;
-    consent(&app, "Contoso", DEMO_CONTOSO_ADMIN).await;
+    app.consent_partner(Contoso).await;
     let partner_id: Uuid = sqlx::query_scalar("SELECT id FROM partners WHERE tenant_id = $1")
         .bind(DEMO_CONTOSO)
         .fetch_one(&app.pool)
@@ -290,7 +276,7 @@ async fn offboarding_removes_app_consents_destroys_the_grant_and_the_proxy_answe
         .expect("partner");
     // One customer has the app consented, the other does not (its removal answers 404).
     app.microsoft()
-        .grant_app_consent(contoso_customer(1), DEMO_CLIENT_ID);
+        .grant_app_consent(Contoso.customer(1), DEMO_CLIENT_ID);
     let key = app
         .api_key("provisioning", Some(vec![DEMO_CONTOSO]), false)
         .await;
@@ -330,11 +316,11 @@ async fn offboarding_removes_app_consents_destroys_the_grant_and_the_proxy_answe
     let report: serde_json::Value = response.json().await.expect("json");
     assert_eq!(
         report["app_consents_removed"],
-        serde_json::json!([contoso_customer(1)])
+        serde_json::json!([Contoso.customer(1)])
     );
     assert_eq!(
         report["app_consents_absent"],
-        serde_json::json!([contoso_customer(2)])
+        serde_json::json!([Contoso.customer(2)])
     );
     assert_eq!(report["grants_deleted"], 1);
     assert_eq!(
@@ -343,7 +329,7 @@ async fn offboarding_removes_app_consents_destroys_the_grant_and_the_proxy_answe
     );
     assert!(
         !app.microsoft()
-            .app_consented(contoso_customer(1), DEMO_CLIENT_ID)
+            .app_consented(Contoso.customer(1), DEMO_CLIENT_ID)
     );
 
     let pool = app.pool.clone();
@@ -440,7 +426,7 @@ async fn samgate_cli(app: &TestApp, args: &[&str]) -> (bool, String) {
 #[tokio::test]
 async fn the_cli_refreshes_on_demand_offboards_and_registers_webhooks() {
     let app = quiet_app().await;
-    consent(&app, "Contoso", DEMO_CONTOSO_ADMIN).await;
+    app.consent_partner(Contoso).await;
     let before = app.microsoft().token_calls("refresh_token");
     // Nothing is due yet; `--tenant` refreshes anyway.
     let (ok, out) = samgate_cli(&app, &["partners", "refresh"]).await;

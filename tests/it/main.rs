@@ -27,5 +27,6 @@ mod lifecycle;
 mod ops;
 mod proxy;
 mod scale_out;
+mod snapshots;
 mod vault_at_rest;
 mod webhooks;

@@ -6,6 +6,7 @@ use std::time::Duration;
 use ms_emulator::{DEMO_CONTOSO, DEMO_CONTOSO_ADMIN, DEMO_FABRIKAM, Fault};
 use uuid::Uuid;
 
+use crate::harness::DemoPartner::{Contoso, Fabrikam};
 use crate::harness::TestApp;
 
 fn pc(path: &str) -> String {
@@ -21,20 +22,9 @@ async fn call(app: &TestApp, key: &str, method: reqwest::Method, path: &str) -> 
         .expect("proxy call")
 }
 
-fn customer_of_contoso(app: &TestApp) -> Uuid {
-    let _ = app;
-    // The demo world gives each partner two customers; the first of Contoso's.
-    Uuid::from_u128(0xc0570000_0000_4000_8000_000000000000 | (0xc0 << 8) | 1)
-}
-
-fn customer_of_fabrikam() -> Uuid {
-    Uuid::from_u128(0xc0570000_0000_4000_8000_000000000000 | (0xfa << 8) | 1)
-}
-
 #[tokio::test]
 async fn a_backend_lists_a_partners_customers_through_the_proxy() {
-    let app = TestApp::spawn().await;
-    app.consent_contoso().await;
+    let app = TestApp::builder().with_consented(Contoso).spawn().await;
     let key = app.api_key("billing", None, false).await;
     let response = app
         .client
@@ -80,8 +70,7 @@ async fn a_backend_lists_a_partners_customers_through_the_proxy() {
 
 #[tokio::test]
 async fn the_callers_credentials_and_hop_by_hop_headers_never_reach_microsoft() {
-    let app = TestApp::spawn().await;
-    app.consent_contoso().await;
+    let app = TestApp::builder().with_consented(Contoso).spawn().await;
     let key = app.api_key("billing", None, false).await;
     let response = app
         .client
@@ -120,8 +109,7 @@ async fn the_callers_credentials_and_hop_by_hop_headers_never_reach_microsoft() 
 
 #[tokio::test]
 async fn a_read_only_key_cannot_smuggle_a_write_through_method_override_headers() {
-    let app = TestApp::spawn().await;
-    app.consent_contoso().await;
+    let app = TestApp::builder().with_consented(Contoso).spawn().await;
     let reader = app.api_key("reader", Some(vec![DEMO_CONTOSO]), true).await;
     app.microsoft().clear_recorded_requests();
     let response = app
@@ -159,8 +147,7 @@ async fn a_read_only_key_cannot_smuggle_a_write_through_method_override_headers(
 
 #[tokio::test]
 async fn keys_are_scoped_to_partners_and_read_only_clients_cannot_write() {
-    let app = TestApp::spawn().await;
-    app.consent_contoso().await;
+    let app = TestApp::builder().with_consented(Contoso).spawn().await;
     let only_fabrikam = app
         .api_key("fabrikam-only", Some(vec![DEMO_FABRIKAM]), false)
         .await;
@@ -188,7 +175,7 @@ async fn keys_are_scoped_to_partners_and_read_only_clients_cannot_write() {
         .status(),
         200
     );
-    let customer = customer_of_contoso(&app);
+    let customer = Contoso.customer(1);
     let write = call(
         &app,
         &reader,
@@ -231,8 +218,7 @@ async fn keys_are_scoped_to_partners_and_read_only_clients_cannot_write() {
 
 #[tokio::test]
 async fn unknown_missing_and_malformed_keys_get_401_with_www_authenticate() {
-    let app = TestApp::spawn().await;
-    app.consent_contoso().await;
+    let app = TestApp::builder().with_consented(Contoso).spawn().await;
     for key in [
         Some(format!("sgk_{}", "A".repeat(43))),
         Some("not-a-key".to_owned()),
@@ -254,8 +240,7 @@ async fn unknown_missing_and_malformed_keys_get_401_with_www_authenticate() {
 
 #[tokio::test]
 async fn path_traversal_and_absolute_url_attempts_are_refused_before_any_upstream_call() {
-    let app = TestApp::spawn().await;
-    app.consent_contoso().await;
+    let app = TestApp::builder().with_consented(Contoso).spawn().await;
     let key = app.api_key("billing", None, false).await;
     // Sent raw, so no client-side URL normalisation hides what samgate receives.
     for raw in [
@@ -316,9 +301,9 @@ async fn five_hundred_concurrent_calls_after_expiry_cause_exactly_one_refresh() 
     let app = TestApp::builder()
         .with_env("SAMGATE_PROXY_PARTNER_CONCURRENCY", "1000")
         .with_env("SAMGATE_PROXY_CLIENT_CONCURRENCY", "1000")
+        .with_consented(Contoso)
         .spawn()
         .await;
-    app.consent_contoso().await;
     let key = app.api_key("billing", None, false).await;
     assert_eq!(
         call(&app, &key, reqwest::Method::GET, &pc("v1/customers?size=1"))
@@ -355,8 +340,7 @@ async fn five_hundred_concurrent_calls_after_expiry_cause_exactly_one_refresh() 
 
 #[tokio::test]
 async fn two_instances_on_one_database_redeem_the_refresh_token_once() {
-    let app = TestApp::spawn().await;
-    app.consent_contoso().await;
+    let app = TestApp::builder().with_consented(Contoso).spawn().await;
     let other = crate::harness::second_instance(&app).await;
     let partner = app
         .app
@@ -389,8 +373,7 @@ async fn two_instances_on_one_database_redeem_the_refresh_token_once() {
 
 #[tokio::test]
 async fn a_refresh_rotates_the_stored_refresh_token_before_use_and_a_lost_rotation_is_survivable() {
-    let app = TestApp::spawn().await;
-    app.consent_contoso().await;
+    let app = TestApp::builder().with_consented(Contoso).spawn().await;
     let (sealed_before, version_before): (Vec<u8>, i64) =
         sqlx::query_as("SELECT sealed_refresh_token, version FROM grants")
             .fetch_one(&app.pool)
@@ -443,8 +426,7 @@ async fn a_refresh_rotates_the_stored_refresh_token_before_use_and_a_lost_rotati
 
 #[tokio::test]
 async fn a_revoked_consent_marks_the_partner_and_stops_calling_microsoft() {
-    let app = TestApp::spawn().await;
-    app.consent_contoso().await;
+    let app = TestApp::builder().with_consented(Contoso).spawn().await;
     let key = app.api_key("billing", None, false).await;
     app.microsoft().revoke_refresh_tokens(DEMO_CONTOSO_ADMIN);
     let response = call(&app, &key, reqwest::Method::GET, &pc("v1/customers?size=1")).await;
@@ -480,8 +462,7 @@ async fn a_revoked_consent_marks_the_partner_and_stops_calling_microsoft() {
 
 #[tokio::test]
 async fn a_throttled_partner_is_retried_within_the_budget_and_refused_beyond_it() {
-    let app = TestApp::spawn().await;
-    app.consent_contoso().await;
+    let app = TestApp::builder().with_consented(Contoso).spawn().await;
     let key = app.api_key("billing", None, false).await;
     app.microsoft()
         .fail_next(Fault::path("/v1/customers").throttle(1).times(1));
@@ -521,8 +502,7 @@ async fn a_throttled_partner_is_retried_within_the_budget_and_refused_beyond_it(
 
 #[tokio::test]
 async fn server_errors_are_retried_for_reads_only_and_passed_through_marked_as_upstream() {
-    let app = TestApp::spawn().await;
-    app.consent_contoso().await;
+    let app = TestApp::builder().with_consented(Contoso).spawn().await;
     let key = app.api_key("billing", None, false).await;
     app.microsoft()
         .fail_next(Fault::path("/v1/customers").status(500).times(1));
@@ -533,7 +513,7 @@ async fn server_errors_are_retried_for_reads_only_and_passed_through_marked_as_u
         200
     );
 
-    let customer = customer_of_contoso(&app);
+    let customer = Contoso.customer(1);
     let path = format!("/v1/customers/{customer}/applicationconsents");
     app.microsoft()
         .fail_next(Fault::path(&path).method("POST").status(500).times(1));
@@ -553,10 +533,9 @@ async fn server_errors_are_retried_for_reads_only_and_passed_through_marked_as_u
 
 #[tokio::test]
 async fn a_twenty_megabyte_answer_streams_through() {
-    let app = TestApp::spawn().await;
-    app.consent_contoso().await;
+    let app = TestApp::builder().with_consented(Contoso).spawn().await;
     let key = app.api_key("billing", None, false).await;
-    let customer = customer_of_contoso(&app);
+    let customer = Contoso.customer(1);
     let mut response = call(
         &app,
         &key,
@@ -576,10 +555,9 @@ async fn a_twenty_megabyte_answer_streams_through() {
 
 #[tokio::test]
 async fn customer_graph_calls_need_the_app_consent_and_the_partners_access() {
-    let app = TestApp::spawn().await;
-    app.consent_contoso().await;
+    let app = TestApp::builder().with_consented(Contoso).spawn().await;
     let key = app.api_key("billing", None, false).await;
-    let customer = customer_of_contoso(&app);
+    let customer = Contoso.customer(1);
     let path =
         format!("/api/v1/partners/{DEMO_CONTOSO}/customers/{customer}/graph/v1.0/users?$top=1");
     let response = call(&app, &key, reqwest::Method::GET, &path).await;
@@ -606,7 +584,7 @@ async fn customer_graph_calls_need_the_app_consent_and_the_partners_access() {
     assert!(body["value"].as_array().is_some_and(|v| !v.is_empty()));
 
     // A customer of another partner is not a customer of this partner.
-    let foreign = customer_of_fabrikam();
+    let foreign = Fabrikam.customer(1);
     app.microsoft()
         .grant_app_consent(foreign, ms_emulator::DEMO_CLIENT_ID);
     let path = format!("/api/v1/partners/{DEMO_CONTOSO}/customers/{foreign}/graph/v1.0/users");
@@ -624,8 +602,7 @@ async fn customer_graph_calls_need_the_app_consent_and_the_partners_access() {
 
 #[tokio::test]
 async fn a_token_microsoft_stops_accepting_is_dropped_and_replaced_once() {
-    let app = TestApp::spawn().await;
-    app.consent_contoso().await;
+    let app = TestApp::builder().with_consented(Contoso).spawn().await;
     let key = app.api_key("billing", None, false).await;
     assert_eq!(
         call(&app, &key, reqwest::Method::GET, &pc("v1/customers?size=1"))
@@ -648,8 +625,7 @@ async fn a_token_microsoft_stops_accepting_is_dropped_and_replaced_once() {
 
 #[tokio::test]
 async fn a_graph_401_without_invalid_token_drops_the_cached_token_and_retries_once() {
-    let app = TestApp::spawn().await;
-    app.consent_contoso().await;
+    let app = TestApp::builder().with_consented(Contoso).spawn().await;
     let key = app.api_key("billing", None, false).await;
     let graph = format!("/api/v1/partners/{DEMO_CONTOSO}/graph/v1.0/users?$top=1");
     assert_eq!(
@@ -673,8 +649,7 @@ async fn a_graph_401_without_invalid_token_drops_the_cached_token_and_retries_on
 
 #[tokio::test]
 async fn every_proxied_call_is_recorded_without_bodies_or_tokens() {
-    let app = TestApp::spawn().await;
-    app.consent_contoso().await;
+    let app = TestApp::builder().with_consented(Contoso).spawn().await;
     let key = app.api_key("billing", None, false).await;
     assert_eq!(
         call(&app, &key, reqwest::Method::GET, &pc("v1/customers?size=1"))
@@ -720,8 +695,7 @@ async fn every_proxied_call_is_recorded_without_bodies_or_tokens() {
 
 #[tokio::test]
 async fn a_backend_gets_a_reconsent_link_for_a_partner_that_lost_its_consent() {
-    let app = TestApp::spawn().await;
-    app.consent_contoso().await;
+    let app = TestApp::builder().with_consented(Contoso).spawn().await;
     let key = app.api_key("billing", None, false).await;
     let reader = app.api_key("reader", None, true).await;
     app.microsoft().revoke_refresh_tokens(DEMO_CONTOSO_ADMIN);
@@ -782,10 +756,9 @@ async fn a_backend_gets_a_reconsent_link_for_a_partner_that_lost_its_consent() {
 /// reaches another host.
 #[tokio::test]
 async fn paging_links_point_at_samgate_so_no_key_ever_leaves_for_another_host() {
-    let app = TestApp::spawn().await;
-    app.consent_contoso().await;
+    let app = TestApp::builder().with_consented(Contoso).spawn().await;
     let key = app.api_key("pager", None, true).await;
-    let customer = customer_of_contoso(&app);
+    let customer = Contoso.customer(1);
     app.microsoft()
         .grant_app_consent(customer, ms_emulator::DEMO_CLIENT_ID);
     app.microsoft().clear_recorded_requests();
@@ -877,10 +850,9 @@ async fn paging_links_point_at_samgate_so_no_key_ever_leaves_for_another_host() 
 /// there.
 #[tokio::test]
 async fn samgates_own_errors_wear_the_upstreams_error_shape_on_proxy_routes() {
-    let app = TestApp::spawn().await;
-    app.consent_contoso().await;
+    let app = TestApp::builder().with_consented(Contoso).spawn().await;
     let key = app.api_key("shapes", None, true).await;
-    let customer = customer_of_contoso(&app);
+    let customer = Contoso.customer(1);
     let graph = format!("/api/v1/partners/{DEMO_CONTOSO}/customers/{customer}/graph/v1.0/users");
     let response = call(&app, &key, reqwest::Method::GET, &graph).await;
     assert_eq!(response.status(), 409);
@@ -930,8 +902,7 @@ async fn samgates_own_errors_wear_the_upstreams_error_shape_on_proxy_routes() {
 /// case does not matter (RFC 9110).
 #[tokio::test]
 async fn a_key_without_bearer_gets_a_hint_and_the_scheme_is_case_insensitive() {
-    let app = TestApp::spawn().await;
-    app.consent_contoso().await;
+    let app = TestApp::builder().with_consented(Contoso).spawn().await;
     let key = app.api_key("billing", None, true).await;
     let response = app
         .client
@@ -964,8 +935,7 @@ async fn a_key_without_bearer_gets_a_hint_and_the_scheme_is_case_insensitive() {
 /// three throttles.
 #[tokio::test]
 async fn a_retry_after_of_zero_does_not_make_samgate_hammer_microsoft() {
-    let app = TestApp::spawn().await;
-    app.consent_contoso().await;
+    let app = TestApp::builder().with_consented(Contoso).spawn().await;
     let key = app.api_key("billing", None, true).await;
     app.microsoft()
         .fail_next(Fault::path("/v1/customers").throttle(0).times(10_000));
@@ -989,8 +959,11 @@ async fn a_retry_after_of_zero_does_not_make_samgate_hammer_microsoft() {
 #[tokio::test]
 async fn over_tls_the_proxy_speaks_http2_to_microsoft_trusting_the_configured_ca() {
     // Microsoft's hosts offer HTTP/2 by ALPN; samgate takes it, on the proxy path and its own.
-    let app = TestApp::builder().microsoft_over_tls().spawn().await;
-    app.consent_contoso().await;
+    let app = TestApp::builder()
+        .microsoft_over_tls()
+        .with_consented(Contoso)
+        .spawn()
+        .await;
     let key = app.api_key("billing", None, false).await;
     app.microsoft().clear_recorded_requests();
     let response = call(&app, &key, reqwest::Method::GET, &pc("v1/customers?size=1")).await;
@@ -1027,9 +1000,9 @@ async fn over_tls_the_proxy_speaks_http2_to_microsoft_trusting_the_configured_ca
 async fn microsoft_slower_than_the_first_byte_deadline_is_a_clear_upstream_unavailable() {
     let app = TestApp::builder()
         .with_env("SAMGATE_PROXY_FIRST_BYTE_TIMEOUT_SECS", "1")
+        .with_consented(Contoso)
         .spawn()
         .await;
-    app.consent_contoso().await;
     let key = app.api_key("billing", None, false).await;
     app.microsoft().fail_next(
         Fault::path("/v1/customers")

@@ -10,11 +10,11 @@ use axum::http::HeaderMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
-use ms_emulator::DEMO_CONTOSO_ADMIN;
 use sha2::Sha256;
 
+use crate::harness::DemoPartner::Contoso;
 use crate::harness::TestApp;
-use crate::lifecycle::{advance, consent, quiet_app};
+use crate::lifecycle::{advance, quiet_app};
 
 /// One request a receiver got.
 #[derive(Debug, Clone)]
@@ -145,7 +145,7 @@ async fn a_consent_is_announced_with_a_signature_an_independent_verifier_accepts
     let app = quiet_app().await;
     let receiver = Receiver::start().await;
     let (_, secret) = add_endpoint(&app, &receiver.url(), &["partner.consented"]).await;
-    consent(&app, "Contoso", DEMO_CONTOSO_ADMIN).await;
+    app.consent_partner(Contoso).await;
 
     assert_eq!(deliver(&app).await.delivered, 1);
     let received = receiver.received();
@@ -193,7 +193,7 @@ async fn during_a_secret_rotation_both_secrets_sign_until_the_overlap_ends() {
         .expect("rotate")
         .expose()
         .to_owned();
-    consent(&app, "Contoso", DEMO_CONTOSO_ADMIN).await;
+    app.consent_partner(Contoso).await;
     assert_eq!(deliver(&app).await.delivered, 1);
     let first = &receiver.received()[0];
     assert_eq!(header(first, "webhook-signature").split(' ').count(), 2);
@@ -223,7 +223,7 @@ async fn a_receiver_that_is_down_gets_the_delivery_after_it_comes_back() {
         listener.local_addr().expect("addr")
     };
     let (_, secret) = add_endpoint(&app, &format!("http://{address}/hook"), &[]).await;
-    consent(&app, "Contoso", DEMO_CONTOSO_ADMIN).await;
+    app.consent_partner(Contoso).await;
 
     let summary = deliver(&app).await;
     assert_eq!(summary.retrying, 1, "{summary:?}");
@@ -256,7 +256,7 @@ async fn the_ssrf_guard_refuses_loopback_receivers_unless_allowed() {
     // A literal address, and a name that resolves to one (checked after DNS resolution).
     add_endpoint(&app, &format!("http://127.0.0.1:{port}/hook"), &[]).await;
     add_endpoint(&app, &format!("http://localhost:{port}/hook"), &[]).await;
-    consent(&app, "Contoso", DEMO_CONTOSO_ADMIN).await;
+    app.consent_partner(Contoso).await;
 
     let summary = deliver(&app).await;
     assert_eq!(summary.retrying, 2, "{summary:?}");
@@ -293,7 +293,7 @@ async fn housekeeping_prunes_old_call_records_and_delivered_webhooks() {
     let app = quiet_app().await;
     let receiver = Receiver::start().await;
     add_endpoint(&app, &receiver.url(), &[]).await;
-    consent(&app, "Contoso", DEMO_CONTOSO_ADMIN).await;
+    app.consent_partner(Contoso).await;
     assert_eq!(deliver(&app).await.delivered, 1);
     sqlx::query(
         "INSERT INTO proxy_calls (occurred_at, partner_tenant_id, upstream, method, route, status, latency_ms)

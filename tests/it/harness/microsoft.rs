@@ -2,8 +2,9 @@
 //! consent tests run without Chromium. The browser test walks the same pages in Chromium.
 
 use reqwest::Client;
+use uuid::Uuid;
 
-use super::TestApp;
+use super::{DemoPartner, TestApp};
 
 /// How the partner admin behaves at Microsoft.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -175,12 +176,18 @@ impl TestApp {
         self.get(&location).await
     }
 
-    /// Consents the demo partner Contoso as its admin: the first step of most proxy tests.
-    pub async fn consent_contoso(&self) {
-        let invitation = self.invite("Contoso", None).await;
-        let callback = self
-            .consent_as(&invitation, ms_emulator::DEMO_CONTOSO_ADMIN)
-            .await;
-        assert_eq!(callback.status(), 200, "Contoso consented");
+    /// Consents `partner` as its admin (invitation, Microsoft's pages, callback) and returns its
+    /// samgate partner id, which [`partner_id`](TestApp::partner_id) also answers from then on.
+    pub async fn consent_partner(&self, partner: DemoPartner) -> Uuid {
+        let invitation = self.invite(partner.invitation_name(), None).await;
+        let response = self.consent_as(&invitation, partner.admin()).await;
+        assert_eq!(response.status(), 200, "{partner:?} consented");
+        let id = sqlx::query_scalar("SELECT id FROM partners WHERE tenant_id = $1")
+            .bind(partner.tenant())
+            .fetch_one(&self.pool)
+            .await
+            .expect("the consented partner is stored");
+        self.remember_partner(partner, id);
+        id
     }
 }

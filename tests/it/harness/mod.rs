@@ -2,13 +2,15 @@
 
 pub mod browser;
 pub mod db;
+pub mod demo;
 pub mod instance;
 pub mod logs;
 pub mod microsoft;
 pub mod peers;
+pub mod snapshot;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use ms_emulator::{Control, Emulator, Seed};
 use samgate::app::App;
@@ -17,6 +19,7 @@ use samgate::config::Config;
 use tokio::sync::oneshot;
 
 pub use db::TestDb;
+pub use demo::DemoPartner;
 
 /// A running samgate for one test.
 pub struct TestApp {
@@ -36,6 +39,8 @@ pub struct TestApp {
     pub app: Arc<App>,
     /// The key-encryption key ring given to the app (`SAMGATE_KEKS`).
     pub keks: String,
+    /// The demo partners consented so far, with their samgate partner ids.
+    partners: Mutex<Vec<(DemoPartner, uuid::Uuid)>>,
     shutdown: Option<oneshot::Sender<()>>,
 }
 
@@ -45,6 +50,7 @@ pub struct TestAppBuilder {
     seed: Option<Box<dyn FnOnce(Seed) -> Seed + Send>>,
     database: Option<TestDb>,
     microsoft_over_tls: bool,
+    consented: Vec<DemoPartner>,
 }
 
 impl TestApp {
@@ -55,6 +61,7 @@ impl TestApp {
             seed: None,
             database: None,
             microsoft_over_tls: false,
+            consented: Vec::new(),
         }
     }
 
@@ -121,6 +128,25 @@ impl TestApp {
         key.expose_secret().to_owned()
     }
 
+    /// The samgate partner id of a demo partner consented in the builder or by
+    /// [`consent_partner`](Self::consent_partner).
+    pub fn partner_id(&self, partner: DemoPartner) -> uuid::Uuid {
+        self.partners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|(known, _)| *known == partner)
+            .map(|(_, id)| *id)
+            .unwrap_or_else(|| panic!("{partner:?} was not consented"))
+    }
+
+    fn remember_partner(&self, partner: DemoPartner, id: uuid::Uuid) {
+        self.partners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((partner, id));
+    }
+
     /// The emulator's control handle.
     pub fn microsoft(&self) -> Control {
         self.emulator.control()
@@ -184,7 +210,13 @@ impl TestAppBuilder {
         self
     }
 
-    /// Starts the emulator and samgate on `127.0.0.1:0`.
+    /// Has `partner`'s admin consent once the app runs, as the first step of the scenario.
+    pub fn with_consented(mut self, partner: DemoPartner) -> Self {
+        self.consented.push(partner);
+        self
+    }
+
+    /// Starts the emulator and samgate on `127.0.0.1:0`, then sets up the scenario.
     pub async fn spawn(self) -> TestApp {
         logs::install();
         let db = match self.database {
@@ -287,7 +319,7 @@ impl TestAppBuilder {
             );
         }
         let client = client.build().expect("client");
-        TestApp {
+        let test_app = TestApp {
             address,
             db,
             clock,
@@ -296,8 +328,13 @@ impl TestAppBuilder {
             emulator,
             app,
             keks,
+            partners: Mutex::new(Vec::new()),
             shutdown: Some(tx),
+        };
+        for partner in self.consented {
+            test_app.consent_partner(partner).await;
         }
+        test_app
     }
 }
 
