@@ -11,6 +11,7 @@ use sqlx::postgres::PgConnectOptions;
 use crate::app::App;
 use crate::clock::{SystemClock, format_utc};
 use crate::config::Config;
+use crate::domain::Actor;
 use crate::{db, onboarding, telemetry, web};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -247,7 +248,7 @@ async fn invitations(command: InvitationsCommand, json: bool) -> anyhow::Result<
                     login_hint: login_hint.as_deref(),
                     partner_id: None,
                     ttl,
-                    created_by: "cli",
+                    created_by: &Actor::Cli,
                 },
                 now,
             )
@@ -306,7 +307,7 @@ async fn invitations(command: InvitationsCommand, json: bool) -> anyhow::Result<
         }
         InvitationsCommand::Revoke { id } => {
             anyhow::ensure!(
-                onboarding::revoke_invitation(&app.pool, id, "cli", now).await?,
+                onboarding::revoke_invitation(&app.pool, id, &Actor::Cli, now).await?,
                 "invitation {id} is not pending (unknown, used, or already revoked)"
             );
             println!("invitation {id} revoked");
@@ -475,7 +476,7 @@ async fn clients(command: ClientsCommand, json: bool) -> anyhow::Result<()> {
                     description: description.as_deref(),
                     partners: (!all_partners).then_some(partner),
                     read_only,
-                    created_by: "cli",
+                    created_by: &Actor::Cli,
                 },
                 now,
             )
@@ -540,7 +541,9 @@ async fn clients(command: ClientsCommand, json: bool) -> anyhow::Result<()> {
         }
         ClientsCommand::Disable { client } => {
             let client = find(&client).await?;
-            app.api_keys.disable_client(client.id, "cli", now).await?;
+            app.api_keys
+                .disable_client(client.id, &Actor::Cli, now)
+                .await?;
             println!(
                 "API client {} disabled: its keys no longer work",
                 client.name
@@ -553,7 +556,7 @@ async fn clients(command: ClientsCommand, json: bool) -> anyhow::Result<()> {
                 None => None,
             };
             let (record, key) =
-                api_keys::issue_key(&app.pool, client.id, expires_at, "cli", now).await?;
+                api_keys::issue_key(&app.pool, client.id, expires_at, &Actor::Cli, now).await?;
             if json {
                 println!(
                     "{}",
@@ -616,7 +619,7 @@ async fn clients(command: ClientsCommand, json: bool) -> anyhow::Result<()> {
             }
         }
         ClientsCommand::Keys(ClientKeysCommand::Revoke { key_id }) => {
-            let record = app.api_keys.revoke_key(key_id, "cli", now).await?;
+            let record = app.api_keys.revoke_key(key_id, &Actor::Cli, now).await?;
             println!("key {} ({}…) revoked", record.id, record.prefix);
         }
     }
@@ -689,7 +692,7 @@ async fn staff(command: StaffCommand) -> anyhow::Result<()> {
                     display_name: name.as_deref(),
                     role,
                     password: chosen,
-                    actor: "cli",
+                    actor: &Actor::Cli,
                 },
                 now,
             )
@@ -723,17 +726,17 @@ async fn staff(command: StaffCommand) -> anyhow::Result<()> {
         }
         StaffCommand::Disable { email } => {
             let member = find(&email).await?;
-            crate::staff::disable_staff(&app.pool, member.id, "cli", now).await?;
+            crate::staff::disable_staff(&app.pool, member.id, &Actor::Cli, now).await?;
             println!("staff member {} disabled", member.email);
         }
         StaffCommand::SetRole { email, role } => {
             let member = find(&email).await?;
-            crate::staff::set_role(&app.pool, member.id, role, "cli", now).await?;
+            crate::staff::set_role(&app.pool, member.id, role, &Actor::Cli, now).await?;
             println!("staff member {} is now {role}", member.email);
         }
         StaffCommand::ResetMfa { email } => {
             let member = find(&email).await?;
-            if crate::staff::mfa::reset_mfa(&app.pool, member.id, "cli", now).await? {
+            if crate::staff::mfa::reset_mfa(&app.pool, member.id, &Actor::Cli, now).await? {
                 println!(
                     "second factor of {} removed; their sessions ended (an admin sets up a new one at the next sign-in)",
                     member.email
@@ -821,7 +824,7 @@ async fn partners(command: PartnersCommand) -> anyhow::Result<()> {
             remove_app_consents,
         } => {
             let report =
-                crate::lifecycle::offboard(&app, tenant, "cli", remove_app_consents).await?;
+                crate::lifecycle::offboard(&app, tenant, &Actor::Cli, remove_app_consents).await?;
             println!("partner {tenant} offboarded");
             println!(
                 "  grant deleted: {}, shared access tokens deleted: {}",
@@ -845,7 +848,7 @@ async fn partners(command: PartnersCommand) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("database: {e}"))?
                 .ok_or_else(|| anyhow::anyhow!("no partner has tenant id {tenant}"))?;
-            let report = crate::customers::sync(&app, &partner, "cli").await?;
+            let report = crate::customers::sync(&app, &partner, &Actor::Cli).await?;
             println!(
                 "{}: {} customers listed ({} new, {} removed, {} changed); GDAP {}",
                 partner.display_name,
@@ -984,7 +987,7 @@ async fn webhooks(command: WebhooksCommand) -> anyhow::Result<()> {
                 &url,
                 &events,
                 description.as_deref(),
-                "cli",
+                &Actor::Cli,
                 now,
             )
             .await?;
@@ -1011,7 +1014,7 @@ async fn webhooks(command: WebhooksCommand) -> anyhow::Result<()> {
             }
         }
         WebhooksCommand::RotateSecret { endpoint } => {
-            let secret = crate::webhooks::rotate_secret(&app, endpoint, "cli", now).await?;
+            let secret = crate::webhooks::rotate_secret(&app, endpoint, &Actor::Cli, now).await?;
             eprintln!(
                 "new secret for {endpoint}; the previous one signs too for {} hours",
                 app.config.lifecycle.webhook_secret_overlap.whole_hours()
@@ -1042,7 +1045,7 @@ async fn webhooks(command: WebhooksCommand) -> anyhow::Result<()> {
             }
         }
         WebhooksCommand::Replay { delivery } => {
-            crate::webhooks::replay(&app, delivery, "cli", now).await?;
+            crate::webhooks::replay(&app, delivery, &Actor::Cli, now).await?;
             println!("delivery {delivery} queued again");
         }
     }
@@ -1055,7 +1058,8 @@ async fn switch_endpoint(
     enabled: bool,
     now: time::OffsetDateTime,
 ) -> anyhow::Result<()> {
-    let changed = crate::webhooks::set_endpoint_enabled(app, endpoint, enabled, "cli", now).await?;
+    let changed =
+        crate::webhooks::set_endpoint_enabled(app, endpoint, enabled, &Actor::Cli, now).await?;
     match (changed, enabled) {
         (true, true) => println!("endpoint {endpoint} enabled; queued deliveries go out when due"),
         (true, false) => println!("endpoint {endpoint} disabled; its queued deliveries wait"),

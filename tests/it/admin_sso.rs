@@ -6,6 +6,7 @@
 
 use ms_emulator::{DEMO_CLIENT_ID, DEMO_CPV_TENANT, DEMO_PASSWORD, MfaState, UserSeed};
 use reqwest::{Client, Response, StatusCode};
+use samgate::domain::Actor;
 use samgate::staff::{NewStaffRequest, Role};
 use uuid::Uuid;
 
@@ -61,7 +62,7 @@ async fn add_staff(app: &TestApp, email: &str, role: Role) -> Uuid {
             display_name: None,
             role,
             password: None,
-            actor: "test",
+            actor: &Actor::parse("test"),
         },
         app.app.clock.now(),
     )
@@ -306,7 +307,7 @@ async fn a_staff_member_signs_in_with_microsoft_and_lands_on_the_dashboard() {
             display_name: None,
             role: Role::Viewer,
             password: None,
-            actor: "test",
+            actor: &Actor::parse("test"),
         },
         app.app.clock.now(),
     )
@@ -445,7 +446,7 @@ async fn a_disabled_staff_member_is_refused() {
     let app = sso_app().await;
     let id = add_staff(&app, LINUS, Role::Admin).await;
     add_staff(&app, "other-admin@northwind.example", Role::Admin).await;
-    samgate::staff::disable_staff(&app.pool, id, "test", app.app.clock.now())
+    samgate::staff::disable_staff(&app.pool, id, &Actor::parse("test"), app.app.clock.now())
         .await
         .expect("disable");
     let browser = new_browser();

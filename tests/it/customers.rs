@@ -8,6 +8,8 @@ use uuid::Uuid;
 
 use crate::harness::TestApp;
 
+use samgate::domain::Actor;
+
 /// The demo world's customers of Contoso: index 1 and 2.
 fn contoso_customer(index: u128) -> Uuid {
     Uuid::from_u128(0xc0570000_0000_4000_8000_000000000000 | (0xc0 << 8) | index)
@@ -462,7 +464,7 @@ async fn consents_granted_with_other_scopes_than_configured_become_stale() {
         .await
         .expect("db")
         .expect("partner");
-    samgate::app_consents::grant(&app.app, &partner, customer, "test")
+    samgate::app_consents::grant(&app.app, &partner, customer, &Actor::parse("test"))
         .await
         .expect("grant");
     let consent = || async {
@@ -525,7 +527,7 @@ async fn granting_the_app_consent_ends_the_remembered_consent_refusal_at_once() 
         .await
         .expect("db")
         .expect("partner");
-    samgate::app_consents::grant(&app.app, &partner, customer, "test")
+    samgate::app_consents::grant(&app.app, &partner, customer, &Actor::parse("test"))
         .await
         .expect("grant");
     assert_eq!(
@@ -568,7 +570,7 @@ async fn a_409_for_a_consent_samgate_did_not_make_is_stale_until_reapplied() {
     // Someone consented the app in this customer outside samgate (another tool, the portal).
     app.microsoft()
         .grant_app_consent(customer, ms_emulator::DEMO_CLIENT_ID);
-    let outcome = samgate::app_consents::grant(&app.app, &partner, customer, "test")
+    let outcome = samgate::app_consents::grant(&app.app, &partner, customer, &Actor::parse("test"))
         .await
         .expect("the grant call itself succeeds");
     assert_eq!(
@@ -580,7 +582,7 @@ async fn a_409_for_a_consent_samgate_did_not_make_is_stale_until_reapplied() {
         ("stale".to_owned(), None)
     );
 
-    samgate::app_consents::reapply(&app.app, &partner, customer, "test")
+    samgate::app_consents::reapply(&app.app, &partner, customer, &Actor::parse("test"))
         .await
         .expect("re-apply");
     let (consent, grants) = consent_state(&app, customer).await;
@@ -602,7 +604,7 @@ async fn a_409_for_a_consent_samgate_did_not_make_is_stale_until_reapplied() {
     );
 
     // Now samgate knows the consent holds the configured grants: a 409 means "current".
-    let again = samgate::app_consents::grant(&app.app, &partner, customer, "test")
+    let again = samgate::app_consents::grant(&app.app, &partner, customer, &Actor::parse("test"))
         .await
         .expect("grant again");
     assert_eq!(again, samgate::app_consents::Granted::AlreadyCurrent);
@@ -622,7 +624,7 @@ async fn a_grant_refused_for_gdap_privileges_gets_gdap_advice() {
         customer,
         vec![Uuid::from_u128(0x88d8e3e3_8f55_4a1e_953a_9b9898b8876b)],
     );
-    let problem = samgate::app_consents::grant(&app.app, &partner, customer, "test")
+    let problem = samgate::app_consents::grant(&app.app, &partner, customer, &Actor::parse("test"))
         .await
         .expect_err("Partner Center refuses");
     assert!(problem.code.starts_with("gdap_privileges"), "{problem:?}");
@@ -645,7 +647,7 @@ async fn a_graph_401_during_the_gdap_read_drops_the_token_and_reads_again() {
     let app = TestApp::spawn().await;
     app.consent_contoso().await;
     let partner = contoso_info(&app).await;
-    samgate::customers::sync(&app.app, &partner, "test")
+    samgate::customers::sync(&app.app, &partner, &Actor::parse("test"))
         .await
         .expect("first sync");
     let path = "/graph/v1.0/tenantRelationships/delegatedAdminRelationships";
@@ -656,7 +658,7 @@ async fn a_graph_401_during_the_gdap_read_drops_the_token_and_reads_again() {
             .times(1),
     );
     let before = app.microsoft().route_calls(path);
-    let report = samgate::customers::sync(&app.app, &partner, "test")
+    let report = samgate::customers::sync(&app.app, &partner, &Actor::parse("test"))
         .await
         .expect("sync");
     assert!(report.gdap_readable, "GDAP must still be read: {report:?}");

@@ -6,6 +6,7 @@ use std::time::Duration;
 use ms_emulator::{
     DEMO_CLIENT_ID, DEMO_CONTOSO, DEMO_CONTOSO_ADMIN, DEMO_FABRIKAM, DEMO_FABRIKAM_ADMIN, Fault,
 };
+use samgate::domain::Actor;
 use samgate::jobs::keep_alive::{self, Selection, Summary};
 use uuid::Uuid;
 
@@ -73,7 +74,7 @@ async fn with_webhook_endpoint(app: &TestApp) {
         "http://127.0.0.1:9/hook",
         &[],
         None,
-        "test",
+        &Actor::parse("test"),
         app.app.clock.now(),
     )
     .await

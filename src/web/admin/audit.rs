@@ -16,6 +16,7 @@ use super::view::{ActorView, DetailLine, PageFrame, actor_view, detail_lines, wh
 use crate::app::AppState;
 use crate::db;
 use crate::db::staff::AuditFilter;
+use crate::domain::Actor;
 use crate::web::errors::{PageError, render};
 
 const PAGE_SIZE: i64 = 50;
@@ -91,14 +92,6 @@ fn optional(text: &str) -> Option<&str> {
     Some(text.trim()).filter(|t| !t.is_empty())
 }
 
-/// Stored actors are typed exactly; anything else is part of a staff member's name.
-fn is_actor_id(text: &str) -> bool {
-    text.starts_with("staff:")
-        || text.starts_with("partner-admin:")
-        || text == "cli"
-        || text == "system"
-}
-
 /// `GET /admin/audit`. A filter that cannot be read is shown on the form (400), not as an error page.
 pub async fn list_audit_events(
     State(state): State<AppState>,
@@ -172,8 +165,9 @@ fn filter_of<'q>(
     let partner = partner_text.and_then(|t| Uuid::parse_str(t).ok());
     let partner_name = partner_text.filter(|_| partner.is_none());
     let actor_text = optional(&query.actor);
-    let actor = actor_text.filter(|t| is_actor_id(t));
-    let actor_name = actor_text.filter(|t| !is_actor_id(t));
+    // An actor of a known form is matched exactly; anything else is part of a staff member's name.
+    let actor = actor_text.map(Actor::parse).filter(Actor::is_known);
+    let actor_name = actor_text.filter(|_| actor.is_none());
     let before = match optional(&query.before) {
         Some(text) => match text.parse::<i64>() {
             Ok(id) => Some(id),
@@ -272,7 +266,7 @@ fn audit_record(e: &db::staff::AuditRow) -> Vec<String> {
     vec![
         when(e.occurred_at),
         actor_view(&e.actor, e.actor_name.as_deref(), partner).name,
-        e.actor.clone(),
+        e.actor.to_string(),
         e.action.clone(),
         e.partner_name.clone().unwrap_or_default(),
         e.partner_tenant_id
