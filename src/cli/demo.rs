@@ -4,8 +4,10 @@
 
 use std::path::PathBuf;
 
+use super::serve::serve_app;
 use super::*;
 use crate::config::LogFormat;
+use crate::domain::Actor;
 use crate::local_pg::{LocalCluster, LocalPgError, ServerBinaries};
 
 /// The private cluster of `demo`, locked against a second demo and stopped on the way out.
