@@ -560,16 +560,7 @@ async fn the_webhooks_pages_fit_a_phone_and_a_laptop() {
     )
     .await
     .expect("endpoint");
-    samgate::webhooks::add_endpoint(
-        &app.app,
-        "http://127.0.0.1:9/hook",
-        &[],
-        None,
-        &Actor::parse("test"),
-        now,
-    )
-    .await
-    .expect("endpoint");
+    crate::lifecycle::with_webhook_endpoint(&app).await;
     samgate::webhooks::enqueue(
         &app.pool,
         samgate::webhooks::EventType::PartnerNeedsConsent,

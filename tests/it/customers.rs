@@ -4,11 +4,10 @@
 use std::time::Duration;
 
 use ms_emulator::{CustomerOptions, CustomerPolicy, DEMO_CONTOSO, Fault, RelationshipStatus, Seed};
+use samgate::domain::Actor;
 use uuid::Uuid;
 
 use crate::harness::TestApp;
-
-use samgate::domain::Actor;
 
 /// The demo world's customers of Contoso: index 1 and 2.
 fn contoso_customer(index: u128) -> Uuid {

@@ -68,7 +68,7 @@ async fn events(app: &TestApp, event_type: &str) -> i64 {
 }
 
 /// Registers a receiver for every event, so the outbox records what happened.
-async fn with_webhook_endpoint(app: &TestApp) {
+pub(crate) async fn with_webhook_endpoint(app: &TestApp) {
     samgate::webhooks::add_endpoint(
         &app.app,
         "http://127.0.0.1:9/hook",

@@ -3,11 +3,10 @@
 use std::time::{Duration, Instant};
 
 use ms_emulator::{DEMO_CONTOSO, DEMO_CONTOSO_ADMIN};
+use samgate::domain::Actor;
 
 use crate::harness::TestApp;
 use crate::harness::instance::Instance;
-
-use samgate::domain::Actor;
 
 #[tokio::test]
 async fn three_instances_share_tokens_keys_and_revocations_and_survive_losing_one() {

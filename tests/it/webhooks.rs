@@ -11,12 +11,11 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use ms_emulator::DEMO_CONTOSO_ADMIN;
+use samgate::domain::Actor;
 use sha2::Sha256;
 
 use crate::harness::TestApp;
 use crate::lifecycle::{advance, consent, quiet_app};
-
-use samgate::domain::Actor;
 
 /// One request a receiver got.
 #[derive(Debug, Clone)]
@@ -115,6 +114,18 @@ pub(crate) async fn deliver(app: &TestApp) -> samgate::webhooks::DeliverySummary
         .expect("delivery run")
 }
 
+/// Queues a delivery again, as an operator would.
+async fn replay(app: &TestApp, delivery: i64) {
+    samgate::webhooks::replay(
+        &app.app,
+        delivery,
+        &Actor::parse("test"),
+        app.app.clock.now(),
+    )
+    .await
+    .expect("replay");
+}
+
 async fn add_endpoint(app: &TestApp, url: &str, events: &[&str]) -> (uuid::Uuid, String) {
     let events: Vec<String> = events.iter().map(|e| (*e).to_owned()).collect();
     let (endpoint, secret) = samgate::webhooks::add_endpoint(
@@ -179,14 +190,7 @@ async fn a_consent_is_announced_with_a_signature_an_independent_verifier_accepts
     assert_eq!(deliver(&app).await, Default::default());
 
     // Replay: the same message again, with the same webhook-id.
-    samgate::webhooks::replay(
-        &app.app,
-        rows[0].id,
-        &Actor::parse("test"),
-        app.app.clock.now(),
-    )
-    .await
-    .expect("replay");
+    replay(&app, rows[0].id).await;
     assert_eq!(deliver(&app).await.delivered, 1);
     let received = receiver.received();
     assert_eq!(received.len(), 2);
@@ -221,14 +225,7 @@ async fn during_a_secret_rotation_both_secrets_sign_until_the_overlap_ends() {
     // After the overlap (24 h by default) only the new secret signs.
     advance(&app, Duration::from_secs(25 * 3600));
     let rows = deliveries(&app).await;
-    samgate::webhooks::replay(
-        &app.app,
-        rows[0].id,
-        &Actor::parse("test"),
-        app.app.clock.now(),
-    )
-    .await
-    .expect("replay");
+    replay(&app, rows[0].id).await;
     assert_eq!(deliver(&app).await.delivered, 1);
     let second = &receiver.received()[1];
     assert!(verifies(&new, second));
