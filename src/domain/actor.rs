@@ -1,7 +1,7 @@
 //! Who did something: the actor of an audit event and the `created_by`, `revoked_by`,
 //! `started_by` or `updated_by` of a row. Stored as text (`staff:<id>`, `partner-admin:<oid>`,
-//! `api-client:<id>`, `sso:<oid>`, `cli`, `demo`, `system`, `system:proxy`); text of no known form is kept as it is
-//! ([`Actor::Other`]), so an old or hand-written row never breaks a page.
+//! `api-client:<id>`, `sso:<oid>`, `cli`, `demo`, `system`, `system:proxy`); text of no known
+//! form is kept as it is ([`Actor::Other`]), so an old or hand-written row never breaks a page.
 
 use std::convert::Infallible;
 use std::fmt;

@@ -279,3 +279,37 @@ fn audit_record(e: &db::staff::AuditRow) -> Vec<String> {
 fn midnight(day: Date) -> OffsetDateTime {
     day.with_time(Time::MIDNIGHT).assume_utc()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filter_by_actor(text: &str) -> (Option<Actor>, Option<String>) {
+        let query = AuditQuery {
+            actor: text.to_owned(),
+            ..Default::default()
+        };
+        let filter = filter_of(&query, &mut Vec::new());
+        (filter.actor, filter.actor_name.map(str::to_owned))
+    }
+
+    #[test]
+    fn an_actor_of_a_known_form_is_matched_exactly_and_other_text_by_staff_name() {
+        let id = Uuid::nil();
+        assert_eq!(
+            filter_by_actor(&format!(" staff:{id} ")),
+            (Some(Actor::Staff(id)), None)
+        );
+        assert_eq!(
+            filter_by_actor(&format!("api-client:{id}")),
+            (Some(Actor::ApiClient(id)), None)
+        );
+        assert_eq!(filter_by_actor("cli"), (Some(Actor::Cli), None));
+        assert_eq!(filter_by_actor("Ada"), (None, Some("Ada".to_owned())));
+        assert_eq!(
+            filter_by_actor("staff:42"),
+            (None, Some("staff:42".to_owned()))
+        );
+        assert_eq!(filter_by_actor("  "), (None, None));
+    }
+}
