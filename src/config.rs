@@ -809,7 +809,15 @@ mod tests {
         // SAMGATE_ENV_FILE), the demo and the private PostgreSQL.
         let read: std::collections::BTreeSet<String> = [
             include_str!("config.rs"),
-            include_str!("cli.rs"),
+            include_str!("cli/mod.rs"),
+            include_str!("cli/clients.rs"),
+            include_str!("cli/doctor.rs"),
+            include_str!("cli/invitations.rs"),
+            include_str!("cli/keys.rs"),
+            include_str!("cli/partners.rs"),
+            include_str!("cli/serve.rs"),
+            include_str!("cli/staff.rs"),
+            include_str!("cli/webhooks.rs"),
             include_str!("cli/demo.rs"),
             include_str!("local_pg.rs"),
         ]

@@ -9,6 +9,7 @@ use super::key::{ApiKey, IssuedKey};
 use super::principal::PartnerScope;
 use crate::db;
 use crate::db::api_clients::{CLIENT_NAME_CONSTRAINT, ClientRow, NewClientRow, NewKeyRow};
+use crate::domain::Actor;
 
 /// A key's listing data (id, prefix, dates; never its hash).
 pub use crate::db::api_clients::KeyRow as ApiKeyRecord;
@@ -74,7 +75,7 @@ pub struct Client {
     /// Only GET, HEAD and OPTIONS.
     pub read_only: bool,
     /// Who created it.
-    pub created_by: String,
+    pub created_by: Actor,
     /// When.
     pub created_at: OffsetDateTime,
     /// When it was disabled (its keys stop working).
@@ -107,8 +108,8 @@ pub struct NewClient<'a> {
     pub partners: Option<Vec<Uuid>>,
     /// Only GET, HEAD and OPTIONS.
     pub read_only: bool,
-    /// Who creates it (`cli`, `staff:<id>`).
-    pub created_by: &'a str,
+    /// Who creates it.
+    pub created_by: &'a Actor,
 }
 
 fn valid_name(name: &str) -> Result<&str, ApiKeyError> {
@@ -208,7 +209,7 @@ pub async fn issue_key(
     pool: &PgPool,
     client_id: Uuid,
     expires_at: Option<OffsetDateTime>,
-    created_by: &str,
+    created_by: &Actor,
     now: OffsetDateTime,
 ) -> Result<(ApiKeyRecord, IssuedKey), ApiKeyError> {
     if expires_at.is_some_and(|at| at <= now) {
@@ -262,7 +263,7 @@ pub async fn issue_key(
 pub async fn revoke_key(
     pool: &PgPool,
     key_id: Uuid,
-    by: &str,
+    by: &Actor,
     now: OffsetDateTime,
 ) -> Result<ApiKeyRecord, ApiKeyError> {
     let mut tx = pool.begin().await?;
@@ -294,7 +295,7 @@ pub async fn set_client_partners(
     pool: &PgPool,
     client_id: Uuid,
     partners: Option<Vec<Uuid>>,
-    by: &str,
+    by: &Actor,
     now: OffsetDateTime,
 ) -> Result<Client, ApiKeyError> {
     let mut tx = pool.begin().await?;
@@ -335,7 +336,7 @@ pub async fn set_client_partners(
 pub async fn disable_client(
     pool: &PgPool,
     client_id: Uuid,
-    by: &str,
+    by: &Actor,
     now: OffsetDateTime,
 ) -> Result<Client, ApiKeyError> {
     let mut tx = pool.begin().await?;

@@ -21,6 +21,7 @@ use super::manage::{self, ApiKeyError, ApiKeyRecord, Client};
 use super::principal::{PartnerScope, Principal};
 use crate::db;
 use crate::db::api_clients::{CHANGES_CHANNEL, VerificationRow};
+use crate::domain::Actor;
 
 /// How often [`ApiKeyVerifier::spawn_background`] writes `last_used_at`.
 pub const LAST_USED_FLUSH_INTERVAL: Duration = Duration::from_secs(30);
@@ -439,7 +440,7 @@ impl ApiKeyVerifier {
     pub async fn revoke_key(
         &self,
         key_id: Uuid,
-        by: &str,
+        by: &Actor,
         now: OffsetDateTime,
     ) -> Result<ApiKeyRecord, ApiKeyError> {
         let record = manage::revoke_key(&self.inner.pool, key_id, by, now).await?;
@@ -451,7 +452,7 @@ impl ApiKeyVerifier {
     pub async fn disable_client(
         &self,
         client_id: Uuid,
-        by: &str,
+        by: &Actor,
         now: OffsetDateTime,
     ) -> Result<Client, ApiKeyError> {
         let client = manage::disable_client(&self.inner.pool, client_id, by, now).await?;
@@ -464,7 +465,7 @@ impl ApiKeyVerifier {
         &self,
         client_id: Uuid,
         partners: Option<Vec<Uuid>>,
-        by: &str,
+        by: &Actor,
         now: OffsetDateTime,
     ) -> Result<Client, ApiKeyError> {
         let client =

@@ -18,6 +18,7 @@ use crate::app::App;
 use crate::broker::{BrokerError, PartnerInfo, Resource, TokenKey};
 use crate::db;
 use crate::db::app_consents::ConsentState;
+use crate::domain::Actor;
 use crate::health::customer::ConsentHeld;
 use crate::partner_center::{ConsentGranted, ConsentRemoved, PartnerCenterError};
 
@@ -314,7 +315,7 @@ async fn record(
     app: &App,
     partner: &PartnerInfo,
     customer: Uuid,
-    actor: &str,
+    actor: &Actor,
     entry: Entry<'_>,
 ) -> Result<(), sqlx::Error> {
     let Entry {
@@ -398,7 +399,7 @@ pub async fn grant(
     app: &App,
     partner: &PartnerInfo,
     customer: Uuid,
-    actor: &str,
+    actor: &Actor,
 ) -> Result<Granted, Problem> {
     let outcome = match grant_once(app, partner, customer).await {
         Ok(ConsentGranted::Created) => Ok(Granted::Created),
@@ -471,7 +472,7 @@ pub async fn reapply(
     app: &App,
     partner: &PartnerInfo,
     customer: Uuid,
-    actor: &str,
+    actor: &Actor,
 ) -> Result<Granted, ReapplyError> {
     remove(app, partner, customer, actor)
         .await
@@ -487,7 +488,7 @@ pub async fn remove(
     app: &App,
     partner: &PartnerInfo,
     customer: Uuid,
-    actor: &str,
+    actor: &Actor,
 ) -> Result<ConsentRemoved, Problem> {
     let outcome = match partner_center_token(app, partner).await {
         Err(problem) => Err(problem),
@@ -548,7 +549,7 @@ pub enum RunScope {
 pub async fn start_run(
     app: Arc<App>,
     partner: &PartnerInfo,
-    actor: &str,
+    actor: &Actor,
     scope: RunScope,
 ) -> Result<(Uuid, bool), Problem> {
     let now = app.clock.now();
@@ -597,7 +598,7 @@ async fn run(
     app: &App,
     run_id: Uuid,
     partner: &PartnerInfo,
-    actor: &str,
+    actor: &Actor,
     scope: RunScope,
 ) -> Result<(), Problem> {
     let db_problem = |e: sqlx::Error| Problem::database(&e);
@@ -695,7 +696,7 @@ async fn finish(
     app: &App,
     run_id: Uuid,
     partner: &PartnerInfo,
-    actor: &str,
+    actor: &Actor,
     outcome: Result<(), Problem>,
 ) -> Result<(), sqlx::Error> {
     let now: OffsetDateTime = app.clock.now();

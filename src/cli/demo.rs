@@ -4,8 +4,10 @@
 
 use std::path::PathBuf;
 
+use super::serve::serve_app;
 use super::*;
 use crate::config::LogFormat;
+use crate::domain::Actor;
 use crate::local_pg::{LocalCluster, LocalPgError, ServerBinaries};
 
 /// The private cluster of `demo`, locked against a second demo and stopped on the way out.
@@ -122,7 +124,7 @@ async fn demo_staff(app: &App, dir: &std::path::Path) -> anyhow::Result<DemoLogi
                     display_name: Some("Demo Admin"),
                     role: crate::staff::Role::Admin,
                     password: None,
-                    actor: "demo",
+                    actor: &Actor::Demo,
                 },
                 app.clock.now(),
             )
@@ -131,7 +133,7 @@ async fn demo_staff(app: &App, dir: &std::path::Path) -> anyhow::Result<DemoLogi
             (member, password)
         }
     };
-    crate::staff::mfa::reset_mfa(&app.pool, member.id, "demo", app.clock.now()).await?;
+    crate::staff::mfa::reset_mfa(&app.pool, member.id, &Actor::Demo, app.clock.now()).await?;
     let (totp_secret, _) = crate::staff::mfa::enrol_now(
         &app.pool,
         &app.vault,
@@ -246,7 +248,7 @@ async fn run_demo(
             login_hint: Some(ms_emulator::DEMO_CONTOSO_ADMIN),
             partner_id: None,
             ttl: config.invitation_ttl,
-            created_by: "demo",
+            created_by: &Actor::Demo,
         },
         app.clock.now(),
     )

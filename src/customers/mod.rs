@@ -17,6 +17,7 @@ use crate::app::App;
 use crate::broker::{BrokerError, PartnerInfo, Resource, TokenKey};
 use crate::db;
 use crate::db::customers::{CustomerGate, DirectoryFacts, Listed};
+use crate::domain::Actor;
 use crate::domain::CustomerRelationship;
 use crate::graph::{DelegatedAdminRelationship, GraphError};
 use crate::health;
@@ -197,7 +198,7 @@ pub async fn gate(
         return Ok(Gate::Unknown);
     }
     directory.on_demand.insert(partner.id, now).await;
-    match sync(app, partner, "system:proxy").await {
+    match sync(app, partner, &Actor::Proxy).await {
         Ok(_) | Err(SyncError::Busy) => {}
         Err(err) => {
             tracing::warn!(partner.tenant_id = %partner.tenant_id, error = %err, "on-demand customer sync failed");
@@ -218,7 +219,11 @@ fn judge(gate: &CustomerGate) -> Gate {
 /// Reads the partner's customers and GDAP relationships completely and records what changed.
 /// One sync per partner at a time across instances (a lease on the partner's row); a second
 /// caller in this process waits for the running sync and returns `Busy`.
-pub async fn sync(app: &App, partner: &PartnerInfo, actor: &str) -> Result<SyncReport, SyncError> {
+pub async fn sync(
+    app: &App,
+    partner: &PartnerInfo,
+    actor: &Actor,
+) -> Result<SyncReport, SyncError> {
     let lock = app
         .customers
         .running
@@ -511,7 +516,7 @@ pub async fn run_once(app: &App, now: OffsetDateTime) -> anyhow::Result<usize> {
         .map(|partner_id| async move {
             let partner = db::partners::find(&app.pool, partner_id).await.ok().flatten()?;
             let info = app.broker.partners().by_tenant(partner.tenant_id).await.ok().flatten()?;
-            match sync(app, &info, "system").await {
+            match sync(app, &info, &Actor::System).await {
                 Ok(_) => Some(()),
                 Err(err) => {
                     tracing::warn!(partner.tenant_id = %info.tenant_id, error = %err, "scheduled customer sync failed");

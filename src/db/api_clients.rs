@@ -6,6 +6,8 @@ use sqlx::{FromRow, PgExecutor};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::domain::Actor;
+
 /// The unique constraint on client names.
 pub const CLIENT_NAME_CONSTRAINT: &str = "api_clients_name_key";
 
@@ -26,7 +28,7 @@ pub struct ClientRow {
     /// Only safe methods.
     pub read_only: bool,
     /// Who created it.
-    pub created_by: String,
+    pub created_by: Actor,
     /// When.
     pub created_at: OffsetDateTime,
     /// When it was disabled.
@@ -49,7 +51,7 @@ pub struct KeyRow {
     /// The first characters of the key, e.g. `sgk_AbCd`.
     pub prefix: String,
     /// Who issued it.
-    pub created_by: String,
+    pub created_by: Actor,
     /// When.
     pub created_at: OffsetDateTime,
     /// Expiry, if any.
@@ -57,7 +59,7 @@ pub struct KeyRow {
     /// Revocation time.
     pub revoked_at: Option<OffsetDateTime>,
     /// Who revoked it.
-    pub revoked_by: Option<String>,
+    pub revoked_by: Option<Actor>,
     /// Last successful verification (flushed in batches, so up to a minute behind).
     pub last_used_at: Option<OffsetDateTime>,
 }
@@ -102,7 +104,7 @@ pub struct NewClientRow<'a> {
     /// Safe methods only.
     pub read_only: bool,
     /// Who creates it.
-    pub created_by: &'a str,
+    pub created_by: &'a Actor,
 }
 
 /// Inserts a client (without partners; see [`add_partners`]). Fails on `api_clients_name_key`.
@@ -246,7 +248,7 @@ pub struct NewKeyRow<'a> {
     /// SHA-256 of the whole key.
     pub key_hash: &'a [u8],
     /// Who issues it.
-    pub created_by: &'a str,
+    pub created_by: &'a Actor,
     /// Expiry.
     pub expires_at: Option<OffsetDateTime>,
 }
@@ -300,7 +302,7 @@ pub async fn list_keys(
 pub async fn revoke_key(
     executor: impl PgExecutor<'_>,
     id: Uuid,
-    by: &str,
+    by: &Actor,
     now: OffsetDateTime,
 ) -> Result<Option<KeyRow>, sqlx::Error> {
     sqlx::query_as(&format!(

@@ -5,6 +5,8 @@ use sqlx::{FromRow, PgExecutor};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::domain::Actor;
+
 /// The last known state of the CPV app's consent in one customer.
 #[derive(Debug, Clone, FromRow)]
 pub struct AppConsentRow {
@@ -17,7 +19,7 @@ pub struct AppConsentRow {
     /// What to do about the failure.
     pub advice: Option<String>,
     /// Who.
-    pub updated_by: String,
+    pub updated_by: Actor,
     /// When.
     pub updated_at: OffsetDateTime,
 }
@@ -36,7 +38,7 @@ pub struct ConsentState<'a> {
     /// Failure advice.
     pub advice: Option<&'a str>,
     /// Who.
-    pub updated_by: &'a str,
+    pub updated_by: &'a Actor,
 }
 
 /// Records the state of one customer's app consent (insert or replace).
@@ -95,7 +97,7 @@ pub struct RunRow {
     /// What to do about it.
     pub advice: Option<String>,
     /// Who started it.
-    pub started_by: String,
+    pub started_by: Actor,
     /// When.
     pub started_at: OffsetDateTime,
     /// Last sign of life of its task.
@@ -134,7 +136,7 @@ pub async fn abandon_stale_run(
 pub async fn start_run(
     conn: &mut sqlx::PgConnection,
     partner_id: Uuid,
-    started_by: &str,
+    started_by: &Actor,
     retry_of: Option<Uuid>,
     now: OffsetDateTime,
 ) -> Result<(Uuid, bool), sqlx::Error> {

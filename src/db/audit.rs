@@ -4,6 +4,8 @@ use sqlx::{FromRow, PgExecutor};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::domain::Actor;
+
 /// One audit record.
 #[derive(Debug, Clone, FromRow)]
 pub struct AuditEvent {
@@ -11,8 +13,8 @@ pub struct AuditEvent {
     pub id: i64,
     /// When.
     pub occurred_at: OffsetDateTime,
-    /// Who: `cli`, `staff:<id>`, `partner-admin:<oid>`, `system`.
-    pub actor: String,
+    /// Who.
+    pub actor: Actor,
     /// What, e.g. `partner.consented`.
     pub action: String,
     /// Which partner.
@@ -24,7 +26,7 @@ pub struct AuditEvent {
 /// Appends an event.
 pub async fn record(
     executor: impl PgExecutor<'_>,
-    actor: &str,
+    actor: &Actor,
     action: &str,
     partner_tenant_id: Option<Uuid>,
     details: serde_json::Value,

@@ -4,6 +4,8 @@ use sqlx::{FromRow, PgExecutor};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::domain::Actor;
+
 /// An invitation to consent.
 #[derive(Debug, Clone, FromRow)]
 pub struct Invitation {
@@ -43,7 +45,7 @@ pub struct NewInvitation<'a> {
     /// Re-consent target.
     pub partner_id: Option<Uuid>,
     /// Who created it (e.g. `cli`, `staff:<id>`).
-    pub created_by: &'a str,
+    pub created_by: &'a Actor,
     /// Expiry.
     pub expires_at: OffsetDateTime,
 }

@@ -6,6 +6,8 @@ use sqlx::{FromRow, PgExecutor, Postgres, QueryBuilder};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::domain::Actor;
+
 /// A staff member (the password hash stays in [`find_credentials`]).
 #[derive(Debug, Clone, FromRow)]
 pub struct StaffMember {
@@ -757,7 +759,7 @@ pub struct AuditRow {
     /// When.
     pub occurred_at: OffsetDateTime,
     /// Who.
-    pub actor: String,
+    pub actor: Actor,
     /// The staff member's name, if the actor is staff.
     pub actor_name: Option<String>,
     /// What.
@@ -778,7 +780,7 @@ pub struct AuditFilter<'a> {
     /// Partner tenant.
     pub partner_tenant_id: Option<Uuid>,
     /// Exact actor.
-    pub actor: Option<&'a str>,
+    pub actor: Option<Actor>,
     /// Part of a staff member's name (case-insensitive).
     pub actor_name: Option<&'a str>,
     /// Part of the partner's name (case-insensitive).
@@ -819,7 +821,7 @@ pub async fn search_audit(
     if let Some(tenant) = filter.partner_tenant_id {
         query.push(" AND a.partner_tenant_id = ").push_bind(tenant);
     }
-    if let Some(actor) = filter.actor {
+    if let Some(actor) = &filter.actor {
         query.push(" AND a.actor = ").push_bind(actor);
     }
     if let Some(name) = filter.actor_name {

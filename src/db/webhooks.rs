@@ -4,6 +4,7 @@ use sqlx::{FromRow, PgExecutor};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::domain::Actor;
 use crate::domain::DeliveryStatus;
 
 /// A registered receiver.
@@ -18,7 +19,7 @@ pub struct Endpoint {
     /// What it is.
     pub description: Option<String>,
     /// Who registered it.
-    pub created_by: String,
+    pub created_by: Actor,
     /// When.
     pub created_at: OffsetDateTime,
     /// When it was disabled.
@@ -34,7 +35,7 @@ pub async fn insert_endpoint(
     url: &str,
     event_types: &[String],
     description: Option<&str>,
-    created_by: &str,
+    created_by: &Actor,
     now: OffsetDateTime,
 ) -> Result<Endpoint, sqlx::Error> {
     sqlx::query_as(&format!(

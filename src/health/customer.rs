@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::db;
 use crate::db::customers::{CustomerRow, DirectoryFacts, TokenFacts};
-use crate::domain::{ConsentState, CustomerRelationship, TokenOutcome};
+use crate::domain::{Actor, ConsentState, CustomerRelationship, TokenOutcome};
 use crate::identity::{Classified, ErrorClass};
 use crate::webhooks::{self, EventType};
 
@@ -167,7 +167,7 @@ async fn announce(
     partner_tenant: Uuid,
     customer: &CustomerRow,
     changes: &[Change],
-    actor: &str,
+    actor: &Actor,
     now: OffsetDateTime,
 ) -> Result<(), sqlx::Error> {
     if changes.is_empty() {
@@ -300,7 +300,7 @@ pub async fn record_token(
             to: new.token_error.clone().unwrap_or_default(),
         });
     }
-    announce(conn, partner_tenant, &new, &list, "system", now).await?;
+    announce(conn, partner_tenant, &new, &list, &Actor::System, now).await?;
     Ok(true)
 }
 
@@ -354,7 +354,7 @@ pub struct ConsentReport<'a> {
     /// The configured grants (canonical text).
     pub expected: &'a str,
     /// Who did it.
-    pub actor: &'a str,
+    pub actor: &'a Actor,
 }
 
 /// Records the CPV app's consent in a customer tenant: granted with `grants` (`stale` when they
@@ -428,7 +428,7 @@ pub async fn reconcile_consents(
                 partner_tenant,
                 &new,
                 &changes(&old, &new),
-                "system",
+                &Actor::System,
                 now,
             )
             .await?;
@@ -483,7 +483,7 @@ pub async fn record_directory(
     db::customers::write_directory_facts(&mut *conn, partner_id, &writes, seen_at).await?;
     let changed = announcements.len();
     for (row, list) in announcements {
-        announce(conn, partner_tenant, &row, &list, "system", now).await?;
+        announce(conn, partner_tenant, &row, &list, &Actor::System, now).await?;
     }
     Ok(changed)
 }

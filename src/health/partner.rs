@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::db;
-use crate::domain::PartnerStatus;
+use crate::domain::{Actor, PartnerStatus};
 use crate::identity::{Classified, ErrorClass};
 use crate::webhooks::{self, EventType};
 
@@ -115,7 +115,7 @@ pub async fn record_refusal(
     db::access_tokens::delete_for_partner(&mut *conn, partner_id).await?;
     db::audit::record(
         &mut *conn,
-        "system",
+        &Actor::System,
         "grant.refresh_failed",
         Some(partner_tenant),
         serde_json::json!({
@@ -167,7 +167,7 @@ pub async fn record_transient_failure(
         .await?;
         db::audit::record(
             &mut *conn,
-            "system",
+            &Actor::System,
             "partner.degraded",
             Some(partner_tenant),
             serde_json::json!({ "consecutive_failures": failures }),
@@ -225,7 +225,7 @@ pub async fn announce_recovery(
 ) -> Result<(), sqlx::Error> {
     db::audit::record(
         &mut *conn,
-        "system",
+        &Actor::System,
         "partner.recovered",
         Some(partner_tenant),
         serde_json::json!({ "previous_status": previous_status }),

@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 
 use crate::app::App;
 use crate::db;
+use crate::domain::Actor;
 use crate::webhooks::{self, EventType};
 
 const BATCH: i64 = 1000;
@@ -43,7 +44,7 @@ pub async fn run_once(app: &App, now: OffsetDateTime) -> anyhow::Result<Summary>
             });
             db::audit::record(
                 &mut *tx,
-                "system",
+                &Actor::System,
                 "invitation.expired",
                 invitation.partner_tenant_id,
                 data.clone(),

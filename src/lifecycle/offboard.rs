@@ -9,6 +9,7 @@ use uuid::Uuid;
 use crate::app::App;
 use crate::broker::{BrokerError, Resource, TokenKey};
 use crate::db;
+use crate::domain::Actor;
 use crate::partner_center::{ConsentRemoved, PartnerCenterError};
 use crate::webhooks::{self, EventType};
 
@@ -55,7 +56,7 @@ pub enum OffboardError {
 pub async fn offboard(
     app: &App,
     tenant_id: Uuid,
-    actor: &str,
+    actor: &Actor,
     remove_app_consents: bool,
 ) -> Result<OffboardReport, OffboardError> {
     let partner = db::partners::find_by_tenant(&app.pool, tenant_id)

@@ -14,6 +14,7 @@ use super::invitation::InvitationState;
 use crate::app::App;
 use crate::db;
 use crate::db::invitations::Invitation;
+use crate::domain::Actor;
 use crate::identity::errors::classify_authorize_error;
 use crate::identity::{AuthorizeRequest, Classified, IdentityError, Prompt, access_token_amr};
 use crate::partner_center::PartnerCenterError;
@@ -382,7 +383,7 @@ pub async fn complete_consent(
     .await?;
     db::audit::record(
         &mut *tx,
-        &format!("partner-admin:{}", claims.oid),
+        &Actor::PartnerAdmin(claims.oid),
         if reconsent {
             "partner.reconsented"
         } else {

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::db;
 use crate::db::invitations::{Invitation, NewInvitation};
+use crate::domain::Actor;
 
 const PREFIX: &str = "sgi_";
 const RANDOM_BYTES: usize = 32;
@@ -70,7 +71,7 @@ pub struct NewInvitationRequest<'a> {
     /// Lifetime.
     pub ttl: std::time::Duration,
     /// Who creates it.
-    pub created_by: &'a str,
+    pub created_by: &'a Actor,
 }
 
 /// Normalises an expected tenant: a GUID (lower-case) or a DNS domain (lower-case); None if junk.
@@ -142,7 +143,7 @@ pub async fn create_invitation(
 pub async fn create_reconsent_invitation(
     pool: &PgPool,
     partner_id: Uuid,
-    created_by: &str,
+    created_by: &Actor,
     ttl: std::time::Duration,
     now: OffsetDateTime,
 ) -> Result<Option<(Invitation, InvitationToken)>, sqlx::Error> {
@@ -232,7 +233,7 @@ pub async fn find_invitation(
 pub async fn revoke_invitation(
     pool: &PgPool,
     id: Uuid,
-    actor: &str,
+    actor: &Actor,
     now: OffsetDateTime,
 ) -> Result<bool, sqlx::Error> {
     let mut tx = pool.begin().await?;

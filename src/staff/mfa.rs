@@ -14,6 +14,7 @@ use super::totp::{self, TotpSecret, TypedCode};
 use super::{StaffError, throttle};
 use crate::db;
 use crate::db::staff::StaffMember;
+use crate::domain::Actor;
 use crate::vault::{SealContext, Vault};
 
 /// The vault purpose of a staff member's TOTP secret; the row is the member's id.
@@ -91,7 +92,7 @@ fn context(staff_id: &str) -> SealContext<'_> {
 async fn audit(
     pool: &PgPool,
     staff_id: Uuid,
-    actor: &str,
+    actor: &Actor,
     action: &str,
     mut details: serde_json::Value,
     now: OffsetDateTime,
@@ -101,8 +102,8 @@ async fn audit(
     Ok(())
 }
 
-fn own(staff_id: Uuid) -> String {
-    format!("staff:{staff_id}")
+fn own(staff_id: Uuid) -> Actor {
+    Actor::Staff(staff_id)
 }
 
 /// The member's second factor.
@@ -387,7 +388,7 @@ pub async fn regenerate_recovery_codes(
 pub async fn reset_mfa(
     pool: &PgPool,
     staff_id: Uuid,
-    actor: &str,
+    actor: &Actor,
     now: OffsetDateTime,
 ) -> Result<bool, StaffError> {
     let mut tx = pool.begin().await?;

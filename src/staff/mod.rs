@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use crate::db;
 use crate::db::staff::{NewStaff, StaffMember};
+use crate::domain::Actor;
 
 pub use password::{
     ARGON2_MAX_WAIT, Argon2Busy, Argon2Limit, PasswordError, generate_password, hash_password,
@@ -175,7 +176,7 @@ pub struct NewStaffRequest<'a> {
     /// A chosen password; `None` generates one.
     pub password: Option<SecretString>,
     /// Audit actor (`cli`, `staff:<id>`).
-    pub actor: &'a str,
+    pub actor: &'a Actor,
 }
 
 /// Creates a staff member; returns it with the password (generated ones are shown once).
@@ -243,7 +244,7 @@ pub async fn set_role(
     pool: &PgPool,
     id: Uuid,
     role: Role,
-    actor: &str,
+    actor: &Actor,
     now: OffsetDateTime,
 ) -> Result<StaffMember, StaffError> {
     let mut tx = pool.begin().await?;
@@ -272,7 +273,7 @@ pub async fn set_role(
 pub async fn disable_staff(
     pool: &PgPool,
     id: Uuid,
-    actor: &str,
+    actor: &Actor,
     now: OffsetDateTime,
 ) -> Result<(), StaffError> {
     let mut tx = pool.begin().await?;
@@ -302,7 +303,7 @@ pub async fn disable_staff(
 pub async fn end_sessions(
     pool: &PgPool,
     id: Uuid,
-    actor: &str,
+    actor: &Actor,
     now: OffsetDateTime,
 ) -> Result<(), StaffError> {
     let mut tx = pool.begin().await?;

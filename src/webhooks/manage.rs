@@ -10,6 +10,7 @@ use super::{EventType, SECRET_PURPOSE};
 use crate::app::App;
 use crate::db;
 use crate::db::webhooks::Endpoint;
+use crate::domain::Actor;
 use crate::vault::SealContext;
 
 /// Why a webhook change was refused.
@@ -62,7 +63,7 @@ pub async fn add_endpoint(
     url: &str,
     event_types: &[String],
     description: Option<&str>,
-    actor: &str,
+    actor: &Actor,
     now: OffsetDateTime,
 ) -> Result<(Endpoint, WebhookSecret), WebhookError> {
     let url = parse_url(url)?;
@@ -119,7 +120,7 @@ async fn store_secret(
 pub async fn rotate_secret(
     app: &App,
     endpoint_id: Uuid,
-    actor: &str,
+    actor: &Actor,
     now: OffsetDateTime,
 ) -> Result<WebhookSecret, WebhookError> {
     let mut tx = app.pool.begin().await?;
@@ -150,7 +151,7 @@ pub async fn set_endpoint_enabled(
     app: &App,
     endpoint_id: Uuid,
     enabled: bool,
-    actor: &str,
+    actor: &Actor,
     now: OffsetDateTime,
 ) -> Result<bool, WebhookError> {
     let mut tx = app.pool.begin().await?;
@@ -183,7 +184,7 @@ pub async fn set_endpoint_enabled(
 pub async fn replay(
     app: &App,
     delivery_id: i64,
-    actor: &str,
+    actor: &Actor,
     now: OffsetDateTime,
 ) -> Result<(), WebhookError> {
     let mut tx = app.pool.begin().await?;

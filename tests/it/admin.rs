@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use reqwest::cookie::{CookieStore, Jar};
 use reqwest::{Response, StatusCode};
+use samgate::domain::Actor;
 use samgate::staff::{NewStaffRequest, Role};
 use samgate::web::admin::Access;
 use secrecy::{ExposeSecret, SecretString};
@@ -162,7 +163,7 @@ pub(crate) async fn add_staff(app: &TestApp, email: &str, role: Role) -> (Uuid, 
             display_name: None,
             role,
             password: None,
-            actor: "test",
+            actor: &Actor::parse("test"),
         },
         app.app.clock.now(),
     )
@@ -294,15 +295,16 @@ pub(crate) async fn seed_client(app: &TestApp) -> (Uuid, Uuid) {
             description: None,
             partners: None,
             read_only: false,
-            created_by: "test",
+            created_by: &Actor::parse("test"),
         },
         now,
     )
     .await
     .expect("client");
-    let (key, _) = samgate::api_keys::issue_key(&app.pool, client.id, None, "test", now)
-        .await
-        .expect("key");
+    let (key, _) =
+        samgate::api_keys::issue_key(&app.pool, client.id, None, &Actor::parse("test"), now)
+            .await
+            .expect("key");
     (client.id, key.id)
 }
 
@@ -332,7 +334,7 @@ pub(crate) async fn seed_webhook(app: &TestApp) -> (Uuid, i64) {
         "https://hooks.example.com/fixture",
         &[],
         None,
-        "test",
+        &Actor::parse("test"),
         now,
     )
     .await

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
+use samgate::domain::Actor;
 use samgate::staff::Role;
 use secrecy::ExposeSecret;
 
@@ -412,7 +413,7 @@ async fn the_admin_and_partner_pages_fit_a_phone_and_a_laptop_in_light_and_dark_
     let (secret, _) = crate::admin::enrol_totp(&app, ada).await;
     samgate::db::audit::record(
         &app.pool,
-        "staff:00000000-0000-4000-8000-000000000001",
+        &Actor::parse("staff:00000000-0000-4000-8000-000000000001"),
         "app_consent.bulk_grant_requested_for_every_customer",
         Some(tenant),
         serde_json::json!({ "customers": 1200, "grants": "Directory.Read.All,User.Read.All" }),

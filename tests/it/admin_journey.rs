@@ -5,6 +5,7 @@
 //! it all. Screenshots: `target/screenshots/journey-NN-<page>.png`.
 
 use ms_emulator::{DEMO_CLIENT_ID, DEMO_CONTOSO, DEMO_CONTOSO_ADMIN, DEMO_PASSWORD};
+use samgate::domain::Actor;
 use samgate::staff::{NewStaffRequest, Role};
 use secrecy::ExposeSecret;
 use uuid::Uuid;
@@ -67,7 +68,7 @@ async fn staff_onboard_a_partner_consent_a_customer_and_manage_an_api_key_in_a_r
             display_name: Some("Ada Admin"),
             role: Role::Admin,
             password: None,
-            actor: "test",
+            actor: &Actor::parse("test"),
         },
         app.app.clock.now(),
     )

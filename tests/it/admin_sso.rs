@@ -6,6 +6,7 @@
 
 use ms_emulator::{DEMO_CLIENT_ID, DEMO_CPV_TENANT, DEMO_PASSWORD, MfaState, UserSeed};
 use reqwest::{Client, Response, StatusCode};
+use samgate::domain::Actor;
 use samgate::staff::Role;
 use uuid::Uuid;
 
@@ -408,7 +409,7 @@ async fn a_disabled_staff_member_is_refused() {
     let app = sso_app().await;
     let (id, _) = add_staff(&app, LINUS, Role::Admin).await;
     add_staff(&app, "other-admin@northwind.example", Role::Admin).await;
-    samgate::staff::disable_staff(&app.pool, id, "test", app.app.clock.now())
+    samgate::staff::disable_staff(&app.pool, id, &Actor::parse("test"), app.app.clock.now())
         .await
         .expect("disable");
     let browser = new_browser();

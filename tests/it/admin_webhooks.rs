@@ -6,6 +6,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use reqwest::StatusCode;
+use samgate::domain::Actor;
 use samgate::staff::Role;
 use uuid::Uuid;
 
@@ -554,14 +555,12 @@ async fn the_webhooks_pages_fit_a_phone_and_a_laptop() {
         "https://hooks.panel-of-northwind-international.example.com/samgate/webhooks/receive?tenant=northwind-production",
         &events,
         Some("Billing and provisioning panel of the production estate"),
-        "test",
+        &Actor::parse("test"),
         now,
     )
     .await
     .expect("endpoint");
-    samgate::webhooks::add_endpoint(&app.app, "http://127.0.0.1:9/hook", &[], None, "test", now)
-        .await
-        .expect("endpoint");
+    crate::lifecycle::with_webhook_endpoint(&app).await;
     samgate::webhooks::enqueue(
         &app.pool,
         samgate::webhooks::EventType::PartnerNeedsConsent,

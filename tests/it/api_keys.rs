@@ -9,6 +9,7 @@ use samgate::api_keys::{
     self, ApiKeyError, ApiKeyVerifier, IssuedKey, KeyRejection, NewClient, PartnerScope, Principal,
 };
 use samgate::app::App;
+use samgate::domain::Actor;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -26,7 +27,7 @@ impl TestApp {
                 description: Some("a test client"),
                 partners,
                 read_only: false,
-                created_by: "test",
+                created_by: &Actor::parse("test"),
             },
             self.app.clock.now(),
         )
@@ -40,7 +41,7 @@ impl TestApp {
             &self.pool,
             client_id,
             expires_in.map(|d| now + d),
-            "test",
+            &Actor::parse("test"),
             now,
         )
         .await
@@ -100,7 +101,7 @@ async fn a_created_key_verifies_as_its_client_with_the_clients_scope() {
             description: Some("invoices"),
             partners: Some(vec![CONTOSO]),
             read_only: true,
-            created_by: "test",
+            created_by: &Actor::parse("test"),
         },
         now,
     )
@@ -197,7 +198,7 @@ async fn a_key_stored_after_a_cached_miss_works_before_the_miss_expires() {
             client_id: client.id,
             prefix: &key[..8],
             key_hash: &Sha256::digest(key.as_bytes()),
-            created_by: "test",
+            created_by: &Actor::parse("test"),
             expires_at: None,
         },
         now,
@@ -231,7 +232,8 @@ async fn an_expired_key_is_rejected_even_while_cached() {
     assert!(logs::captured().contains("api_key.rejection=\"expired\""));
 
     let now = app.app.clock.now();
-    let past = api_keys::issue_key(&app.pool, client.id, Some(now), "test", now).await;
+    let past =
+        api_keys::issue_key(&app.pool, client.id, Some(now), &Actor::parse("test"), now).await;
     assert!(
         matches!(past, Err(ApiKeyError::ExpiryInThePast)),
         "{past:?}"
@@ -251,10 +253,10 @@ async fn a_revoked_key_is_rejected_at_once_on_the_revoking_instance() {
     let revoked = app
         .app
         .api_keys
-        .revoke_key(key_id, "test", now)
+        .revoke_key(key_id, &Actor::parse("test"), now)
         .await
         .expect("revoke");
-    assert_eq!(revoked.revoked_by.as_deref(), Some("test"));
+    assert_eq!(revoked.revoked_by, Some(Actor::parse("test")));
     // No listener runs here: the local invalidation alone must do it.
     assert_eq!(
         app.verify(key.expose_secret()).await,
@@ -262,7 +264,11 @@ async fn a_revoked_key_is_rejected_at_once_on_the_revoking_instance() {
     );
     assert!(app.verify(other_key.expose_secret()).await.is_ok());
 
-    let again = app.app.api_keys.revoke_key(key_id, "test", now).await;
+    let again = app
+        .app
+        .api_keys
+        .revoke_key(key_id, &Actor::parse("test"), now)
+        .await;
     assert!(
         matches!(again, Err(ApiKeyError::KeyAlreadyRevoked(_))),
         "{again:?}"
@@ -270,7 +276,7 @@ async fn a_revoked_key_is_rejected_at_once_on_the_revoking_instance() {
     let unknown = app
         .app
         .api_keys
-        .revoke_key(Uuid::now_v7(), "test", now)
+        .revoke_key(Uuid::now_v7(), &Actor::parse("test"), now)
         .await;
     assert!(
         matches!(unknown, Err(ApiKeyError::KeyNotFound(_))),
@@ -287,14 +293,14 @@ async fn keys_of_a_disabled_client_are_rejected_and_no_new_keys_are_issued() {
     let now = app.app.clock.now();
     app.app
         .api_keys
-        .disable_client(client.id, "test", now)
+        .disable_client(client.id, &Actor::parse("test"), now)
         .await
         .expect("disable");
     assert_eq!(
         app.verify(key.expose_secret()).await,
         Err(KeyRejection::Invalid)
     );
-    let issued = api_keys::issue_key(&app.pool, client.id, None, "test", now).await;
+    let issued = api_keys::issue_key(&app.pool, client.id, None, &Actor::parse("test"), now).await;
     assert!(
         matches!(issued, Err(ApiKeyError::ClientDisabled(_))),
         "{issued:?}"
@@ -315,9 +321,14 @@ async fn a_revocation_on_another_instance_reaches_this_one_within_seconds() {
     // Revoked by another instance through the plain library call: nothing touches our cache but
     // the database notification (our positive cache lifetime is 30 s).
     let other = app.second_instance();
-    api_keys::revoke_key(&other.pool, key_id, "test", other.clock.now())
-        .await
-        .expect("revoke");
+    api_keys::revoke_key(
+        &other.pool,
+        key_id,
+        &Actor::parse("test"),
+        other.clock.now(),
+    )
+    .await
+    .expect("revoke");
     let took = rejected_within(&app, key.expose_secret(), Duration::from_secs(5)).await;
     assert!(took < Duration::from_secs(5));
     listener.abort();
@@ -336,7 +347,7 @@ async fn scope_changes_and_disabling_on_another_instance_reach_this_one() {
     let now = other.clock.now();
     other
         .api_keys
-        .set_client_partners(client.id, Some(vec![FABRIKAM]), "test", now)
+        .set_client_partners(client.id, Some(vec![FABRIKAM]), &Actor::parse("test"), now)
         .await
         .expect("rescope");
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -350,7 +361,7 @@ async fn scope_changes_and_disabling_on_another_instance_reach_this_one() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    api_keys::disable_client(&other.pool, client.id, "test", now)
+    api_keys::disable_client(&other.pool, client.id, &Actor::parse("test"), now)
         .await
         .expect("disable");
     rejected_within(&app, key.expose_secret(), Duration::from_secs(5)).await;
@@ -459,7 +470,7 @@ async fn keys_are_never_stored_audited_listed_or_logged_in_clear() {
     assert!(app.verify(&secret).await.is_err());
     app.app
         .api_keys
-        .revoke_key(key_id, "test", app.app.clock.now())
+        .revoke_key(key_id, &Actor::parse("test"), app.app.clock.now())
         .await
         .expect("revoke");
     app.app.api_keys.flush_last_used().await.expect("flush");
@@ -514,7 +525,7 @@ async fn client_names_are_unique() {
             description: None,
             partners: Some(vec![]),
             read_only: false,
-            created_by: "test",
+            created_by: &Actor::parse("test"),
         },
         app.app.clock.now(),
     )

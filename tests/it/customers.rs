@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use ms_emulator::{CustomerOptions, CustomerPolicy, DEMO_CONTOSO, Fault, RelationshipStatus, Seed};
+use samgate::domain::Actor;
 use uuid::Uuid;
 
 use crate::harness::DemoPartner::Contoso;
@@ -450,7 +451,7 @@ async fn consents_granted_with_other_scopes_than_configured_become_stale() {
         .await
         .expect("db")
         .expect("partner");
-    samgate::app_consents::grant(&app.app, &partner, customer, "test")
+    samgate::app_consents::grant(&app.app, &partner, customer, &Actor::parse("test"))
         .await
         .expect("grant");
     let consent = || async {
@@ -512,7 +513,7 @@ async fn granting_the_app_consent_ends_the_remembered_consent_refusal_at_once() 
         .await
         .expect("db")
         .expect("partner");
-    samgate::app_consents::grant(&app.app, &partner, customer, "test")
+    samgate::app_consents::grant(&app.app, &partner, customer, &Actor::parse("test"))
         .await
         .expect("grant");
     assert_eq!(
@@ -554,7 +555,7 @@ async fn a_409_for_a_consent_samgate_did_not_make_is_stale_until_reapplied() {
     // Someone consented the app in this customer outside samgate (another tool, the portal).
     app.microsoft()
         .grant_app_consent(customer, ms_emulator::DEMO_CLIENT_ID);
-    let outcome = samgate::app_consents::grant(&app.app, &partner, customer, "test")
+    let outcome = samgate::app_consents::grant(&app.app, &partner, customer, &Actor::parse("test"))
         .await
         .expect("the grant call itself succeeds");
     assert_eq!(
@@ -566,7 +567,7 @@ async fn a_409_for_a_consent_samgate_did_not_make_is_stale_until_reapplied() {
         ("stale".to_owned(), None)
     );
 
-    samgate::app_consents::reapply(&app.app, &partner, customer, "test")
+    samgate::app_consents::reapply(&app.app, &partner, customer, &Actor::parse("test"))
         .await
         .expect("re-apply");
     let (consent, grants) = consent_state(&app, customer).await;
@@ -588,7 +589,7 @@ async fn a_409_for_a_consent_samgate_did_not_make_is_stale_until_reapplied() {
     );
 
     // Now samgate knows the consent holds the configured grants: a 409 means "current".
-    let again = samgate::app_consents::grant(&app.app, &partner, customer, "test")
+    let again = samgate::app_consents::grant(&app.app, &partner, customer, &Actor::parse("test"))
         .await
         .expect("grant again");
     assert_eq!(again, samgate::app_consents::Granted::AlreadyCurrent);
@@ -607,7 +608,7 @@ async fn a_grant_refused_for_gdap_privileges_gets_gdap_advice() {
         customer,
         vec![Uuid::from_u128(0x88d8e3e3_8f55_4a1e_953a_9b9898b8876b)],
     );
-    let problem = samgate::app_consents::grant(&app.app, &partner, customer, "test")
+    let problem = samgate::app_consents::grant(&app.app, &partner, customer, &Actor::parse("test"))
         .await
         .expect_err("Partner Center refuses");
     assert!(problem.code.starts_with("gdap_privileges"), "{problem:?}");
@@ -629,7 +630,7 @@ async fn a_grant_refused_for_gdap_privileges_gets_gdap_advice() {
 async fn a_graph_401_during_the_gdap_read_drops_the_token_and_reads_again() {
     let app = TestApp::builder().with_consented(Contoso).spawn().await;
     let partner = contoso_info(&app).await;
-    samgate::customers::sync(&app.app, &partner, "test")
+    samgate::customers::sync(&app.app, &partner, &Actor::parse("test"))
         .await
         .expect("first sync");
     let path = "/graph/v1.0/tenantRelationships/delegatedAdminRelationships";
@@ -640,7 +641,7 @@ async fn a_graph_401_during_the_gdap_read_drops_the_token_and_reads_again() {
             .times(1),
     );
     let before = app.microsoft().route_calls(path);
-    let report = samgate::customers::sync(&app.app, &partner, "test")
+    let report = samgate::customers::sync(&app.app, &partner, &Actor::parse("test"))
         .await
         .expect("sync");
     assert!(report.gdap_readable, "GDAP must still be read: {report:?}");

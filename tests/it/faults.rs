@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use ms_emulator::{DEMO_CONTOSO, DEMO_FABRIKAM, Fault};
 use samgate::db;
+use samgate::domain::Actor;
 use samgate::health::partner::DEGRADED_AFTER;
 use samgate::jobs::keep_alive::{self, Selection};
 use samgate::local_pg::{LocalCluster, ServerBinaries};
@@ -746,7 +747,7 @@ async fn a_minute_of_dropped_connections_and_5xx_from_microsoft_degrades_at_most
         &receiver.url,
         &[],
         None,
-        "test",
+        &Actor::parse("test"),
         app.app.clock.now(),
     )
     .await

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use ms_emulator::{DEMO_CLIENT_ID, DEMO_CONTOSO, DEMO_CONTOSO_ADMIN, DEMO_FABRIKAM, Fault};
+use samgate::domain::Actor;
 use samgate::jobs::keep_alive::{self, Selection, Summary};
 use uuid::Uuid;
 
@@ -57,13 +58,13 @@ async fn events(app: &TestApp, event_type: &str) -> i64 {
 }
 
 /// Registers a receiver for every event, so the outbox records what happened.
-async fn with_webhook_endpoint(app: &TestApp) {
+pub(crate) async fn with_webhook_endpoint(app: &TestApp) {
     samgate::webhooks::add_endpoint(
         &app.app,
         "http://127.0.0.1:9/hook",
         &[],
         None,
-        "test",
+        &Actor::parse("test"),
         app.app.clock.now(),
     )
     .await

@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use ms_emulator::{DEMO_CONTOSO, DEMO_CONTOSO_ADMIN};
+use samgate::domain::Actor;
 
 use crate::harness::TestApp;
 use crate::harness::instance::Instance;
@@ -25,15 +26,16 @@ async fn three_instances_share_tokens_keys_and_revocations_and_survive_losing_on
             description: None,
             partners: None,
             read_only: false,
-            created_by: "test",
+            created_by: &Actor::parse("test"),
         },
         now,
     )
     .await
     .expect("client");
-    let (record, key) = samgate::api_keys::issue_key(&app.pool, client.id, None, "test", now)
-        .await
-        .expect("key");
+    let (record, key) =
+        samgate::api_keys::issue_key(&app.pool, client.id, None, &Actor::parse("test"), now)
+            .await
+            .expect("key");
     let key = key.expose_secret().to_owned();
 
     let mut instances = [
@@ -104,9 +106,14 @@ async fn three_instances_share_tokens_keys_and_revocations_and_survive_losing_on
     }
 
     // A revocation made through the library (one instance's database) reaches every instance.
-    samgate::api_keys::revoke_key(&app.pool, record.id, "test", app.app.clock.now())
-        .await
-        .expect("revoke");
+    samgate::api_keys::revoke_key(
+        &app.pool,
+        record.id,
+        &Actor::parse("test"),
+        app.app.clock.now(),
+    )
+    .await
+    .expect("revoke");
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut refused = [false, false];
     while Instant::now() < deadline && !refused.iter().all(|r| *r) {
@@ -139,7 +146,7 @@ async fn a_staff_session_made_on_one_instance_is_valid_on_another() {
             display_name: None,
             role: samgate::staff::Role::Viewer,
             password: None,
-            actor: "test",
+            actor: &Actor::parse("test"),
         },
         app.app.clock.now(),
     )

@@ -10,6 +10,7 @@ use axum::http::HeaderMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
+use samgate::domain::Actor;
 use sha2::Sha256;
 
 use crate::harness::DemoPartner::Contoso;
@@ -113,12 +114,30 @@ pub(crate) async fn deliver(app: &TestApp) -> samgate::webhooks::DeliverySummary
         .expect("delivery run")
 }
 
+/// Queues a delivery again, as an operator would.
+async fn replay(app: &TestApp, delivery: i64) {
+    samgate::webhooks::replay(
+        &app.app,
+        delivery,
+        &Actor::parse("test"),
+        app.app.clock.now(),
+    )
+    .await
+    .expect("replay");
+}
+
 async fn add_endpoint(app: &TestApp, url: &str, events: &[&str]) -> (uuid::Uuid, String) {
     let events: Vec<String> = events.iter().map(|e| (*e).to_owned()).collect();
-    let (endpoint, secret) =
-        samgate::webhooks::add_endpoint(&app.app, url, &events, None, "test", app.app.clock.now())
-            .await
-            .expect("add endpoint");
+    let (endpoint, secret) = samgate::webhooks::add_endpoint(
+        &app.app,
+        url,
+        &events,
+        None,
+        &Actor::parse("test"),
+        app.app.clock.now(),
+    )
+    .await
+    .expect("add endpoint");
     (endpoint.id, secret.expose().to_owned())
 }
 
@@ -171,9 +190,7 @@ async fn a_consent_is_announced_with_a_signature_an_independent_verifier_accepts
     assert_eq!(deliver(&app).await, Default::default());
 
     // Replay: the same message again, with the same webhook-id.
-    samgate::webhooks::replay(&app.app, rows[0].id, "test", app.app.clock.now())
-        .await
-        .expect("replay");
+    replay(&app, rows[0].id).await;
     assert_eq!(deliver(&app).await.delivered, 1);
     let received = receiver.received();
     assert_eq!(received.len(), 2);
@@ -188,11 +205,16 @@ async fn during_a_secret_rotation_both_secrets_sign_until_the_overlap_ends() {
     let app = quiet_app().await;
     let receiver = Receiver::start().await;
     let (endpoint, old) = add_endpoint(&app, &receiver.url(), &[]).await;
-    let new = samgate::webhooks::rotate_secret(&app.app, endpoint, "test", app.app.clock.now())
-        .await
-        .expect("rotate")
-        .expose()
-        .to_owned();
+    let new = samgate::webhooks::rotate_secret(
+        &app.app,
+        endpoint,
+        &Actor::parse("test"),
+        app.app.clock.now(),
+    )
+    .await
+    .expect("rotate")
+    .expose()
+    .to_owned();
     app.consent_partner(Contoso).await;
     assert_eq!(deliver(&app).await.delivered, 1);
     let first = &receiver.received()[0];
@@ -203,9 +225,7 @@ async fn during_a_secret_rotation_both_secrets_sign_until_the_overlap_ends() {
     // After the overlap (24 h by default) only the new secret signs.
     advance(&app, Duration::from_secs(25 * 3600));
     let rows = deliveries(&app).await;
-    samgate::webhooks::replay(&app.app, rows[0].id, "test", app.app.clock.now())
-        .await
-        .expect("replay");
+    replay(&app, rows[0].id).await;
     assert_eq!(deliver(&app).await.delivered, 1);
     let second = &receiver.received()[1];
     assert!(verifies(&new, second));

@@ -16,6 +16,7 @@ use super::view::{ActorView, DetailLine, PageFrame, actor_view, detail_lines, wh
 use crate::app::AppState;
 use crate::db;
 use crate::db::staff::AuditFilter;
+use crate::domain::Actor;
 use crate::web::errors::{PageError, render};
 
 const PAGE_SIZE: i64 = 50;
@@ -91,14 +92,6 @@ fn optional(text: &str) -> Option<&str> {
     Some(text.trim()).filter(|t| !t.is_empty())
 }
 
-/// Stored actors are typed exactly; anything else is part of a staff member's name.
-fn is_actor_id(text: &str) -> bool {
-    text.starts_with("staff:")
-        || text.starts_with("partner-admin:")
-        || text == "cli"
-        || text == "system"
-}
-
 /// `GET /admin/audit`. A filter that cannot be read is shown on the form (400), not as an error page.
 pub async fn list_audit_events(
     State(state): State<AppState>,
@@ -172,8 +165,9 @@ fn filter_of<'q>(
     let partner = partner_text.and_then(|t| Uuid::parse_str(t).ok());
     let partner_name = partner_text.filter(|_| partner.is_none());
     let actor_text = optional(&query.actor);
-    let actor = actor_text.filter(|t| is_actor_id(t));
-    let actor_name = actor_text.filter(|t| !is_actor_id(t));
+    // An actor of a known form is matched exactly; anything else is part of a staff member's name.
+    let actor = actor_text.map(Actor::parse).filter(Actor::is_known);
+    let actor_name = actor_text.filter(|_| actor.is_none());
     let before = match optional(&query.before) {
         Some(text) => match text.parse::<i64>() {
             Ok(id) => Some(id),
@@ -272,7 +266,7 @@ fn audit_record(e: &db::staff::AuditRow) -> Vec<String> {
     vec![
         when(e.occurred_at),
         actor_view(&e.actor, e.actor_name.as_deref(), partner).name,
-        e.actor.clone(),
+        e.actor.to_string(),
         e.action.clone(),
         e.partner_name.clone().unwrap_or_default(),
         e.partner_tenant_id
@@ -284,4 +278,38 @@ fn audit_record(e: &db::staff::AuditRow) -> Vec<String> {
 
 fn midnight(day: Date) -> OffsetDateTime {
     day.with_time(Time::MIDNIGHT).assume_utc()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filter_by_actor(text: &str) -> (Option<Actor>, Option<String>) {
+        let query = AuditQuery {
+            actor: text.to_owned(),
+            ..Default::default()
+        };
+        let filter = filter_of(&query, &mut Vec::new());
+        (filter.actor, filter.actor_name.map(str::to_owned))
+    }
+
+    #[test]
+    fn an_actor_of_a_known_form_is_matched_exactly_and_other_text_by_staff_name() {
+        let id = Uuid::nil();
+        assert_eq!(
+            filter_by_actor(&format!(" staff:{id} ")),
+            (Some(Actor::Staff(id)), None)
+        );
+        assert_eq!(
+            filter_by_actor(&format!("api-client:{id}")),
+            (Some(Actor::ApiClient(id)), None)
+        );
+        assert_eq!(filter_by_actor("cli"), (Some(Actor::Cli), None));
+        assert_eq!(filter_by_actor("Ada"), (None, Some("Ada".to_owned())));
+        assert_eq!(
+            filter_by_actor("staff:42"),
+            (None, Some("staff:42".to_owned()))
+        );
+        assert_eq!(filter_by_actor("  "), (None, None));
+    }
 }

@@ -23,6 +23,7 @@ use uuid::Uuid;
 use super::view::PageFrame;
 use crate::app::AppState;
 use crate::db;
+use crate::domain::Actor;
 use crate::identity::{AuthorizeRequest, Prompt, access_token_amr};
 use crate::staff::mfa::SecondStep;
 use crate::staff::{NextStep, Role, SignIn, StaffEmail, StaffError};
@@ -346,8 +347,8 @@ impl CurrentStaff {
     }
 
     /// The audit actor.
-    pub fn actor(&self) -> String {
-        format!("staff:{}", self.id)
+    pub fn actor(&self) -> Actor {
+        Actor::Staff(self.id)
     }
 
     /// The layout data for a page in `section`.
@@ -993,7 +994,7 @@ async fn establish_session(
         .map_err(PageError::internal)?;
     record(
         state,
-        &format!("staff:{}", member.id),
+        &Actor::Staff(member.id),
         "staff.signed_in",
         serde_json::json!({ "staff_id": member.id, "method": method }),
         now,
@@ -1278,7 +1279,7 @@ async fn sso_member(
     if !mfa {
         record(
             state,
-            &format!("sso:{}", claims.oid),
+            &Actor::SsoAccount(claims.oid),
             "staff.sso_refused",
             serde_json::json!({ "reason": "no_mfa", "oid": claims.oid, "tenant": tenant }),
             now,
@@ -1323,7 +1324,7 @@ async fn sso_member(
                     {
                         record(
                             state,
-                            &format!("staff:{}", m.id),
+                            &Actor::Staff(m.id),
                             "staff.sso_bound",
                             serde_json::json!({ "staff_id": m.id, "oid": claims.oid, "tenant": tenant }),
                             now,
@@ -1350,7 +1351,7 @@ async fn sso_member(
 
 async fn record(
     state: &AppState,
-    actor: &str,
+    actor: &Actor,
     action: &str,
     details: serde_json::Value,
     now: OffsetDateTime,

@@ -24,7 +24,7 @@ use crate::broker::PartnerInfo;
 use crate::customers::SyncError;
 use crate::db;
 use crate::db::customers::{CustomerCounts, CustomerFilter, CustomerRow};
-use crate::domain::{ConsentState, CustomerRelationship, PartnerStatus, TokenOutcome};
+use crate::domain::{Actor, ConsentState, CustomerRelationship, PartnerStatus, TokenOutcome};
 use crate::partner_center::ConsentRemoved;
 use crate::web::errors::{PageError, render};
 
@@ -876,7 +876,7 @@ async fn change_consent(
     partner: &PartnerInfo,
     customer: Uuid,
     action: ConsentAction,
-    actor: &str,
+    actor: &Actor,
 ) -> OutcomeLine {
     let line = |name: String, tone: Tone, text: &str| OutcomeLine {
         tenant_id: customer,

@@ -21,6 +21,7 @@ use crate::app_consents::{self, Problem, RunScope};
 use crate::broker::PartnerInfo;
 use crate::db;
 use crate::db::app_consents::{RunItemRow, RunRow};
+use crate::domain::Actor;
 use crate::web::errors::{PageError, render};
 
 fn offboarded() -> PageError {
@@ -288,18 +289,14 @@ pub async fn show_app_consent_run(
     };
     let (partner, run, items) = load_run(&state, &id, &run).await?;
     let progress = Progress::of(&run, &items);
-    let started_by = match run
-        .started_by
-        .strip_prefix("staff:")
-        .and_then(|id| Uuid::parse_str(id).ok())
-    {
-        Some(id) => db::staff::find(&state.pool, id)
+    let started_by = match run.started_by {
+        Actor::Staff(id) => db::staff::find(&state.pool, id)
             .await
             .map_err(PageError::internal)?
             .map(|m| m.display_name),
-        None => None,
+        _ => None,
     }
-    .unwrap_or_else(|| run.started_by.clone());
+    .unwrap_or_else(|| run.started_by.to_string());
     let problems = items.iter().filter(|i| needs_attention(&i.state)).count();
     let page = RunPage {
         frame: staff.frame("partners"),

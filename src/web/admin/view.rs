@@ -3,6 +3,7 @@
 
 use time::OffsetDateTime;
 
+use crate::domain::Actor;
 use crate::staff::Role;
 
 /// Data the admin layout needs: who is signed in, the CSRF token for the forms, the nav section.
@@ -232,41 +233,39 @@ pub struct ActorView {
     pub link: Option<String>,
 }
 
-/// Names the stored actor (`staff:<id>`, `partner-admin:<oid>`, `cli`, `system`).
+/// Names an actor: a staff member by `staff_name`, a partner admin by `partner` (its id and
+/// name), API clients and unknown stored text as they are stored.
 pub fn actor_view(
-    actor: &str,
+    actor: &Actor,
     staff_name: Option<&str>,
     partner: Option<(uuid::Uuid, &str)>,
 ) -> ActorView {
+    let stored = actor.to_string();
     let by_actor = || {
-        let query = serde_urlencoded::to_string([("actor", actor)]).unwrap_or_default();
+        let query = serde_urlencoded::to_string([("actor", &stored)]).unwrap_or_default();
         Some(format!("/admin/audit?{query}"))
     };
-    if actor.starts_with("staff:") {
-        return ActorView {
-            name: staff_name.unwrap_or("A former staff member").to_owned(),
-            link: by_actor(),
-        };
-    }
-    if actor.starts_with("partner-admin:") {
-        return match partner {
-            Some((id, name)) => ActorView {
-                name: format!("Partner admin of {name}"),
-                link: Some(format!("/admin/partners/{id}")),
-            },
-            None => ActorView {
-                name: "A partner admin".to_owned(),
-                link: by_actor(),
-            },
-        };
-    }
     let name = match actor {
-        "system" => "samgate (automatic)",
-        "cli" => "Command line",
-        other => other,
+        Actor::Staff(_) => staff_name.unwrap_or("A former staff member").to_owned(),
+        Actor::PartnerAdmin(_) => match partner {
+            Some((id, name)) => {
+                return ActorView {
+                    name: format!("Partner admin of {name}"),
+                    link: Some(format!("/admin/partners/{id}")),
+                };
+            }
+            None => "A partner admin".to_owned(),
+        },
+        Actor::System => "samgate (automatic)".to_owned(),
+        Actor::Cli => "Command line".to_owned(),
+        Actor::ApiClient(_)
+        | Actor::SsoAccount(_)
+        | Actor::Demo
+        | Actor::Proxy
+        | Actor::Other(_) => stored.clone(),
     };
     ActorView {
-        name: name.to_owned(),
+        name,
         link: by_actor(),
     }
 }
@@ -327,13 +326,34 @@ mod tests {
     #[test]
     fn actors_are_named_and_linked() {
         let partner = uuid::Uuid::nil();
-        let staff = actor_view("staff:42", Some("Ada"), None);
+        let staff = actor_view(&Actor::Staff(partner), Some("Ada"), None);
         assert_eq!(staff.name, "Ada");
-        assert_eq!(staff.link.as_deref(), Some("/admin/audit?actor=staff%3A42"));
-        let admin = actor_view("partner-admin:oid", None, Some((partner, "Contoso")));
+        assert_eq!(
+            staff.link.as_deref(),
+            Some("/admin/audit?actor=staff%3A00000000-0000-0000-0000-000000000000")
+        );
+        let former = actor_view(&Actor::Staff(partner), None, None);
+        assert_eq!(former.name, "A former staff member");
+        let admin = actor_view(
+            &Actor::PartnerAdmin(partner),
+            None,
+            Some((partner, "Contoso")),
+        );
         assert_eq!(admin.name, "Partner admin of Contoso");
         assert_eq!(admin.link, Some(format!("/admin/partners/{partner}")));
-        assert_eq!(actor_view("system", None, None).name, "samgate (automatic)");
+        let unnamed = actor_view(&Actor::PartnerAdmin(partner), None, None);
+        assert_eq!(unnamed.name, "A partner admin");
+        assert_eq!(
+            actor_view(&Actor::System, None, None).name,
+            "samgate (automatic)"
+        );
+        assert_eq!(actor_view(&Actor::Cli, None, None).name, "Command line");
+        let unknown = actor_view(&Actor::parse("import 2025"), None, None);
+        assert_eq!(unknown.name, "import 2025");
+        assert_eq!(
+            unknown.link.as_deref(),
+            Some("/admin/audit?actor=import+2025")
+        );
     }
 
     #[test]

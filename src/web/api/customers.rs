@@ -15,7 +15,7 @@ use crate::app::AppState;
 use crate::customers::SyncError;
 use crate::db;
 use crate::db::customers::{CustomerCounts, CustomerFilter, CustomerRow};
-use crate::domain::{ConsentState, CustomerRelationship, TokenOutcome};
+use crate::domain::{Actor, ConsentState, CustomerRelationship, TokenOutcome};
 use crate::web::errors::{ApiError, ApiErrorCode};
 
 /// One customer as the API shows it: what samgate knows of the partner's access to it.
@@ -238,7 +238,7 @@ pub async fn sync_customers(
     State(state): State<AppState>,
     scoped: ScopedPartner,
 ) -> Result<Response, ApiError> {
-    let actor = format!("api-client:{}", scoped.principal.client_id);
+    let actor = Actor::ApiClient(scoped.principal.client_id);
     match crate::customers::sync(&state, &scoped.partner, &actor).await {
         Ok(report) => Ok((
             StatusCode::OK,

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use super::ApiCaller;
 use crate::app::AppState;
 use crate::broker::BrokerError;
+use crate::domain::Actor;
 use crate::lifecycle::{OffboardError, OffboardReport, offboard};
 use crate::web::errors::{ApiError, ApiErrorCode};
 
@@ -59,7 +60,7 @@ pub async fn offboard_partner(
     let Json(object) = body.map_err(|e| bad_body().with_detail(e))?;
     let request: OffboardRequest = serde_json::from_value(serde_json::Value::Object(object))
         .map_err(|e| bad_body().with_detail(e))?;
-    let actor = format!("api-client:{}", principal.client_id);
+    let actor = Actor::ApiClient(principal.client_id);
     let report = offboard(&state, tenant, &actor, request.remove_app_consents)
         .await
         .map_err(|err| match err {

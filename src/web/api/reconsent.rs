@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 
 use super::ApiCaller;
 use crate::app::AppState;
+use crate::domain::Actor;
 use crate::onboarding;
 use crate::web::errors::{ApiError, ApiErrorCode};
 
@@ -66,7 +67,7 @@ pub async fn create_reconsent_invitation(
     let (invitation, token) = onboarding::create_reconsent_invitation(
         &state.pool,
         partner.id,
-        &format!("api-client:{}", principal.client_id),
+        &Actor::ApiClient(principal.client_id),
         state.config.invitation_ttl,
         state.clock.now(),
     )

@@ -16,6 +16,7 @@ use ms_emulator::{Control, Emulator, Seed};
 use samgate::app::App;
 use samgate::clock::ManualClock;
 use samgate::config::Config;
+use samgate::domain::Actor;
 use tokio::sync::oneshot;
 
 pub use db::TestDb;
@@ -116,15 +117,16 @@ impl TestApp {
                 description: None,
                 partners,
                 read_only,
-                created_by: "test",
+                created_by: &Actor::parse("test"),
             },
             now,
         )
         .await
         .expect("create client");
-        let (_, key) = samgate::api_keys::issue_key(&self.pool, client.id, None, "test", now)
-            .await
-            .expect("issue key");
+        let (_, key) =
+            samgate::api_keys::issue_key(&self.pool, client.id, None, &Actor::parse("test"), now)
+                .await
+                .expect("issue key");
         key.expose_secret().to_owned()
     }
 
@@ -173,7 +175,7 @@ impl TestApp {
                 login_hint: None,
                 partner_id,
                 ttl: std::time::Duration::from_secs(7 * 86_400),
-                created_by: "test",
+                created_by: &Actor::parse("test"),
             },
             self.app.clock.now(),
         )
