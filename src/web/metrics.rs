@@ -2,14 +2,16 @@
 //! template. Gauges that describe state (partners by health, pool use, call-record queue) are read
 //! at scrape time, so nothing on the request path queries for them.
 
-use std::time::Instant;
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::State;
 use axum::http::header;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use metrics::{Counter, Histogram};
 
 use crate::app::AppState;
 use crate::telemetry;
@@ -19,25 +21,54 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/metrics", get(show_metrics))
 }
 
-/// Counts each request and its latency by route template, method and status.
-pub async fn record_http_metrics(request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = method_label(request.method());
-    let response = next.run(request).await;
-    let status = status_label(response.status().as_u16());
-    metrics::counter!("samgate_http_requests_total", "route" => route.clone(), "method" => method, "status" => status)
-        .increment(1);
-    metrics::histogram!("samgate_http_request_duration_seconds", "route" => route, "method" => method)
-        .record(started.elapsed().as_secs_f64());
-    response
+/// The HTTP request metrics (`samgate_http_requests_total`, `samgate_http_request_duration_seconds`)
+/// by route template, method and status. Each series' handle is registered once and kept: looking a
+/// series up in the recorder builds its key (labels, strings) every time, on every request.
+/// The sets are bounded: route templates, seven methods and `other`, statuses 100 to 999.
+#[derive(Default)]
+pub struct HttpMetrics {
+    routes: RwLock<HashMap<String, RouteSeries>>,
 }
 
-/// The method as a metric label from a closed set: extension methods (any token a client sends)
-/// become `other`, so they cannot create series without bound.
+#[derive(Default)]
+struct RouteSeries {
+    requests: HashMap<(&'static str, u16), Counter>,
+    durations: HashMap<&'static str, Histogram>,
+}
+
+impl HttpMetrics {
+    /// Counts one answered request and its latency.
+    pub fn record(&self, route: &str, method: &'static str, status: u16, latency: Duration) {
+        let seconds = latency.as_secs_f64();
+        {
+            let routes = self.routes.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(series) = routes.get(route)
+                && let (Some(requests), Some(duration)) = (
+                    series.requests.get(&(method, status)),
+                    series.durations.get(method),
+                )
+            {
+                requests.increment(1);
+                duration.record(seconds);
+                return;
+            }
+        }
+        let mut routes = self.routes.write().unwrap_or_else(|e| e.into_inner());
+        let series = routes.entry(route.to_owned()).or_default();
+        let status_text = status_label(status);
+        series
+            .requests
+            .entry((method, status))
+            .or_insert_with(|| metrics::counter!("samgate_http_requests_total", "route" => route.to_owned(), "method" => method, "status" => status_text))
+            .increment(1);
+        series
+            .durations
+            .entry(method)
+            .or_insert_with(|| metrics::histogram!("samgate_http_request_duration_seconds", "route" => route.to_owned(), "method" => method))
+            .record(seconds);
+    }
+}
+
 /// An HTTP status as a metric label without allocating per request: every status from 100 to
 /// 999 is written once, on first use.
 pub fn status_label(status: u16) -> &'static str {
@@ -48,6 +79,8 @@ pub fn status_label(status: u16) -> &'static str {
         .map_or("other", String::as_str)
 }
 
+/// The method as a metric label from a closed set: extension methods (any token a client sends)
+/// become `other`, so they cannot create series without bound.
 pub fn method_label(method: &axum::http::Method) -> &'static str {
     use axum::http::Method;
     match *method {

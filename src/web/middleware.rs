@@ -2,9 +2,8 @@
 
 use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::MatchedPath;
 use axum::http::HeaderValue;
-use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Span;
 
@@ -12,20 +11,9 @@ use super::errors::Failure;
 
 const REQUEST_ID: &str = "x-request-id";
 
-/// Keeps a caller's `x-request-id` only when it is short and plain, so it cannot forge log lines;
-/// otherwise one is generated.
-pub async fn sanitize_request_id(mut request: Request, next: Next) -> Response {
-    let acceptable = request
-        .headers()
-        .get(REQUEST_ID)
-        .is_some_and(is_plain_request_id);
-    if !acceptable {
-        request.headers_mut().remove(REQUEST_ID);
-    }
-    next.run(request).await
-}
-
-fn is_plain_request_id(value: &HeaderValue) -> bool {
+/// A caller's `x-request-id` is kept only when it is short and plain, so it cannot forge log
+/// lines; otherwise one is generated ([`super::edge`]).
+pub(super) fn is_plain_request_id(value: &HeaderValue) -> bool {
     let bytes = value.as_bytes();
     !bytes.is_empty()
         && bytes.len() <= 128
@@ -70,7 +58,7 @@ pub fn on_response<B>(response: &axum::http::Response<B>, latency: Duration, spa
 }
 
 /// Logs the failure a handler returned, once, with the reference id the client was shown.
-pub async fn log_failures(response: Response) -> Response {
+pub fn log_failure(response: &Response) {
     if let Some(failure) = response.extensions().get::<Failure>() {
         let status = response.status().as_u16();
         let detail = failure.detail.as_deref().unwrap_or("");
@@ -80,5 +68,4 @@ pub async fn log_failures(response: Response) -> Response {
             tracing::info!(error.reference = %failure.reference, error.code = failure.code, error.detail = detail, "request refused");
         }
     }
-    response
 }

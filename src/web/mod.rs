@@ -6,6 +6,7 @@ pub mod api;
 pub mod assets;
 pub mod client_ip;
 pub mod consent;
+mod edge;
 pub mod errors;
 pub mod health;
 pub mod home;
@@ -19,13 +20,9 @@ use axum::Router;
 use axum::http::{HeaderName, HeaderValue, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tokio::net::TcpListener;
-use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
 
 use crate::app::AppState;
 use errors::PageError;
@@ -81,31 +78,19 @@ pub fn router(state: AppState) -> Router {
             move |response: Response| async move { json_body_limit(response, proxy_max_body) },
         ));
 
-    let mut app = pages
-        .merge(api)
-        .with_state(state)
-        .layer(axum::middleware::map_response(middleware::log_failures))
-        .layer(axum::middleware::from_fn(metrics::record_http_metrics));
-    app = with_security_headers(app, &authority_origin);
+    let mut headers = security_headers(&authority_origin);
     if hsts {
-        app = app.layer(SetResponseHeaderLayer::if_not_present(
+        headers.push((
             HeaderName::from_static("strict-transport-security"),
             HeaderValue::from_static("max-age=31536000; includeSubDomains"),
         ));
     }
-    app.layer(
-        ServiceBuilder::new()
-            .layer(axum::middleware::from_fn(middleware::sanitize_request_id))
-            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-            .layer(PropagateRequestIdLayer::x_request_id())
-            .layer(
-                TraceLayer::new_for_http()
-                    .make_span_with(middleware::make_request_span)
-                    .on_request(())
-                    .on_response(middleware::on_response),
-            )
-            .layer(CatchPanicLayer::custom(show_panic)),
-    )
+    pages
+        .merge(api)
+        .with_state(state)
+        // Innermost first: a panic's answer still gets the edge's headers, metrics and log line.
+        .layer(CatchPanicLayer::custom(show_panic))
+        .layer(edge::EdgeLayer::new(headers))
 }
 
 /// `/metrics` alone, for a separate listener that is not exposed with the public pages.
@@ -116,20 +101,15 @@ pub fn metrics_router(state: AppState) -> Router {
 /// Security headers on every response; a handler may set a stricter value first.
 /// `form-action` includes the identity platform because browsers apply it to the redirect that
 /// follows the "Sign in with Microsoft" form.
-fn with_security_headers(router: Router, authority_origin: &str) -> Router {
+fn security_headers(authority_origin: &str) -> Vec<(HeaderName, HeaderValue)> {
     let csp = format!(
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
          object-src 'none'; base-uri 'none'; form-action 'self' {authority_origin}; \
          frame-ancestors 'none'"
     );
-    let router = router.layer(SetResponseHeaderLayer::if_not_present(
-        HeaderName::from_static("content-security-policy"),
-        HeaderValue::from_str(&csp).unwrap_or_else(|_| {
-            HeaderValue::from_static(
-                "default-src 'self'; form-action 'self'; frame-ancestors 'none'",
-            )
-        }),
-    ));
+    let csp = HeaderValue::from_str(&csp).unwrap_or_else(|_| {
+        HeaderValue::from_static("default-src 'self'; form-action 'self'; frame-ancestors 'none'")
+    });
     const HEADERS: [(&str, &str); 5] = [
         ("cache-control", "no-store"),
         ("x-frame-options", "DENY"),
@@ -138,12 +118,14 @@ fn with_security_headers(router: Router, authority_origin: &str) -> Router {
         ("referrer-policy", "no-referrer"),
         ("cross-origin-opener-policy", "same-origin"),
     ];
-    HEADERS.iter().fold(router, |router, (name, value)| {
-        router.layer(SetResponseHeaderLayer::if_not_present(
-            HeaderName::from_static(name),
-            HeaderValue::from_static(value),
-        ))
-    })
+    std::iter::once((HeaderName::from_static("content-security-policy"), csp))
+        .chain(HEADERS.iter().map(|(name, value)| {
+            (
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            )
+        }))
+        .collect()
 }
 
 async fn show_not_found<B>(request: Request<B>) -> Response {
