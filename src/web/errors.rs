@@ -1,5 +1,5 @@
 //! The web layer's two error types: `ApiError` (JSON with a stable code) and `PageError` (an HTML
-//! page with a reference id). Both render without side effects; the `log_failures` middleware logs
+//! page with a reference id). Both render without side effects; the edge service (`web::edge`) logs
 //! each failure once, inside the request span, with the same reference id the client sees.
 
 use askama::Template;
