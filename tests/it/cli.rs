@@ -306,4 +306,29 @@ async fn json_output_of_client_and_key_commands_is_machine_readable_and_the_key_
         .await
         .expect("call");
     assert_eq!(response.status(), 200);
+
+    // In plain text the key is the one line on stdout, for a pipe; stderr carries its id, public
+    // prefix and the advice, and the key never shows again (listings name keys by id and prefix).
+    let plain =
+        run_beside(command_for(&app).args(["clients", "keys", "create", "--client", "scripted"]))
+            .await;
+    assert!(plain.status.success(), "{plain:?}");
+    let stdout = String::from_utf8_lossy(&plain.stdout);
+    let stderr = String::from_utf8_lossy(&plain.stderr);
+    let issued_key = stdout.trim();
+    assert!(
+        issued_key.starts_with("sgk_") && !issued_key.contains('\n'),
+        "only the key on stdout: {stdout}"
+    );
+    assert!(!stderr.contains(issued_key), "{stderr}");
+    assert!(stderr.contains("Authorization: Bearer <key>"), "{stderr}");
+    let keys =
+        run_beside(command_for(&app).args(["clients", "keys", "list", "--client", "scripted"]))
+            .await;
+    let listing = String::from_utf8_lossy(&keys.stdout);
+    assert!(keys.status.success(), "{keys:?}");
+    assert!(
+        !listing.contains(issued_key) && !listing.contains(secret),
+        "a listing never shows a key: {listing}"
+    );
 }
