@@ -54,3 +54,13 @@ pub fn metrics() -> Option<&'static metrics_exporter_prometheus::PrometheusHandl
         })
         .as_ref()
 }
+
+/// An HTTP status as a metric label without allocating per request: every status from 100 to
+/// 999 is written once, on first use.
+pub fn status_label(status: u16) -> &'static str {
+    static LABELS: std::sync::LazyLock<Vec<String>> =
+        std::sync::LazyLock::new(|| (0..1000u16).map(|s| s.to_string()).collect());
+    LABELS
+        .get(usize::from(status))
+        .map_or("other", String::as_str)
+}

@@ -5,7 +5,36 @@ use std::collections::BTreeSet;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::proxy::CallRecord;
+/// One proxied call (never bodies or tokens).
+#[derive(Debug, Clone)]
+pub struct CallRecord {
+    /// When.
+    pub occurred_at: time::OffsetDateTime,
+    /// Which API client.
+    pub client_id: Option<Uuid>,
+    /// Partner grant used (for `last_used_at`).
+    pub partner_id: Option<Uuid>,
+    /// Partner tenant.
+    pub partner_tenant_id: Uuid,
+    /// Customer tenant, for customer Graph calls.
+    pub customer_tenant_id: Option<Uuid>,
+    /// `partner-center` or `graph`.
+    pub upstream: &'static str,
+    /// HTTP method (`GET`, `POST`, … or the extension method as sent).
+    pub method: http::Method,
+    /// Route template, as the router matched it.
+    pub route: std::sync::Arc<str>,
+    /// Status returned to the caller.
+    pub status: u16,
+    /// Time to response headers.
+    pub latency_ms: u32,
+    /// `MS-RequestId`.
+    pub request_id: Option<String>,
+    /// `MS-CorrelationId`.
+    pub correlation_id: Option<String>,
+    /// samgate's error code when samgate answered itself.
+    pub error_code: Option<&'static str>,
+}
 
 /// Inserts a batch of call records and notes the use of each grant, in one transaction.
 pub async fn insert_batch(pool: &PgPool, records: &[CallRecord]) -> Result<(), sqlx::Error> {
@@ -23,8 +52,8 @@ pub async fn insert_batch(pool: &PgPool, records: &[CallRecord]) -> Result<(), s
     .bind(records.iter().map(|r| r.partner_tenant_id).collect::<Vec<_>>())
     .bind(records.iter().map(|r| r.customer_tenant_id).collect::<Vec<_>>())
     .bind(records.iter().map(|r| r.upstream).collect::<Vec<_>>())
-    .bind(records.iter().map(|r| r.method.clone()).collect::<Vec<_>>())
-    .bind(records.iter().map(|r| r.route).collect::<Vec<_>>())
+    .bind(records.iter().map(|r| r.method.as_str()).collect::<Vec<_>>())
+    .bind(records.iter().map(|r| &*r.route).collect::<Vec<_>>())
     .bind(records.iter().map(|r| i32::from(r.status)).collect::<Vec<_>>())
     .bind(
         records

@@ -40,15 +40,27 @@ impl std::fmt::Debug for UpstreamClient {
 /// Why the upstream call failed before its response headers.
 #[derive(Debug)]
 pub struct SendError {
-    connect: bool,
+    kind: SendErrorKind,
     detail: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SendErrorKind {
+    Connect,
+    FirstByte,
+    Other,
 }
 
 impl SendError {
     /// No connection could be made (refused, unreachable, TLS handshake, connect timeout): safe
     /// to retry, the upstream saw nothing.
     pub fn is_connect(&self) -> bool {
-        self.connect
+        self.kind == SendErrorKind::Connect
+    }
+
+    /// The answer's head did not come before the first-byte deadline.
+    pub fn is_first_byte(&self) -> bool {
+        self.kind == SendErrorKind::FirstByte
     }
 }
 
@@ -105,13 +117,27 @@ impl UpstreamClient {
         Ok(Self { inner })
     }
 
-    /// Sends `request`; the answer's body fails with a timeout once `deadline` passes.
+    /// Sends `request`: no answer's head by `first_byte` is [`SendError::is_first_byte`], and the
+    /// answer's body fails with a timeout once `deadline` passes. One timer serves both deadlines
+    /// (it is moved on to `deadline` when the head arrives, then lives in the body).
     pub async fn send(
         &self,
         request: axum::http::Request<Body>,
+        first_byte: Instant,
         deadline: Instant,
     ) -> Result<axum::http::Response<UpstreamBody>, SendError> {
-        let response = self.inner.request(request).await.map_err(|err| {
+        let mut timer = Box::pin(tokio::time::sleep_until(first_byte.min(deadline)));
+        let sent = tokio::select! {
+            biased;
+            sent = self.inner.request(request) => sent,
+            () = timer.as_mut() => {
+                return Err(SendError {
+                    kind: SendErrorKind::FirstByte,
+                    detail: "no answer before the first-byte deadline".to_owned(),
+                });
+            }
+        };
+        let response = sent.map_err(|err| {
             let mut detail = err.to_string();
             let mut source = std::error::Error::source(&err);
             while let Some(cause) = source {
@@ -120,13 +146,18 @@ impl UpstreamClient {
                 source = cause.source();
             }
             SendError {
-                connect: err.is_connect(),
+                kind: if err.is_connect() {
+                    SendErrorKind::Connect
+                } else {
+                    SendErrorKind::Other
+                },
                 detail,
             }
         })?;
+        timer.as_mut().reset(deadline);
         Ok(response.map(|inner| UpstreamBody {
             inner,
-            deadline: Box::pin(tokio::time::sleep_until(deadline)),
+            deadline: timer,
             permits: None,
         }))
     }

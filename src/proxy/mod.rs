@@ -102,26 +102,48 @@ impl ProxyBody {
     }
 }
 
-/// One call to forward.
-pub struct ProxyRequest {
-    /// The partner.
+/// One call for the engine, as the API layer hands it over: the caller's key verified and scoped
+/// to the partner, the partner found and able to call, the customer (if any) past the customer
+/// gate. The engine does the rest: path rules, concurrency slots, the body, the token, retries
+/// and throttling.
+pub struct Call {
+    /// The API client calling.
+    pub client_id: Uuid,
+    /// The partner it acts for.
     pub partner: Arc<PartnerInfo>,
-    /// The customer tenant for customer Graph calls.
+    /// The customer tenant, for customer Graph calls.
     pub customer: Option<Uuid>,
-    /// Which upstream.
+    /// Where the call goes.
     pub upstream: Upstream,
-    /// HTTP method.
-    pub method: Method,
-    /// Normalised path after the upstream base.
-    pub path: String,
-    /// Raw query string.
-    pub query: Option<String>,
-    /// Caller headers (filtered here).
-    pub headers: HeaderMap,
-    /// The body.
-    pub body: ProxyBody,
+    /// The caller's request, as it came.
+    pub request: axum::http::Request<Body>,
+    /// Where, in the request's path, the upstream path begins (after the route's prefix).
+    pub rest_at: usize,
     /// How long the caller is willing to wait in all.
     pub budget: Duration,
+}
+
+/// Microsoft's answer, and the concurrency slots the call holds until its body is finished.
+pub struct Proxied {
+    /// The answer; its body fails once the call's total deadline passes.
+    pub response: Response<UpstreamBody>,
+    /// The call's slots: keep them as long as the body streams.
+    pub permits: CallPermits,
+}
+
+/// One call to forward, its path checked and its body read.
+struct ProxyRequest {
+    partner: Arc<PartnerInfo>,
+    customer: Option<Uuid>,
+    upstream: Upstream,
+    method: Method,
+    /// The upstream URI: the configured base, the normalised path, the raw query.
+    uri: axum::http::Uri,
+    /// Caller headers (filtered here).
+    headers: HeaderMap,
+    body: ProxyBody,
+    /// How long the caller is willing to wait in all.
+    budget: Duration,
 }
 
 /// Why a call was not forwarded (or failed before a response).
@@ -145,6 +167,8 @@ pub enum ProxyError {
     /// The path would escape the upstream prefix.
     #[error(transparent)]
     Path(#[from] path::PathError),
+    #[error("request body larger than {limit} bytes")]
+    TooLarge { limit: usize },
 }
 
 /// The proxy of one samgate process.
@@ -161,6 +185,7 @@ pub struct Proxy {
     /// One client's share of one partner's slots, so a single client cannot starve the others.
     share_slots: Cache<(Uuid, Uuid), Arc<Semaphore>>,
     recorder: CallRecorder,
+    metrics: Arc<UpstreamMetrics>,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -214,6 +239,7 @@ impl Proxy {
                 .build(),
             settings,
             recorder,
+            metrics: Arc::default(),
         })
     }
 
@@ -273,6 +299,90 @@ impl Proxy {
         })
     }
 
+    /// Proxies `call`: the path checked (dot segments, API version), slots taken for the client
+    /// and the partner, the body read (small ones kept for retries, large ones streamed), then
+    /// forwarded with the partner's token. A successful app-consent grant through Partner Center
+    /// makes the broker forget what the customer's tenant refused before.
+    pub async fn handle(&self, call: Call) -> Result<Proxied, ProxyError> {
+        let Call {
+            client_id,
+            partner,
+            customer,
+            upstream,
+            request,
+            rest_at,
+            budget,
+        } = call;
+        let raw_rest = request.uri().path().get(rest_at..).unwrap_or("");
+        let rest = path::normalize(raw_rest)?;
+        path::check_api_version(&rest, upstream.api_versions())?;
+        let permits = self.admit(client_id, partner.id).await?;
+        let uri = path::join(self.base(upstream), &rest, request.uri().query())?;
+        let (parts, body) = request.into_parts();
+        let consent_for = consented_customer(upstream, &parts.method, &rest);
+        let body = self.body(&parts.headers, body).await?;
+        let started = Instant::now();
+        let response = self
+            .forward(ProxyRequest {
+                partner: partner.clone(),
+                customer,
+                upstream,
+                method: parts.method,
+                uri,
+                headers: parts.headers,
+                body,
+                budget,
+            })
+            .await?;
+        let status = response.status().as_u16();
+        if let Some(customer) = consent_for
+            && (response.status().is_success() || status == 409)
+        {
+            // The backend granted the app consent itself: what samgate remembered is outdated.
+            self.broker
+                .forget_refusals(partner.tenant_id, customer)
+                .await;
+        }
+        self.metrics.record(upstream, status, started.elapsed());
+        Ok(Proxied { response, permits })
+    }
+
+    /// The request body for the upstream: empty, buffered (small enough to send again on a retry)
+    /// or streamed (large or chunked, never held whole); `TooLarge` past `max_body_bytes`.
+    async fn body(&self, headers: &HeaderMap, body: Body) -> Result<ProxyBody, ProxyError> {
+        use http_body_util::BodyExt;
+        let settings = &self.settings;
+        let too_large = ProxyError::TooLarge {
+            limit: settings.max_body_bytes,
+        };
+        let length = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if length.is_some_and(|l| l > settings.max_body_bytes) {
+            return Err(too_large);
+        }
+        match length {
+            Some(0) => Ok(ProxyBody::Empty),
+            Some(l) if l <= settings.replayable_body_bytes => {
+                let limited = http_body_util::Limited::new(body, settings.replayable_body_bytes);
+                let bytes = limited.collect().await.map_err(|_| too_large)?.to_bytes();
+                Ok(if bytes.is_empty() {
+                    ProxyBody::Empty
+                } else {
+                    ProxyBody::Buffered(bytes)
+                })
+            }
+            _ if headers.get(header::TRANSFER_ENCODING).is_none() && length.is_none() => {
+                Ok(ProxyBody::Empty)
+            }
+            _ => {
+                let limited = http_body_util::Limited::new(body, settings.max_body_bytes);
+                Ok(ProxyBody::Streaming(Body::new(limited)))
+            }
+        }
+    }
+
     fn base(&self, upstream: Upstream) -> &path::Base {
         match upstream {
             Upstream::PartnerCenter => &self.partner_center_base,
@@ -281,16 +391,9 @@ impl Proxy {
     }
 
     /// Forwards `request` and returns Microsoft's response (any status) for streaming back.
-    pub async fn forward(
-        &self,
-        request: ProxyRequest,
-    ) -> Result<Response<UpstreamBody>, ProxyError> {
+    async fn forward(&self, request: ProxyRequest) -> Result<Response<UpstreamBody>, ProxyError> {
         let started = Instant::now();
-        let uri = path::join(
-            self.base(request.upstream),
-            &request.path,
-            request.query.as_deref(),
-        )?;
+        let uri = request.uri;
         let throttle_key = (
             request.partner.tenant_id,
             request.customer,
@@ -351,15 +454,12 @@ impl Proxy {
                 .insert(header::AUTHORIZATION, bearer(token.secret.expose_secret()));
             let now = tokio::time::Instant::now();
             let deadline = now + self.settings.total_timeout;
-            let first_byte = (now + self.settings.first_byte_timeout).min(deadline);
-            let sent = tokio::time::timeout_at(first_byte, self.http.send(call, deadline)).await;
-            let response = match sent {
-                Err(_) => {
-                    return Err(ProxyError::Unavailable(
-                        "no answer before the first-byte deadline".into(),
-                    ));
+            let first_byte = now + self.settings.first_byte_timeout;
+            let response = match self.http.send(call, first_byte, deadline).await {
+                Err(err) if err.is_first_byte() => {
+                    return Err(ProxyError::Unavailable(err.to_string()));
                 }
-                Ok(Err(err)) => {
+                Err(err) => {
                     let retry =
                         replayable && idempotent && server_error_retries < 2 && err.is_connect();
                     if retry {
@@ -369,7 +469,7 @@ impl Proxy {
                     }
                     return Err(ProxyError::Unavailable(err.to_string()));
                 }
-                Ok(Ok(response)) => response,
+                Ok(response) => response,
             };
             let status = response.status().as_u16();
             let remaining = request.budget.saturating_sub(started.elapsed());
@@ -428,6 +528,60 @@ impl Proxy {
 
 /// Throttled answers (429/503 with a wait that fits the caller's budget) one call waits out.
 const THROTTLE_RETRIES: u32 = 3;
+
+/// The customer a Partner Center `POST v1/customers/{id}/applicationconsents` grants consent in.
+fn consented_customer(upstream: Upstream, method: &Method, path: &str) -> Option<Uuid> {
+    if upstream != Upstream::PartnerCenter || method != Method::POST {
+        return None;
+    }
+    let rest = path.strip_prefix("v1/customers/")?;
+    let (customer, tail) = rest.split_once('/')?;
+    (tail.trim_end_matches('/') == "applicationconsents")
+        .then(|| Uuid::parse_str(customer).ok())
+        .flatten()
+}
+
+/// Microsoft's answers by upstream and status, each series' handles registered once (looking a
+/// series up in the recorder builds its key every time).
+#[derive(Default)]
+struct UpstreamMetrics {
+    series: std::sync::RwLock<std::collections::HashMap<(Upstream, u16), UpstreamSeries>>,
+}
+
+#[derive(Clone)]
+struct UpstreamSeries {
+    duration: metrics::Histogram,
+    responses: metrics::Counter,
+}
+
+impl UpstreamMetrics {
+    fn record(&self, upstream: Upstream, status: u16, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
+        let found = self
+            .series
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(upstream, status))
+            .cloned();
+        let series = match found {
+            Some(series) => series,
+            None => {
+                let label = crate::telemetry::status_label(status);
+                let series = UpstreamSeries {
+                    duration: metrics::histogram!("samgate_proxy_upstream_duration_seconds", "upstream" => upstream.as_str(), "status" => label),
+                    responses: metrics::counter!("samgate_proxy_upstream_responses_total", "upstream" => upstream.as_str(), "status" => label),
+                };
+                self.series
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert((upstream, status), series.clone());
+                series
+            }
+        };
+        series.duration.record(seconds);
+        series.responses.increment(1);
+    }
+}
 
 /// samgate's `User-Agent` towards Microsoft (as on its own calls).
 const USER_AGENT: &str = concat!("samgate/", env!("CARGO_PKG_VERSION"));

@@ -8,40 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sqlx::PgPool;
-use time::OffsetDateTime;
 use tokio::sync::mpsc;
-use uuid::Uuid;
 
-/// One proxied call (never bodies or tokens).
-#[derive(Debug, Clone)]
-pub struct CallRecord {
-    /// When.
-    pub occurred_at: OffsetDateTime,
-    /// Which API client.
-    pub client_id: Option<Uuid>,
-    /// Partner grant used (for `last_used_at`).
-    pub partner_id: Option<Uuid>,
-    /// Partner tenant.
-    pub partner_tenant_id: Uuid,
-    /// Customer tenant, for customer Graph calls.
-    pub customer_tenant_id: Option<Uuid>,
-    /// `partner-center` or `graph`.
-    pub upstream: &'static str,
-    /// HTTP method.
-    pub method: String,
-    /// Route template.
-    pub route: &'static str,
-    /// Status returned to the caller.
-    pub status: u16,
-    /// Time to response headers.
-    pub latency_ms: u32,
-    /// `MS-RequestId`.
-    pub request_id: Option<String>,
-    /// `MS-CorrelationId`.
-    pub correlation_id: Option<String>,
-    /// samgate's error code when samgate answered itself.
-    pub error_code: Option<&'static str>,
-}
+pub use crate::db::proxy_calls::CallRecord;
 
 /// The sending side of the call-record queue.
 #[derive(Clone, Debug)]

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{Path, Request, State};
+use axum::extract::{MatchedPath, Path, Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
@@ -20,7 +20,7 @@ use crate::domain::CustomerRelationship;
 use crate::health::customer::CustomerProblem;
 use crate::proxy::headers::{MS_CORRELATION_ID, MS_REQUEST_ID};
 use crate::proxy::links::LinkTarget;
-use crate::proxy::{CallRecord, ProxyBody, ProxyError, ProxyRequest, Upstream, UpstreamBody, path};
+use crate::proxy::{Call, CallRecord, Proxied, ProxyError, Upstream};
 use crate::web::errors::{ApiError, ApiErrorCode, ErrorShape};
 
 /// Seconds the caller is willing to wait in all, e.g. for a throttled upstream to recover.
@@ -99,18 +99,12 @@ pub async fn proxy_partner_center(
     Path((partner_tid, _)): Path<(String, String)>,
     request: Request,
 ) -> Response {
-    let route = "/api/v1/partners/{partner_tid}/partner-center/{*path}";
-    proxy(
-        state,
-        caller,
-        Upstream::PartnerCenter,
-        &partner_tid,
-        None,
-        6,
-        route,
-        request,
-    )
-    .await
+    let target = Target {
+        upstream: Upstream::PartnerCenter,
+        partner_tid,
+        customer_tid: None,
+    };
+    proxy(state, caller, target, request).await
 }
 
 /// Microsoft Graph in the partner's own tenant.
@@ -136,18 +130,12 @@ pub async fn proxy_partner_graph(
     Path((partner_tid, _)): Path<(String, String)>,
     request: Request,
 ) -> Response {
-    let route = "/api/v1/partners/{partner_tid}/graph/{*path}";
-    proxy(
-        state,
-        caller,
-        Upstream::Graph,
-        &partner_tid,
-        None,
-        6,
-        route,
-        request,
-    )
-    .await
+    let target = Target {
+        upstream: Upstream::Graph,
+        partner_tid,
+        customer_tid: None,
+    };
+    proxy(state, caller, target, request).await
 }
 
 /// Microsoft Graph in a customer tenant of the partner.
@@ -178,18 +166,27 @@ pub async fn proxy_customer_graph(
     Path((partner_tid, customer_tid, _)): Path<(String, String, String)>,
     request: Request,
 ) -> Response {
-    let route = "/api/v1/partners/{partner_tid}/customers/{customer_tid}/graph/{*path}";
-    proxy(
-        state,
-        caller,
-        Upstream::Graph,
-        &partner_tid,
-        Some(&customer_tid),
-        8,
-        route,
-        request,
-    )
-    .await
+    let target = Target {
+        upstream: Upstream::Graph,
+        partner_tid,
+        customer_tid: Some(customer_tid),
+    };
+    proxy(state, caller, target, request).await
+}
+
+/// What the route names: the upstream and the tenants of the path, as the caller wrote them.
+struct Target {
+    upstream: Upstream,
+    partner_tid: String,
+    customer_tid: Option<String>,
+}
+
+/// The call, proven: who calls, for which partner and customer, within which budget.
+struct Admitted {
+    principal: crate::api_keys::Principal,
+    partner: std::sync::Arc<PartnerInfo>,
+    customer: Option<Uuid>,
+    budget: Duration,
 }
 
 fn parse_tenant(text: &str, what: &str) -> Result<Uuid, ApiError> {
@@ -201,70 +198,103 @@ fn parse_tenant(text: &str, what: &str) -> Result<Uuid, ApiError> {
     })
 }
 
-/// The raw, still-encoded path after the first `skip` pieces of the request path (the empty
-/// piece before the leading `/` counts), e.g. 6 for `/api/v1/partners/{tid}/partner-center/…`.
-fn raw_rest(request: &Request, skip: usize) -> String {
-    request
-        .uri()
-        .path()
-        .splitn(skip + 1, '/')
-        .nth(skip)
-        .unwrap_or("")
-        .to_owned()
+/// The route's template as the router matched it, and where the upstream path (`{*path}`) begins
+/// in the request's path.
+fn matched_route(request: &Request) -> Result<(std::sync::Arc<str>, usize), ApiError> {
+    let missing = || {
+        ApiError::new(
+            ApiErrorCode::Internal,
+            "the proxy was reached without a matched route",
+        )
+    };
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .ok_or_else(missing)?
+        .as_str();
+    // Segments before `{*path}` (the empty piece before the leading `/` counts).
+    let skip = route
+        .split('/')
+        .position(|piece| piece.starts_with("{*"))
+        .ok_or_else(missing)?;
+    let path = request.uri().path();
+    let rest_at = path
+        .match_indices('/')
+        .nth(skip - 1)
+        .map_or(path.len(), |(at, _)| at + 1);
+    Ok((std::sync::Arc::from(route), rest_at))
 }
 
-#[allow(
-    clippy::too_many_arguments,
-    reason = "one call site per route, all arguments named"
-)]
+/// The key's scope, the tenant ids, the deadline and the read-only rule, then the partner
+/// (cached). A call refused here names no partner and is not recorded.
+async fn admit(
+    state: &AppState,
+    caller: Result<ApiCaller, ApiError>,
+    target: &Target,
+    method: &axum::http::Method,
+    headers: &axum::http::HeaderMap,
+) -> Result<Admitted, ApiError> {
+    let ApiCaller(principal) = caller?;
+    let partner_tenant = super::scoped_tenant(&principal, &target.partner_tid)?;
+    let customer = target
+        .customer_tid
+        .as_deref()
+        .map(|c| parse_tenant(c, "the customer"))
+        .transpose()?;
+    let budget = deadline(headers, state.proxy.settings().default_budget)?;
+    if !principal.allows_method(method) {
+        return Err(ApiError::new(
+            ApiErrorCode::ForbiddenMethod,
+            "this API client is read-only: only GET, HEAD and OPTIONS are allowed",
+        ));
+    }
+    let partner = super::find_partner(state, partner_tenant).await?;
+    Ok(Admitted {
+        principal,
+        partner,
+        customer,
+        budget,
+    })
+}
+
 async fn proxy(
     state: AppState,
     caller: Result<ApiCaller, ApiError>,
-    upstream: Upstream,
-    partner_tid: &str,
-    customer_tid: Option<&str>,
-    skip: usize,
-    route: &'static str,
+    target: Target,
     request: Request,
 ) -> Response {
+    let upstream = target.upstream;
     let shape = match upstream {
         Upstream::Graph => ErrorShape::Graph,
         Upstream::PartnerCenter => ErrorShape::PartnerCenter,
     };
-    let principal = match caller {
-        Ok(ApiCaller(principal)) => principal,
+    let started = Instant::now();
+    let admitted = match matched_route(&request) {
+        Ok(route) => admit(&state, caller, &target, request.method(), request.headers())
+            .await
+            .map(|admitted| (route, admitted)),
+        Err(error) => Err(error),
+    };
+    let ((route, rest_at), admitted) = match admitted {
+        Ok(found) => found,
         Err(error) => return error.shaped(shape).into_response(),
     };
-    let started = Instant::now();
-    let method = request.method().clone();
-    let request_id = header_text(&request, &MS_REQUEST_ID);
-    let correlation_id = header_text(&request, &MS_CORRELATION_ID);
     let mut record = CallRecord {
         occurred_at: state.clock.now(),
-        client_id: Some(principal.client_id),
-        partner_id: None,
-        partner_tenant_id: Uuid::nil(),
-        customer_tenant_id: None,
+        client_id: Some(admitted.principal.client_id),
+        partner_id: Some(admitted.partner.id),
+        partner_tenant_id: admitted.partner.tenant_id,
+        customer_tenant_id: admitted.customer,
         upstream: upstream.as_str(),
-        method: method.to_string(),
-        route,
+        method: request.method().clone(),
+        route: route.clone(),
         status: 0,
         latency_ms: 0,
-        request_id,
-        correlation_id,
+        request_id: header_text(&request, &MS_REQUEST_ID),
+        correlation_id: header_text(&request, &MS_CORRELATION_ID),
         error_code: None,
     };
-    let outcome = forward(
-        &state,
-        &principal,
-        upstream,
-        partner_tid,
-        customer_tid,
-        skip,
-        request,
-        &mut record,
-    )
-    .await;
+    let outcome = forward(&state, admitted, upstream, &route, rest_at, request).await;
     record.latency_ms = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
     let response = match outcome {
         Ok(response) => response,
@@ -274,105 +304,43 @@ async fn proxy(
         }
     };
     record.status = response.status().as_u16();
-    if record.partner_tenant_id != Uuid::nil() {
-        state.proxy.recorder().record(record);
-    }
+    state.proxy.recorder().record(record);
     response
 }
 
-#[allow(clippy::too_many_arguments, reason = "internal step of `proxy`")]
+/// The partner's state and the customer gate, then the engine; the answer streams back.
 async fn forward(
     state: &AppState,
-    principal: &crate::api_keys::Principal,
+    admitted: Admitted,
     upstream: Upstream,
-    partner_tid: &str,
-    customer_tid: Option<&str>,
-    skip: usize,
+    route: &str,
+    rest_at: usize,
     request: Request,
-    record: &mut CallRecord,
 ) -> Result<Response, ApiError> {
-    let partner_tenant = super::scoped_tenant(principal, partner_tid)?;
-    let customer = customer_tid
-        .map(|c| parse_tenant(c, "the customer"))
-        .transpose()?;
-    let budget = deadline(&request, state.proxy.settings().default_budget)?;
-    if !principal.allows_method(request.method()) {
-        return Err(ApiError::new(
-            ApiErrorCode::ForbiddenMethod,
-            "this API client is read-only: only GET, HEAD and OPTIONS are allowed",
-        ));
-    }
-    let partner = super::find_partner(state, partner_tenant).await?;
-    record.partner_tenant_id = partner.tenant_id;
-    record.customer_tenant_id = customer;
-    record.partner_id = Some(partner.id);
+    let Admitted {
+        principal,
+        partner,
+        customer,
+        budget,
+    } = admitted;
     check_partner_state(&partner)?;
     if let Some(customer) = customer {
         check_customer(state, &partner, customer).await?;
     }
-    let rest = path::normalize(&raw_rest(&request, skip))
-        .and_then(|rest| path::check_api_version(&rest, upstream.api_versions()).map(|()| rest))
-        .map_err(|e| ApiError::new(ApiErrorCode::InvalidPath, e.to_string()))?;
-    let permits = state
+    let proxied = state
         .proxy
-        .admit(principal.client_id, partner.id)
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                ApiErrorCode::RateLimited,
-                "too many concurrent calls for this client or partner; retry shortly",
-            )
-            .with_retry_after(1)
-        })?;
-    let query = request.uri().query().map(str::to_owned);
-    let (parts, body) = request.into_parts();
-    let consent_for = consented_customer(upstream, &parts.method, &rest);
-    let body = proxy_body(state, &parts.headers, body).await?;
-    let upstream_started = Instant::now();
-    let response = state
-        .proxy
-        .forward(ProxyRequest {
+        .handle(Call {
+            client_id: principal.client_id,
             partner: partner.clone(),
             customer,
             upstream,
-            method: parts.method,
-            path: rest,
-            query,
-            headers: parts.headers,
-            body,
+            request,
+            rest_at,
             budget,
         })
         .await
         .map_err(proxy_error)?;
-    if let Some(customer) = consent_for
-        && (response.status().is_success() || response.status().as_u16() == 409)
-    {
-        // The backend granted the app consent itself: what samgate remembered is outdated.
-        state
-            .broker
-            .forget_refusals(partner.tenant_id, customer)
-            .await;
-    }
-    let status = crate::web::metrics::status_label(response.status().as_u16());
-    metrics::histogram!("samgate_proxy_upstream_duration_seconds", "upstream" => upstream.as_str(), "status" => status)
-        .record(upstream_started.elapsed().as_secs_f64());
-    metrics::counter!("samgate_proxy_upstream_responses_total", "upstream" => upstream.as_str(), "status" => status)
-        .increment(1);
-    let public = state.config.public_url.as_str().trim_end_matches('/');
-    let route = match customer {
-        Some(customer) => format!(
-            "{public}/api/v1/partners/{}/customers/{customer}/graph",
-            partner.tenant_id
-        ),
-        None => format!(
-            "{public}/api/v1/partners/{}/{}",
-            partner.tenant_id,
-            match upstream {
-                Upstream::Graph => "graph",
-                Upstream::PartnerCenter => "partner-center",
-            }
-        ),
-    };
+    let links_route = links_route(&state.config.public_url, route, &partner, customer);
     let base = match upstream {
         Upstream::Graph => &state.proxy.settings().graph_url,
         Upstream::PartnerCenter => &state.proxy.settings().partner_center_url,
@@ -380,15 +348,44 @@ async fn forward(
     let target = LinkTarget {
         upstream,
         upstream_base: base,
-        route: &route,
+        route: &links_route,
     };
-    Ok(stream_back(upstream, response, permits, &target).await)
+    Ok(stream_back(upstream, proxied, &target).await)
+}
+
+/// The absolute samgate URL that paging links point at instead of Microsoft: the route's
+/// template up to `{*path}` with the tenants filled in.
+fn links_route(
+    public_url: &url::Url,
+    route: &str,
+    partner: &PartnerInfo,
+    customer: Option<Uuid>,
+) -> String {
+    let public = public_url.as_str().trim_end_matches('/');
+    let prefix = route.split_once("/{*").map_or(route, |(prefix, _)| prefix);
+    let mut out = String::with_capacity(public.len() + prefix.len() + 40);
+    out.push_str(public);
+    let mut tenant = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    for piece in prefix.split('/').filter(|p| !p.is_empty()) {
+        out.push('/');
+        match piece {
+            "{partner_tid}" => {
+                out.push_str(partner.tenant_id.hyphenated().encode_lower(&mut tenant))
+            }
+            "{customer_tid}" => match customer {
+                Some(c) => out.push_str(c.hyphenated().encode_lower(&mut tenant)),
+                None => out.push_str(piece),
+            },
+            other => out.push_str(other),
+        }
+    }
+    out
 }
 
 /// The caller's `X-Samgate-Deadline`: whole seconds, more than 300 counting as 300. Anything else
 /// is refused rather than ignored (found by schemathesis: `abc` silently meant the default).
-fn deadline(request: &Request, default: Duration) -> Result<Duration, ApiError> {
-    let Some(value) = request.headers().get(DEADLINE_HEADER) else {
+fn deadline(headers: &axum::http::HeaderMap, default: Duration) -> Result<Duration, ApiError> {
+    let Some(value) = headers.get(DEADLINE_HEADER) else {
         return Ok(default);
     };
     value
@@ -411,18 +408,6 @@ fn header_text(request: &Request, name: &axum::http::HeaderName) -> Option<Strin
         .and_then(|v| v.to_str().ok())
         .filter(|v| v.len() <= 128)
         .map(str::to_owned)
-}
-
-/// The customer a Partner Center `POST v1/customers/{id}/applicationconsents` grants consent in.
-fn consented_customer(upstream: Upstream, method: &axum::http::Method, path: &str) -> Option<Uuid> {
-    if upstream != Upstream::PartnerCenter || method != axum::http::Method::POST {
-        return None;
-    }
-    let rest = path.strip_prefix("v1/customers/")?;
-    let (customer, tail) = rest.split_once('/')?;
-    (tail.trim_end_matches('/') == "applicationconsents")
-        .then(|| Uuid::parse_str(customer).ok())
-        .flatten()
 }
 
 /// The customer gate: a customer of this partner, with delegated access, before any token call.
@@ -500,50 +485,6 @@ fn check_partner_state(partner: &PartnerInfo) -> Result<(), ApiError> {
     }
 }
 
-async fn proxy_body(
-    state: &AppState,
-    headers: &axum::http::HeaderMap,
-    body: Body,
-) -> Result<ProxyBody, ApiError> {
-    let settings = state.proxy.settings();
-    let too_large = || {
-        ApiError::new(
-            ApiErrorCode::PayloadTooLarge,
-            format!(
-                "request bodies are limited to {} bytes",
-                settings.max_body_bytes
-            ),
-        )
-    };
-    let length = headers
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if length.is_some_and(|l| l > settings.max_body_bytes) {
-        return Err(too_large());
-    }
-    match length {
-        Some(0) => Ok(ProxyBody::Empty),
-        Some(l) if l <= settings.replayable_body_bytes => {
-            let limited = http_body_util::Limited::new(body, settings.replayable_body_bytes);
-            let bytes = limited.collect().await.map_err(|_| too_large())?.to_bytes();
-            Ok(if bytes.is_empty() {
-                ProxyBody::Empty
-            } else {
-                ProxyBody::Buffered(bytes)
-            })
-        }
-        _ if headers.get(axum::http::header::TRANSFER_ENCODING).is_none() && length.is_none() => {
-            Ok(ProxyBody::Empty)
-        }
-        _ => {
-            // Large or chunked: stream it through, never holding it whole.
-            let limited = http_body_util::Limited::new(body, settings.max_body_bytes);
-            Ok(ProxyBody::Streaming(Body::new(limited)))
-        }
-    }
-}
-
 fn proxy_error(error: ProxyError) -> ApiError {
     match error {
         ProxyError::Token(BrokerError::ConsentRequired(c)) => ApiError::new(
@@ -614,8 +555,15 @@ fn proxy_error(error: ProxyError) -> ApiError {
             format!("Microsoft is throttling this partner; retry after {retry_after} seconds"),
         )
         .with_retry_after(retry_after),
-        ProxyError::Busy => ApiError::new(ApiErrorCode::RateLimited, "too many concurrent calls")
-            .with_retry_after(1),
+        ProxyError::Busy => ApiError::new(
+            ApiErrorCode::RateLimited,
+            "too many concurrent calls for this client or partner; retry shortly",
+        )
+        .with_retry_after(1),
+        ProxyError::TooLarge { limit } => ApiError::new(
+            ApiErrorCode::PayloadTooLarge,
+            format!("request bodies are limited to {limit} bytes"),
+        ),
         ProxyError::Unavailable(detail) => ApiError::new(
             ApiErrorCode::UpstreamUnavailable,
             "Microsoft did not answer in time; retry shortly",
@@ -631,12 +579,8 @@ fn proxy_error(error: ProxyError) -> ApiError {
 /// 500 customers is well below it.
 const LINK_REWRITE_MAX_BYTES: usize = 4 * 1024 * 1024;
 
-async fn stream_back(
-    upstream: Upstream,
-    response: axum::http::Response<UpstreamBody>,
-    permits: crate::proxy::CallPermits,
-    target: &LinkTarget<'_>,
-) -> Response {
+async fn stream_back(upstream: Upstream, proxied: Proxied, target: &LinkTarget<'_>) -> Response {
+    let Proxied { response, permits } = proxied;
     let (parts, mut body) = response.into_parts();
     let status = parts.status;
     let headers = crate::proxy::headers::response_headers(&parts.headers);
