@@ -180,10 +180,13 @@ pub struct Proxy {
     partner_center_base: path::Base,
     graph_base: path::Base,
     throttled_until: Cache<(Uuid, Option<Uuid>, Upstream), Instant>,
-    client_slots: Cache<Uuid, Arc<Semaphore>>,
-    partner_slots: Cache<Uuid, Arc<Semaphore>>,
-    /// One client's share of one partner's slots, so a single client cannot starve the others.
-    share_slots: Cache<(Uuid, Uuid), Arc<Semaphore>>,
+    /// The slots of each (client, partner) pair in use: one lookup per call.
+    pair_slots: Cache<(Uuid, Uuid), Arc<PairSlots>>,
+    /// Each client's and each partner's slots, shared by its pairs. Weak: a pair entry or a
+    /// running call keeps them alive, so while any does, every new pair finds the same semaphore
+    /// (a limit is never split in two); once none does, they go.
+    client_slots: Cache<Uuid, std::sync::Weak<Semaphore>>,
+    partner_slots: Cache<Uuid, std::sync::Weak<Semaphore>>,
     recorder: CallRecorder,
     metrics: Arc<UpstreamMetrics>,
 }
@@ -196,11 +199,47 @@ impl std::fmt::Debug for Proxy {
     }
 }
 
-/// The permits a call holds while it runs (its body included).
+/// The permits a call holds while it runs (its body included): one slot of the client, of its
+/// share of the partner, and of the partner, given back when this drops.
 pub struct CallPermits {
-    _client: tokio::sync::OwnedSemaphorePermit,
-    _share: tokio::sync::OwnedSemaphorePermit,
-    _partner: tokio::sync::OwnedSemaphorePermit,
+    slots: Arc<PairSlots>,
+}
+
+impl Drop for CallPermits {
+    fn drop(&mut self) {
+        self.slots.client.add_permits(1);
+        self.slots.share.add_permits(1);
+        self.slots.partner.add_permits(1);
+    }
+}
+
+/// The slots one (client, partner) pair draws on.
+struct PairSlots {
+    client: Arc<Semaphore>,
+    partner: Arc<Semaphore>,
+    /// The client's share of the partner's slots, so a single client cannot starve the others.
+    share: Semaphore,
+}
+
+/// The live semaphore of `id` in `cache`, or a new one of `size` permits; atomic per key.
+async fn shared_slots(
+    cache: &Cache<Uuid, std::sync::Weak<Semaphore>>,
+    id: Uuid,
+    size: usize,
+) -> Arc<Semaphore> {
+    let mut found = None;
+    cache
+        .entry(id)
+        .and_compute_with(|existing| {
+            let live = existing
+                .and_then(|entry| entry.into_value().upgrade())
+                .unwrap_or_else(|| Arc::new(Semaphore::new(size)));
+            let weak = Arc::downgrade(&live);
+            found = Some(live);
+            std::future::ready(moka::ops::compute::Op::Put(weak))
+        })
+        .await;
+    found.unwrap_or_else(|| Arc::new(Semaphore::new(size)))
 }
 
 impl Proxy {
@@ -225,18 +264,12 @@ impl Proxy {
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(3600))
                 .build(),
-            client_slots: Cache::builder()
-                .max_capacity(10_000)
-                .time_to_idle(idle)
-                .build(),
-            partner_slots: Cache::builder()
+            pair_slots: Cache::builder()
                 .max_capacity(200_000)
                 .time_to_idle(idle)
                 .build(),
-            share_slots: Cache::builder()
-                .max_capacity(200_000)
-                .time_to_idle(idle)
-                .build(),
+            client_slots: Cache::builder().max_capacity(200_000).build(),
+            partner_slots: Cache::builder().max_capacity(200_000).build(),
             settings,
             recorder,
             metrics: Arc::default(),
@@ -262,41 +295,37 @@ impl Proxy {
     /// Takes a concurrency slot for the client, for its share of the partner, and for the
     /// partner, or fails at once.
     pub async fn admit(&self, client: Uuid, partner: Uuid) -> Result<CallPermits, ProxyError> {
-        let per_client = self.settings.client_concurrency;
-        let per_partner = self.settings.partner_concurrency;
-        let share = self.client_share();
-        let share_slots = self
-            .share_slots
-            .get_with(
-                (client, partner),
-                async move { Arc::new(Semaphore::new(share)) },
-            )
-            .await;
-        let client_slots = self
-            .client_slots
-            .get_with(client, async move { Arc::new(Semaphore::new(per_client)) })
-            .await;
-        let partner_slots = self
-            .partner_slots
-            .get_with(
-                partner,
-                async move { Arc::new(Semaphore::new(per_partner)) },
-            )
-            .await;
-        let client = client_slots
-            .try_acquire_owned()
-            .map_err(|_| ProxyError::Busy)?;
-        let share = share_slots
-            .try_acquire_owned()
-            .map_err(|_| ProxyError::Busy)?;
-        let partner = partner_slots
-            .try_acquire_owned()
-            .map_err(|_| ProxyError::Busy)?;
-        Ok(CallPermits {
-            _client: client,
-            _share: share,
-            _partner: partner,
-        })
+        let slots = match self.pair_slots.get(&(client, partner)).await {
+            Some(slots) => slots,
+            None => {
+                let make = async {
+                    Arc::new(PairSlots {
+                        client: shared_slots(
+                            &self.client_slots,
+                            client,
+                            self.settings.client_concurrency,
+                        )
+                        .await,
+                        partner: shared_slots(
+                            &self.partner_slots,
+                            partner,
+                            self.settings.partner_concurrency,
+                        )
+                        .await,
+                        share: Semaphore::new(self.client_share()),
+                    })
+                };
+                self.pair_slots.get_with((client, partner), make).await
+            }
+        };
+        // All three or none: a permit not forgotten goes back when it drops.
+        let client = slots.client.try_acquire().map_err(|_| ProxyError::Busy)?;
+        let share = slots.share.try_acquire().map_err(|_| ProxyError::Busy)?;
+        let partner = slots.partner.try_acquire().map_err(|_| ProxyError::Busy)?;
+        client.forget();
+        share.forget();
+        partner.forget();
+        Ok(CallPermits { slots })
     }
 
     /// Proxies `call`: the path checked (dot segments, API version), slots taken for the client
@@ -616,6 +645,10 @@ mod tests {
     use super::*;
 
     fn proxy(partner_concurrency: usize) -> Proxy {
+        proxy_with(256, partner_concurrency)
+    }
+
+    fn proxy_with(client_concurrency: usize, partner_concurrency: usize) -> Proxy {
         let pool = sqlx::postgres::PgPoolOptions::new()
             .connect_lazy("postgres://unused/unused")
             .expect("lazy pool");
@@ -652,7 +685,7 @@ mod tests {
                 first_byte_timeout: Duration::from_secs(1),
                 total_timeout: Duration::from_secs(1),
                 default_budget: Duration::from_secs(1),
-                client_concurrency: 256,
+                client_concurrency,
                 partner_concurrency,
             },
             recorder,
@@ -684,5 +717,33 @@ mod tests {
         );
         drop(held);
         assert!(proxy.admit(greedy, partner).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_client_limit_holds_across_its_partners_even_when_a_pair_is_forgotten() {
+        let proxy = proxy_with(3, 8);
+        let client = Uuid::new_v4();
+        let partners: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
+        let mut held = Vec::new();
+        for partner in &partners {
+            held.push(proxy.admit(client, *partner).await.expect("a slot"));
+        }
+        assert!(
+            proxy.admit(client, Uuid::new_v4()).await.is_err(),
+            "the client's three slots are taken, whichever partner it asks for"
+        );
+        // A pair entry that idles out while its calls still run must not give the client a new,
+        // empty limit.
+        proxy.pair_slots.invalidate_all();
+        proxy.pair_slots.run_pending_tasks().await;
+        assert!(proxy.admit(client, partners[0]).await.is_err());
+        assert!(proxy.admit(client, Uuid::new_v4()).await.is_err());
+        held.pop();
+        let again = proxy.admit(client, partners[2]).await;
+        assert!(again.is_ok(), "a finished call gives its slot back");
+        assert!(
+            proxy.admit(Uuid::new_v4(), partners[0]).await.is_ok(),
+            "other clients are not limited by it"
+        );
     }
 }
