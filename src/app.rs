@@ -12,6 +12,7 @@ use crate::config::{ClientCredentialConfig, Config};
 use crate::db;
 use crate::identity::{ClientCredential, IdentityClient};
 use crate::partner_center::PartnerCenterClient;
+use crate::partners::PartnerDirectory;
 use crate::proxy::{CallRecordQueue, CallRecorder, Proxy, ProxySettings};
 use crate::vault::Vault;
 
@@ -28,6 +29,8 @@ pub struct App {
     pub vault: Vault,
     /// The identity platform client of the CPV app.
     pub identity: Arc<IdentityClient>,
+    /// Partners by tenant id, cached for the proxy's hot path.
+    pub partners: PartnerDirectory,
     /// Access tokens for partners, cached and refreshed once.
     pub broker: Broker,
     /// samgate's own Partner Center calls.
@@ -64,16 +67,20 @@ impl App {
         let partner_center =
             PartnerCenterClient::new(http.clone(), config.microsoft.partner_center_url.clone());
         let vault = Vault::new(config.key_ring.clone());
+        let partners = PartnerDirectory::new(pool.clone());
         let broker = Broker::new(
             pool.clone(),
             vault.clone(),
             identity.clone(),
             clock.clone(),
-            &config.microsoft.partner_center_resource,
-            &config.microsoft.graph_resource,
-            crate::broker::RefusalMemory {
-                refusal: config.customers.refusal_memory,
-                transient: config.customers.transient_memory,
+            partners.clone(),
+            crate::broker::BrokerSettings {
+                partner_center_resource: &config.microsoft.partner_center_resource,
+                graph_resource: &config.microsoft.graph_resource,
+                memory: crate::broker::RefusalMemory {
+                    refusal: config.customers.refusal_memory,
+                    transient: config.customers.transient_memory,
+                },
             },
         );
         let graph =
@@ -106,6 +113,7 @@ impl App {
             vault,
             identity,
             broker,
+            partners,
             partner_center,
             graph,
             customers: crate::customers::CustomerDirectory::default(),

@@ -43,6 +43,8 @@ pub mod local_pg;
 pub mod onboarding;
 /// Typed Partner Center calls samgate makes itself; Partner Center's error model.
 pub mod partner_center;
+/// The partner directory: cached partner lookups by tenant id, for the proxy's hot path.
+pub mod partners;
 /// Forwarding rules, header policy, retries and `Retry-After`, call records.
 pub mod proxy;
 /// Starting the server: the one launch used by `serve`, `demo` and the tests.

@@ -15,12 +15,13 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::app::App;
-use crate::broker::{BrokerError, PartnerInfo, Resource, TokenKey};
+use crate::broker::{BrokerError, Resource, TokenKey};
 use crate::db;
 use crate::db::app_consents::ConsentState;
 use crate::domain::Actor;
 use crate::health::customer::ConsentHeld;
 use crate::partner_center::{ConsentGranted, ConsentRemoved, PartnerCenterError};
+use crate::partners::PartnerInfo;
 
 /// Customers per Partner Center page during a bulk run.
 const RUN_PAGE_SIZE: u32 = 200;

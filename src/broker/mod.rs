@@ -7,8 +7,6 @@
 //! remembered for a while (so a flood costs Microsoft one call), and never take the grant's row
 //! lock (docs/ARCHITECTURE.md, "Customer-authority tokens").
 
-mod directory;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +17,7 @@ use time::OffsetDateTime;
 use tokio::sync::RwLock;
 use uuid::Uuid;
 
-pub use directory::{PartnerDirectory, PartnerInfo};
+use crate::partners::{PartnerDirectory, PartnerInfo};
 
 use crate::clock::Clock;
 use crate::db;
@@ -151,6 +149,17 @@ pub struct Broker {
     graph_scope: String,
 }
 
+/// What the broker asks Microsoft for, and how long it remembers refusals.
+#[derive(Debug, Clone, Copy)]
+pub struct BrokerSettings<'a> {
+    /// Partner Center's resource (its `/.default` scope is asked for).
+    pub partner_center_resource: &'a str,
+    /// Graph's resource.
+    pub graph_resource: &'a str,
+    /// How long refusals at customer authorities are remembered.
+    pub memory: RefusalMemory,
+}
+
 /// How long refusals at customer authorities are remembered.
 #[derive(Debug, Clone, Copy)]
 pub struct RefusalMemory {
@@ -178,16 +187,21 @@ impl std::fmt::Debug for Broker {
 }
 
 impl Broker {
-    /// A broker over the shared services.
+    /// A broker over the shared services. It tells `partners` when it changes a partner's state
+    /// (the directory's cached copy is dropped at once).
     pub fn new(
         pool: PgPool,
         vault: Vault,
         identity: Arc<IdentityClient>,
         clock: Arc<dyn Clock>,
-        partner_center_resource: &str,
-        graph_resource: &str,
-        memory: RefusalMemory,
+        partners: PartnerDirectory,
+        settings: BrokerSettings<'_>,
     ) -> Self {
+        let BrokerSettings {
+            partner_center_resource,
+            graph_resource,
+            memory,
+        } = settings;
         Self {
             refusals: Cache::builder()
                 .max_capacity(200_000)
@@ -195,7 +209,7 @@ impl Broker {
                 .time_to_live(memory.refusal.max(memory.transient))
                 .build(),
             memory,
-            partners: PartnerDirectory::new(pool.clone()),
+            partners,
             pool,
             vault,
             identity,
@@ -211,11 +225,6 @@ impl Broker {
             ),
             graph_scope: format!("{}/.default", graph_resource.trim_end_matches('/')),
         }
-    }
-
-    /// The partner directory (cached partner lookups by tenant id).
-    pub fn partners(&self) -> &PartnerDirectory {
-        &self.partners
     }
 
     fn scope(&self, resource: Resource) -> &str {

@@ -101,8 +101,7 @@ pub(super) async fn run(command: PartnersCommand) -> anyhow::Result<()> {
         }
         PartnersCommand::SyncCustomers { tenant } => {
             let partner = app
-                .broker
-                .partners()
+                .partners
                 .by_tenant(tenant)
                 .await
                 .map_err(|e| anyhow::anyhow!("database: {e}"))?

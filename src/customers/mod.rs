@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::app::App;
-use crate::broker::{BrokerError, PartnerInfo, Resource, TokenKey};
+use crate::broker::{BrokerError, Resource, TokenKey};
 use crate::db;
 use crate::db::customers::{CustomerGate, DirectoryFacts, Listed};
 use crate::domain::Actor;
@@ -22,6 +22,7 @@ use crate::domain::CustomerRelationship;
 use crate::graph::{DelegatedAdminRelationship, GraphError};
 use crate::health;
 use crate::partner_center::PartnerCenterError;
+use crate::partners::PartnerInfo;
 
 /// Customers per Partner Center page during a sync (Partner Center's maximum is 500).
 const PAGE_SIZE: u32 = 500;
@@ -515,7 +516,7 @@ pub async fn run_once(app: &App, now: OffsetDateTime) -> anyhow::Result<usize> {
     let synced = futures_util::stream::iter(due)
         .map(|partner_id| async move {
             let partner = db::partners::find(&app.pool, partner_id).await.ok().flatten()?;
-            let info = app.broker.partners().by_tenant(partner.tenant_id).await.ok().flatten()?;
+            let info = app.partners.by_tenant(partner.tenant_id).await.ok().flatten()?;
             match sync(app, &info, &Actor::System).await {
                 Ok(_) => Some(()),
                 Err(err) => {

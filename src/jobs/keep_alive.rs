@@ -11,10 +11,11 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::app::App;
-use crate::broker::{BrokerError, PartnerInfo};
+use crate::broker::BrokerError;
 use crate::db;
 use crate::db::lifecycle::ClaimedGrant;
 use crate::health::partner as health;
+use crate::partners::PartnerInfo;
 
 /// Grants leased per batch.
 const BATCH: i64 = 100;
@@ -161,7 +162,7 @@ async fn record_success(app: &App, partner: &PartnerInfo) -> Result<(), sqlx::Er
             .await?;
     tx.commit().await?;
     if changed {
-        app.broker.partners().invalidate(partner.tenant_id).await;
+        app.partners.invalidate(partner.tenant_id).await;
     }
     Ok(())
 }

@@ -121,7 +121,7 @@ pub async fn offboard(
     )
     .await?;
     tx.commit().await?;
-    app.broker.partners().invalidate(tenant_id).await;
+    app.partners.invalidate(tenant_id).await;
     tracing::info!(
         partner.tenant_id = %tenant_id,
         app_consents_removed = report.app_consents_removed.len(),

@@ -403,7 +403,7 @@ pub async fn complete_consent(
     .await?;
     tx.commit().await?;
     // This instance serves the renewed partner at once; others within the directory's few seconds.
-    app.broker.partners().invalidate(tenant_id).await;
+    app.partners.invalidate(tenant_id).await;
     tracing::info!(
         partner.tenant_id = %tenant_id,
         reconsent,

@@ -23,7 +23,8 @@ use uuid::Uuid;
 pub use client::{UpstreamBody, UpstreamBodyError, UpstreamClient};
 pub use records::{CallRecord, CallRecordQueue, CallRecorder};
 
-use crate::broker::{Broker, BrokerError, PartnerInfo, Resource, TokenKey, jittered_backoff};
+use crate::broker::{Broker, BrokerError, Resource, TokenKey, jittered_backoff};
+use crate::partners::PartnerInfo;
 
 /// The Microsoft service a call goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -665,13 +666,16 @@ mod tests {
             crate::identity::ClientCredential::Secret(secrecy::SecretString::from("x")),
         ));
         let broker = Broker::new(
-            pool,
+            pool.clone(),
             vault,
             identity,
             Arc::new(crate::clock::SystemClock),
-            "https://api.partnercenter.microsoft.com",
-            "https://graph.microsoft.com",
-            crate::broker::RefusalMemory::default(),
+            crate::partners::PartnerDirectory::new(pool.clone()),
+            crate::broker::BrokerSettings {
+                partner_center_resource: "https://api.partnercenter.microsoft.com",
+                graph_resource: "https://graph.microsoft.com",
+                memory: crate::broker::RefusalMemory::default(),
+            },
         );
         let (recorder, _queue) = CallRecorder::new(10);
         Proxy::new(

@@ -298,8 +298,7 @@ async fn a_successful_refresh_returns_a_refused_partner_to_healthy() {
     .expect("set status");
     let partner = app
         .app
-        .broker
-        .partners()
+        .partners
         .by_tenant(DEMO_CONTOSO)
         .await
         .expect("db")
@@ -445,8 +444,7 @@ async fn consents_granted_with_other_scopes_than_configured_become_stale() {
     let customer = Contoso.customer(1);
     let partner = app
         .app
-        .broker
-        .partners()
+        .partners
         .by_tenant(DEMO_CONTOSO)
         .await
         .expect("db")
@@ -507,8 +505,7 @@ async fn granting_the_app_consent_ends_the_remembered_consent_refusal_at_once() 
     assert_eq!(customer_token_calls(&app, customer), 1);
     let partner = app
         .app
-        .broker
-        .partners()
+        .partners
         .by_tenant(DEMO_CONTOSO)
         .await
         .expect("db")
@@ -523,10 +520,9 @@ async fn granting_the_app_consent_ends_the_remembered_consent_refusal_at_once() 
     );
 }
 
-async fn contoso_info(app: &TestApp) -> std::sync::Arc<samgate::broker::PartnerInfo> {
+async fn contoso_info(app: &TestApp) -> std::sync::Arc<samgate::partners::PartnerInfo> {
     app.app
-        .broker
-        .partners()
+        .partners
         .by_tenant(DEMO_CONTOSO)
         .await
         .expect("db")

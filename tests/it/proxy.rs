@@ -344,8 +344,7 @@ async fn two_instances_on_one_database_redeem_the_refresh_token_once() {
     let other = crate::harness::second_instance(&app).await;
     let partner = app
         .app
-        .broker
-        .partners()
+        .partners
         .by_tenant(DEMO_CONTOSO)
         .await
         .expect("db")

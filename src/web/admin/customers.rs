@@ -20,12 +20,12 @@ use super::export;
 use super::view::{PageFrame, when};
 use crate::app::AppState;
 use crate::app_consents::{self, Granted, Problem};
-use crate::broker::PartnerInfo;
 use crate::customers::SyncError;
 use crate::db;
 use crate::db::customers::{CustomerCounts, CustomerFilter, CustomerRow};
 use crate::domain::{Actor, ConsentState, CustomerRelationship, PartnerStatus, TokenOutcome};
 use crate::partner_center::ConsentRemoved;
+use crate::partners::PartnerInfo;
 use crate::web::errors::{PageError, render};
 
 /// Customers per page.

@@ -716,7 +716,7 @@ pub async fn refresh_partner(
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
     let partner = find_partner(&state, &id).await?;
-    let info = crate::broker::PartnerInfo {
+    let info = crate::partners::PartnerInfo {
         id: partner.id,
         tenant_id: partner.tenant_id,
         display_name: partner.display_name.clone(),
@@ -726,7 +726,7 @@ pub async fn refresh_partner(
     };
     let result = state.broker.refresh_grant(&info).await;
     let outcome = RefreshOutcome::of(&result);
-    state.broker.partners().invalidate(partner.tenant_id).await;
+    state.partners.invalidate(partner.tenant_id).await;
     db::audit::record(
         &state.pool,
         &staff.actor(),
@@ -782,7 +782,7 @@ pub async fn offboard_partner(
         Err(OffboardError::NotFound) => return Err(partner_not_found()),
         Err(err @ OffboardError::Database(_)) => return Err(PageError::internal(err)),
     };
-    state.broker.partners().invalidate(partner.tenant_id).await;
+    state.partners.invalidate(partner.tenant_id).await;
     staff
         .redirect_with(&format!("/admin/partners/{}", partner.id), flash)
         .await

@@ -18,10 +18,10 @@ use super::flash::{self, Flash};
 use super::view::{PageFrame, when, when_or};
 use crate::app::AppState;
 use crate::app_consents::{self, Problem, RunScope};
-use crate::broker::PartnerInfo;
 use crate::db;
 use crate::db::app_consents::{RunItemRow, RunRow};
 use crate::domain::Actor;
+use crate::partners::PartnerInfo;
 use crate::web::errors::{PageError, render};
 
 fn offboarded() -> PageError {

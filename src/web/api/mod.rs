@@ -249,7 +249,7 @@ pub struct ScopedPartner {
     /// The caller.
     pub principal: Principal,
     /// The partner.
-    pub partner: std::sync::Arc<crate::broker::PartnerInfo>,
+    pub partner: std::sync::Arc<crate::partners::PartnerInfo>,
 }
 
 /// The tenant id in `text` if `principal` may act for it: `bad_request` or `forbidden_partner`.
@@ -273,10 +273,9 @@ pub(crate) fn scoped_tenant(principal: &Principal, text: &str) -> Result<uuid::U
 pub(crate) async fn find_partner(
     state: &AppState,
     tenant: uuid::Uuid,
-) -> Result<std::sync::Arc<crate::broker::PartnerInfo>, ApiError> {
+) -> Result<std::sync::Arc<crate::partners::PartnerInfo>, ApiError> {
     state
-        .broker
-        .partners()
+        .partners
         .by_tenant(tenant)
         .await
         .map_err(|e| {

@@ -14,10 +14,11 @@ use uuid::Uuid;
 
 use super::ApiCaller;
 use crate::app::AppState;
-use crate::broker::{BrokerError, PartnerInfo};
+use crate::broker::BrokerError;
 use crate::customers::Gate;
 use crate::domain::CustomerRelationship;
 use crate::health::customer::CustomerProblem;
+use crate::partners::PartnerInfo;
 use crate::proxy::headers::{MS_CORRELATION_ID, MS_REQUEST_ID};
 use crate::proxy::links::LinkTarget;
 use crate::proxy::{Call, CallRecord, Proxied, ProxyError, Upstream};
@@ -675,4 +676,44 @@ fn answer(
     *out.status_mut() = status;
     *out.headers_mut() = headers;
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn partner() -> PartnerInfo {
+        PartnerInfo {
+            id: Uuid::nil(),
+            tenant_id: Uuid::from_u128(0xC047_0500),
+            display_name: "Contoso".into(),
+            status: crate::domain::PartnerStatus::Healthy,
+            status_code: None,
+            status_reason: None,
+        }
+    }
+
+    #[test]
+    fn paging_links_point_at_the_matched_route_with_the_tenants_filled_in() {
+        let public = url::Url::parse("https://samgate.example/").expect("url");
+        let customer = Uuid::from_u128(0xCAFE);
+        assert_eq!(
+            links_route(
+                &public,
+                "/api/v1/partners/{partner_tid}/partner-center/{*path}",
+                &partner(),
+                None
+            ),
+            "https://samgate.example/api/v1/partners/00000000-0000-0000-0000-0000c0470500/partner-center"
+        );
+        assert_eq!(
+            links_route(
+                &public,
+                "/api/v1/partners/{partner_tid}/customers/{customer_tid}/graph/{*path}",
+                &partner(),
+                Some(customer)
+            ),
+            "https://samgate.example/api/v1/partners/00000000-0000-0000-0000-0000c0470500/customers/00000000-0000-0000-0000-00000000cafe/graph"
+        );
+    }
 }

@@ -35,6 +35,14 @@ pub struct PartnerDirectory {
     cache: Cache<Uuid, Option<Arc<PartnerInfo>>>,
 }
 
+impl std::fmt::Debug for PartnerDirectory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartnerDirectory")
+            .field("cached", &self.cache.entry_count())
+            .finish_non_exhaustive()
+    }
+}
+
 impl PartnerDirectory {
     /// A directory over `pool`.
     pub fn new(pool: PgPool) -> Self {
