@@ -4,7 +4,6 @@
 //! enrol, the admin and CLI resets, secrets kept out of the database and the logs, and the bound
 //! on concurrent Argon2 checks.
 
-use std::process::Command;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -17,6 +16,7 @@ use crate::admin::{
     signed_in, totp_code, totp_code_at,
 };
 use crate::harness::TestApp;
+use crate::harness::instance::run_cli;
 
 const CODE_REFUSED: &str = "The code is not right or was used already";
 
@@ -560,26 +560,6 @@ async fn the_totp_secret_and_recovery_codes_are_never_stored_or_logged_in_plaint
     );
 }
 
-/// `samgate staff …` as an operator runs it, against the test database.
-fn samgate_cli(app: &TestApp, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_samgate"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .current_dir(env!("CARGO_TARGET_TMPDIR"))
-        .env("DATABASE_URL", app.db.url())
-        .env("SAMGATE_PUBLIC_URL", format!("{}/", app.address))
-        .env("SAMGATE_AUTHORITY_URL", app.emulator.base_url())
-        .env("SAMGATE_PARTNER_CENTER_URL", app.emulator.base_url())
-        .env("SAMGATE_GRAPH_URL", app.emulator.graph_url())
-        .env("SAMGATE_CLIENT_ID", ms_emulator::DEMO_CLIENT_ID.to_string())
-        .env("SAMGATE_CLIENT_SECRET", ms_emulator::DEMO_CLIENT_SECRET)
-        .env("SAMGATE_KEKS", &app.keks)
-        .env("SAMGATE_CPV_NAME", "Northwind Control Panel")
-        .args(args)
-        .output()
-        .expect("run samgate")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_resets_a_locked_out_admins_second_factor_and_audits_it() {
     let app = TestApp::spawn().await;
@@ -587,7 +567,7 @@ async fn the_cli_resets_a_locked_out_admins_second_factor_and_audits_it() {
     let email = email_of(&app, id).await;
     assert_eq!(browser.get("/admin").await.status(), 200);
 
-    let output = tokio::task::block_in_place(|| samgate_cli(&app, &["staff", "reset-mfa", &email]));
+    let output = tokio::task::block_in_place(|| run_cli(&app, &["staff", "reset-mfa", &email]));
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),
@@ -614,13 +594,12 @@ async fn the_cli_resets_a_locked_out_admins_second_factor_and_audits_it() {
     );
 
     // Nothing left to reset: said so, and not audited again.
-    let output = tokio::task::block_in_place(|| samgate_cli(&app, &["staff", "reset-mfa", &email]));
+    let output = tokio::task::block_in_place(|| run_cli(&app, &["staff", "reset-mfa", &email]));
     assert!(output.status.success());
     assert!(String::from_utf8_lossy(&output.stdout).contains("had no second factor"));
     assert_eq!(audit_count(&app, "staff.mfa_reset", "cli").await, 1);
-    let unknown = tokio::task::block_in_place(|| {
-        samgate_cli(&app, &["staff", "reset-mfa", "nobody@x.example"])
-    });
+    let unknown =
+        tokio::task::block_in_place(|| run_cli(&app, &["staff", "reset-mfa", "nobody@x.example"]));
     assert!(!unknown.status.success());
 }
 
