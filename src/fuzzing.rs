@@ -64,7 +64,7 @@ fn fuzz_vault() -> &'static (Vault, Vec<u8>) {
         let sealed = vault
             .seal(SEAL_PLAINTEXT, &SEAL_CONTEXT)
             .expect("sealing the reference value");
-        (vault, sealed)
+        (vault, sealed.bytes)
     })
 }
 

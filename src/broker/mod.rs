@@ -26,7 +26,7 @@ use crate::health;
 use crate::health::customer::{CustomerProblem, TokenReport, Verdict};
 use crate::identity::{Classified, ErrorClass, IdentityClient, IdentityError};
 use crate::onboarding::REFRESH_TOKEN_PURPOSE;
-use crate::vault::{SealContext, Vault};
+use crate::vault::{SealContext, Sealed, Vault};
 
 /// The vault purpose of a cached access token; the row is `partner/authority/resource`.
 pub const ACCESS_TOKEN_PURPOSE: crate::vault::Purpose = crate::vault::Purpose::AccessToken;
@@ -330,7 +330,7 @@ impl Broker {
             key.partner_id,
             key.authority_tenant,
             key.resource.as_str(),
-            &sealed,
+            &sealed.bytes,
             kek_of(&sealed)?,
             expires_at,
         )
@@ -600,7 +600,7 @@ impl Broker {
                         &mut *tx,
                         key.partner_id,
                         grant.version,
-                        &sealed,
+                        &sealed.bytes,
                         kek,
                         now,
                     )
@@ -760,11 +760,10 @@ impl BrokerError {
     }
 }
 
-fn kek_of(sealed: &[u8]) -> Result<i32, BrokerError> {
-    Vault::kek_id_of(sealed)
-        .ok()
-        .and_then(|id| i32::try_from(id).ok())
-        .ok_or_else(|| BrokerError::Unavailable("sealed value without a KEK id".into()))
+/// The KEK id of a fresh seal as the `i32` the tables store.
+fn kek_of(sealed: &Sealed) -> Result<i32, BrokerError> {
+    i32::try_from(sealed.kek_id)
+        .map_err(|_| BrokerError::Unavailable("KEK id out of the stored range".into()))
 }
 
 /// 100 ms, 300 ms, 900 ms… each with ±50 % jitter, so retries of many callers spread out.

@@ -804,20 +804,32 @@ fn contains_pattern(text: &str) -> String {
     format!("%{escaped}%")
 }
 
+/// The SQL condition that a stored actor (`actor_column`) is the staff member `id_column`, spelt
+/// from [`Actor::STAFF_PREFIX`]: `<actor> LIKE 'staff:%' AND <id>::text = substr(<actor>, 7)`.
+fn staff_actor_join(actor_column: &str, id_column: &str) -> String {
+    let prefix = Actor::STAFF_PREFIX;
+    // `substr` counts characters from 1; the prefix is ASCII, so its byte length is its length.
+    let id_from = prefix.len() + 1;
+    format!(
+        "{actor_column} LIKE '{prefix}%' AND {id_column}::text = substr({actor_column}, {id_from})"
+    )
+}
+
 /// One page of audit events, newest first.
 pub async fn search_audit(
     executor: impl PgExecutor<'_>,
     filter: &AuditFilter<'_>,
     limit: i64,
 ) -> Result<Vec<AuditRow>, sqlx::Error> {
-    let mut query: QueryBuilder<'_, Postgres> = QueryBuilder::new(
+    let mut query: QueryBuilder<'_, Postgres> = QueryBuilder::new(format!(
         "SELECT a.id, a.occurred_at, a.actor, s.display_name AS actor_name, a.action, \
          a.partner_tenant_id, p.id AS partner_id, p.display_name AS partner_name, a.details \
          FROM audit_events a \
-         LEFT JOIN staff s ON a.actor LIKE 'staff:%' AND s.id::text = substr(a.actor, 7) \
+         LEFT JOIN staff s ON {} \
          LEFT JOIN partners p ON p.tenant_id = a.partner_tenant_id \
          WHERE TRUE",
-    );
+        staff_actor_join("a.actor", "s.id"),
+    ));
     if let Some(tenant) = filter.partner_tenant_id {
         query.push(" AND a.partner_tenant_id = ").push_bind(tenant);
     }
@@ -848,4 +860,21 @@ pub async fn search_audit(
     }
     query.push(" ORDER BY a.id DESC LIMIT ").push_bind(limit);
     query.build_query_as().fetch_all(executor).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_staff_actor_join_is_the_text_it_always_was() {
+        assert_eq!(
+            staff_actor_join("a.actor", "s.id"),
+            "a.actor LIKE 'staff:%' AND s.id::text = substr(a.actor, 7)"
+        );
+        let id = Uuid::nil();
+        let stored = Actor::Staff(id).to_string();
+        assert_eq!(&stored[..Actor::STAFF_PREFIX.len()], Actor::STAFF_PREFIX);
+        assert_eq!(&stored[Actor::STAFF_PREFIX.len()..], id.to_string());
+    }
 }

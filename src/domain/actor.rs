@@ -47,7 +47,7 @@ impl UnknownActor {
     }
 }
 
-const STAFF: &str = "staff:";
+const STAFF: &str = Actor::STAFF_PREFIX;
 const PARTNER_ADMIN: &str = "partner-admin:";
 const API_CLIENT: &str = "api-client:";
 const SSO_ACCOUNT: &str = "sso:";
@@ -57,6 +57,11 @@ const SYSTEM: &str = "system";
 const PROXY: &str = "system:proxy";
 
 impl Actor {
+    /// The text before a staff member's id in a stored [`Actor::Staff`] (`staff:<id>`); SQL that
+    /// joins stored actors to `staff` builds its match from this, so the form has one spelling.
+    /// Plain ASCII with no `LIKE` wildcard and no quote, so it may be put into SQL text as it is.
+    pub const STAFF_PREFIX: &str = "staff:";
+
     /// Reads stored text; never fails (unknown text becomes [`Actor::Other`]).
     pub fn parse(text: &str) -> Self {
         // Only the canonical (hyphenated, lower-case) spelling of an id is the variant's, the one

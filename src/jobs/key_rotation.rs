@@ -30,7 +30,14 @@ pub async fn run(app: &App, batch: i64, mut progress: impl FnMut(u64)) -> anyhow
                     row: &tenant,
                 },
             )?;
-            db::grants::rewrap(&mut *tx, row.partner_id, row.version, &rewrapped, active).await?;
+            db::grants::rewrap(
+                &mut *tx,
+                row.partner_id,
+                row.version,
+                &rewrapped.bytes,
+                i32::try_from(rewrapped.kek_id)?,
+            )
+            .await?;
             done += 1;
         }
         tx.commit().await?;
@@ -56,7 +63,13 @@ async fn rewrap_webhook_secrets(app: &App, active: i32, batch: i64) -> anyhow::R
                     row: &row,
                 },
             )?;
-            db::grants::rewrap_webhook_secret(&mut *tx, *id, &rewrapped, active).await?;
+            db::grants::rewrap_webhook_secret(
+                &mut *tx,
+                *id,
+                &rewrapped.bytes,
+                i32::try_from(rewrapped.kek_id)?,
+            )
+            .await?;
             done += 1;
         }
         tx.commit().await?;
@@ -81,7 +94,13 @@ async fn rewrap_staff_totp_secrets(app: &App, active: i32, batch: i64) -> anyhow
                     row: &row,
                 },
             )?;
-            db::staff::rewrap_mfa_secret(&mut *tx, *staff_id, &rewrapped, active).await?;
+            db::staff::rewrap_mfa_secret(
+                &mut *tx,
+                *staff_id,
+                &rewrapped.bytes,
+                i32::try_from(rewrapped.kek_id)?,
+            )
+            .await?;
             done += 1;
         }
         tx.commit().await?;

@@ -314,8 +314,6 @@ pub async fn complete_consent(
             },
         )
         .map_err(|e| ConsentError::Internal(format!("sealing failed: {e}")))?;
-    let kek_id = crate::vault::Vault::kek_id_of(&sealed)
-        .map_err(|e| ConsentError::Internal(format!("sealed value unreadable: {e}")))?;
 
     let mut tx = app.pool.begin().await?;
     // Re-read under a lock: two tabs completing the same invitation cannot both win.
@@ -347,8 +345,9 @@ pub async fn complete_consent(
         &mut *tx,
         &db::grants::NewGrant {
             partner_id,
-            sealed_refresh_token: &sealed,
-            kek_id: i32::try_from(kek_id).map_err(|_| ConsentError::Internal("kek id".into()))?,
+            sealed_refresh_token: &sealed.bytes,
+            kek_id: i32::try_from(sealed.kek_id)
+                .map_err(|_| ConsentError::Internal("kek id".into()))?,
             app_id: app.identity.client_id(),
             cloud: &app.config.microsoft.cloud,
             consented_by_oid: claims.oid,

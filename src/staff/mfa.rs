@@ -139,9 +139,8 @@ pub async fn begin_enrolment(
     let secret = TotpSecret::generate();
     let row = staff_id.to_string();
     let sealed = vault.seal(secret.expose_bytes(), &context(&row))?;
-    let kek =
-        i32::try_from(vault.active_kek_id()).map_err(|_| StaffError::Totp("KEK id".into()))?;
-    if !db::staff::put_pending_mfa(pool, staff_id, &sealed, kek, now).await? {
+    let kek = i32::try_from(sealed.kek_id).map_err(|_| StaffError::Totp("KEK id".into()))?;
+    if !db::staff::put_pending_mfa(pool, staff_id, &sealed.bytes, kek, now).await? {
         return Err(StaffError::MfaAlreadyOn);
     }
     let uri = secret
@@ -245,9 +244,8 @@ async fn check_totp(
     if vault.needs_rewrap(&row.sealed_secret).unwrap_or(false) {
         let id = staff_id.to_string();
         let rewrapped = vault.rewrap(&row.sealed_secret, &context(&id))?;
-        let kek =
-            i32::try_from(vault.active_kek_id()).map_err(|_| StaffError::Totp("KEK id".into()))?;
-        db::staff::rewrap_mfa_secret(pool, staff_id, &rewrapped, kek).await?;
+        let kek = i32::try_from(rewrapped.kek_id).map_err(|_| StaffError::Totp("KEK id".into()))?;
+        db::staff::rewrap_mfa_secret(pool, staff_id, &rewrapped.bytes, kek).await?;
     }
     Ok(true)
 }

@@ -2,7 +2,7 @@
 //!
 //! Every sealed value has its own random data key and nonces, names its KEK and format version, and
 //! is bound by associated data to its row and purpose; plaintext and data keys are zeroized after
-//! use. Byte layout: `Sealed` below; operator guide (generation, rotation): `docs/KEYS.md`.
+//! use. Byte layout: `Layout` below; operator guide (generation, rotation): `docs/KEYS.md`.
 
 mod kek;
 mod ring;
@@ -140,9 +140,10 @@ impl Vault {
     }
 
     /// Encrypts `plaintext` under a fresh data key wrapped by the active KEK, bound to `ctx`.
-    pub fn seal(&self, plaintext: &[u8], ctx: &SealContext<'_>) -> Result<Vec<u8>, VaultError> {
+    pub fn seal(&self, plaintext: &[u8], ctx: &SealContext<'_>) -> Result<Sealed, VaultError> {
         ctx.check()?;
         let kek = self.ring.active();
+        let kek_id = kek.id();
         let mut dek = Zeroizing::new([0u8; DEK_LEN]);
         rand::rng().fill(&mut dek[..]);
         let wrapped = wrap_checked(kek, &dek, ctx)?;
@@ -151,7 +152,7 @@ impl Vault {
         // Sized up front so the plaintext copy is never left behind by a reallocation.
         let mut out = Zeroizing::new(Vec::with_capacity(PAYLOAD_AT + plaintext.len() + TAG_LEN));
         out.push(FORMAT_VERSION);
-        out.extend_from_slice(&kek.id().to_be_bytes());
+        out.extend_from_slice(&kek_id.to_be_bytes());
         out.extend_from_slice(&wrapped);
         out.extend_from_slice(&nonce);
         out.extend_from_slice(plaintext);
@@ -163,7 +164,10 @@ impl Vault {
             )
             .map_err(|_| VaultError::TooLarge)?;
         out.extend_from_slice(&tag);
-        Ok(std::mem::take(&mut *out))
+        Ok(Sealed {
+            bytes: std::mem::take(&mut *out),
+            kek_id,
+        })
     }
 
     /// Seals a secret string (see [`Vault::seal`]).
@@ -171,7 +175,7 @@ impl Vault {
         &self,
         plaintext: &SecretString,
         ctx: &SealContext<'_>,
-    ) -> Result<Vec<u8>, VaultError> {
+    ) -> Result<Sealed, VaultError> {
         self.seal(plaintext.expose_secret().as_bytes(), ctx)
     }
 
@@ -203,21 +207,23 @@ impl Vault {
     }
 
     /// Re-wraps the data key under the active KEK; the payload is never decrypted.
-    pub fn rewrap(&self, sealed: &[u8], ctx: &SealContext<'_>) -> Result<Vec<u8>, VaultError> {
+    pub fn rewrap(&self, sealed: &[u8], ctx: &SealContext<'_>) -> Result<Sealed, VaultError> {
         ctx.check()?;
         let parsed = Sealed::parse(sealed)?;
         let dek = self.unwrap_dek(&parsed, ctx)?;
         let kek = self.ring.active();
+        let kek_id = kek.id();
         let wrapped = wrap_checked(kek, &dek, ctx)?;
         let mut out = Vec::with_capacity(sealed.len());
         out.push(FORMAT_VERSION);
-        out.extend_from_slice(&kek.id().to_be_bytes());
+        out.extend_from_slice(&kek_id.to_be_bytes());
         out.extend_from_slice(&wrapped);
         out.extend_from_slice(&sealed[PAYLOAD_NONCE_AT..]);
-        Ok(out)
+        Ok(Sealed { bytes: out, kek_id })
     }
 
-    /// The KEK id recorded in a sealed value's header (no key needed).
+    /// The KEK id recorded in a sealed value's header (no key needed); for stored values, since a
+    /// fresh [`Sealed`] carries its own.
     pub fn kek_id_of(sealed: &[u8]) -> Result<u32, VaultError> {
         Ok(Sealed::parse(sealed)?.kek_id)
     }
@@ -264,7 +270,7 @@ impl Vault {
 
     fn unwrap_dek(
         &self,
-        parsed: &Sealed<'_>,
+        parsed: &Layout<'_>,
         ctx: &SealContext<'_>,
     ) -> Result<Zeroizing<[u8; DEK_LEN]>, VaultError> {
         let kek = self
@@ -272,6 +278,56 @@ impl Vault {
             .get(parsed.kek_id)
             .ok_or(VaultError::UnknownKek(parsed.kek_id))?;
         kek.unwrap(parsed.wrapped_dek, &dek_aad(parsed.kek_id, ctx))
+    }
+}
+
+/// A freshly sealed (or re-wrapped) value: the bytes to store and the id of the KEK that wrapped
+/// its data key, the one its header names, so a caller stores the id of the key actually used
+/// rather than asking the ring again (whose active key may have changed in between).
+///
+/// Its `Debug` shows the length and KEK id only. It reads as its bytes (`&sealed` is a `&[u8]`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Sealed {
+    /// The sealed value as stored (layout: `Layout`).
+    pub bytes: Vec<u8>,
+    /// The KEK that wrapped this value's data key (also in its header).
+    pub kek_id: u32,
+}
+
+impl fmt::Debug for Sealed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sealed")
+            .field("len", &self.bytes.len())
+            .field("kek_id", &self.kek_id)
+            .finish()
+    }
+}
+
+impl std::ops::Deref for Sealed {
+    type Target = Vec<u8>;
+    fn deref(&self) -> &Vec<u8> {
+        &self.bytes
+    }
+}
+
+/// Tests tamper with sealed values in place; production code has no reason to.
+#[cfg(test)]
+impl std::ops::DerefMut for Sealed {
+    fn deref_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.bytes
+    }
+}
+
+impl From<Sealed> for Vec<u8> {
+    fn from(sealed: Sealed) -> Vec<u8> {
+        sealed.bytes
+    }
+}
+
+impl Sealed {
+    /// Reads the layout of sealed bytes (see `Layout`).
+    fn parse(bytes: &[u8]) -> Result<Layout<'_>, VaultError> {
+        Layout::parse(bytes)
     }
 }
 
@@ -293,7 +349,7 @@ impl Vault {
 /// The payload's associated data leaves out the KEK id on purpose, so rotation re-wraps only the
 /// 60-byte DEK and never decrypts the payload; the header's KEK id and version are still
 /// authenticated through the DEK's associated data, and a payload only opens under its own DEK.
-struct Sealed<'a> {
+struct Layout<'a> {
     kek_id: u32,
     wrapped_dek: &'a [u8],
     payload_nonce: &'a [u8],
@@ -301,7 +357,7 @@ struct Sealed<'a> {
     tag: &'a [u8],
 }
 
-impl<'a> Sealed<'a> {
+impl<'a> Layout<'a> {
     fn parse(bytes: &'a [u8]) -> Result<Self, VaultError> {
         if bytes.len() < MIN_SEALED_LEN {
             return Err(VaultError::Malformed);
@@ -313,7 +369,7 @@ impl<'a> Sealed<'a> {
         let (wrapped_dek, rest) = bytes[WRAPPED_AT..].split_at(WRAPPED_DEK_LEN);
         let (payload_nonce, payload) = rest.split_at(NONCE_LEN);
         let (ciphertext, tag) = payload.split_at(payload.len() - TAG_LEN);
-        Ok(Sealed {
+        Ok(Layout {
             kek_id,
             wrapped_dek,
             payload_nonce,

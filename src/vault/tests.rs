@@ -532,3 +532,41 @@ fn every_purpose_has_its_own_stable_text() {
     assert_eq!(Purpose::WebhookSecret.as_str(), "webhook.secret");
     assert_eq!(Purpose::StaffTotpSecret.as_str(), "staff.totp_secret");
 }
+
+#[test]
+fn a_fresh_seal_names_the_kek_that_wrapped_it() {
+    let vault = vault(&[(1, KEY_1), (2, KEY_2)], Some(2));
+    let sealed = vault.seal(TOKEN, &CTX).expect("seal");
+    assert_eq!(
+        sealed.kek_id,
+        Vault::kek_id_of(&sealed.bytes).expect("header")
+    );
+    assert_eq!(sealed.kek_id, vault.active_kek_id());
+    assert_eq!(sealed.kek_id, 2);
+
+    let old = self::vault(&[(1, KEY_1), (2, KEY_2)], Some(1));
+    let secret = SecretString::from("refresh-token");
+    let under_old = old.seal_str(&secret, &CTX).expect("seal_str");
+    assert_eq!(
+        under_old.kek_id,
+        Vault::kek_id_of(&under_old.bytes).expect("header")
+    );
+    assert_eq!(under_old.kek_id, old.active_kek_id());
+    assert_eq!(under_old.kek_id, 1);
+
+    let rewrapped = vault.rewrap(&under_old.bytes, &CTX).expect("rewrap");
+    assert_eq!(
+        rewrapped.kek_id,
+        Vault::kek_id_of(&rewrapped.bytes).expect("header")
+    );
+    assert_eq!(rewrapped.kek_id, vault.active_kek_id());
+}
+
+#[test]
+fn a_sealed_values_debug_shows_its_length_and_kek_only() {
+    let sealed = vault(&[(3, KEY_3)], None).seal(TOKEN, &CTX).expect("seal");
+    let len = MIN_SEALED_LEN + TOKEN.len();
+    let expected = format!("Sealed {{ len: {len}, kek_id: 3 }}");
+    assert_eq!(format!("{sealed:?}"), expected);
+    assert!(!format!("{sealed:#?}").contains(&format!("{:?}", &sealed.bytes[..8])));
+}

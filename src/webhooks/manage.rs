@@ -110,8 +110,8 @@ async fn store_secret(
         secret.expose().as_bytes(),
         &SealContext::new(SECRET_PURPOSE, &row),
     )?;
-    let kek = i32::try_from(crate::vault::Vault::kek_id_of(&sealed)?).unwrap_or(i32::MAX);
-    db::webhooks::insert_secret(&mut *tx, id, endpoint_id, &sealed, kek, now).await?;
+    let kek = i32::try_from(sealed.kek_id).unwrap_or(i32::MAX);
+    db::webhooks::insert_secret(&mut *tx, id, endpoint_id, &sealed.bytes, kek, now).await?;
     Ok(())
 }
 

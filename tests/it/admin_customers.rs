@@ -6,11 +6,10 @@ use reqwest::StatusCode;
 use samgate::staff::Role;
 use uuid::Uuid;
 
-use crate::admin::{
-    Browser, count, link_href, location, page_text, seed_partner, signed_in, wait_for_run,
-};
+use crate::admin::{count, link_href, location, page_text, seed_partner, signed_in, wait_for_run};
 use crate::harness::DemoPartner::Contoso;
 use crate::harness::TestApp;
+use crate::harness::session::AdminClient;
 
 const CLIENT_ID: Uuid = ms_emulator::DEMO_CLIENT_ID;
 /// Customers one bulk action may change.
@@ -25,7 +24,7 @@ fn customers_path(partner: Uuid) -> String {
 }
 
 /// Syncs through the page's button; returns the page it redirects to.
-async fn sync_now(browser: &Browser, partner: Uuid) -> String {
+async fn sync_now(browser: &AdminClient, partner: Uuid) -> String {
     let response = browser
         .submit(&format!("/admin/partners/{partner}/customers/sync"), &[])
         .await;

@@ -9,11 +9,10 @@ use samgate::domain::Actor;
 use samgate::staff::Role;
 use secrecy::ExposeSecret;
 
-use crate::admin::{
-    Browser, add_staff, count, field_value, location, seed_client, seed_partner, signed_in,
-};
+use crate::admin::{add_staff, count, field_value, location, seed_client, seed_partner, signed_in};
 use crate::harness::DemoPartner::Contoso;
 use crate::harness::TestApp;
+use crate::harness::session::AdminClient;
 
 /// The flash message of a page, if it shows one.
 pub(crate) fn flash(html: &str) -> Option<String> {
@@ -93,7 +92,7 @@ async fn an_admin_action_leaves_a_message_that_shows_once() {
 }
 
 /// The flash message the page at `path` shows.
-async fn flash_at(browser: &Browser, path: &str) -> String {
+async fn flash_at(browser: &AdminClient, path: &str) -> String {
     let page = crate::admin::page_text(browser, path).await;
     flash(&page).unwrap_or_else(|| panic!("no message on {path}: {page}"))
 }
@@ -220,7 +219,7 @@ async fn an_admin_error_page_keeps_the_navigation_and_offers_a_way_back() {
 async fn a_form_sent_after_the_session_ended_asks_to_sign_in_and_returns_to_its_page() {
     let app = TestApp::spawn().await;
     let (_, password) = add_staff(&app, "ada@northwind.example", Role::Operator).await;
-    let browser = Browser::new(&app);
+    let browser = AdminClient::new(&app);
     let signed = browser
         .sign_in("ada@northwind.example", password.expose_secret(), None)
         .await;

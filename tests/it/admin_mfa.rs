@@ -4,7 +4,6 @@
 //! enrol, the admin and CLI resets, secrets kept out of the database and the logs, and the bound
 //! on concurrent Argon2 checks.
 
-use std::process::Command;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -13,10 +12,12 @@ use secrecy::ExposeSecret;
 use uuid::Uuid;
 
 use crate::admin::{
-    Browser, add_staff, count, enrol_totp, field_value, location, second_step, seed_client,
-    signed_in, totp_code, totp_code_at,
+    add_staff, count, enrol_totp, field_value, location, second_step, seed_client, signed_in,
+    totp_code, totp_code_at,
 };
 use crate::harness::TestApp;
+use crate::harness::instance::run_cli;
+use crate::harness::session::AdminClient;
 
 const CODE_REFUSED: &str = "The code is not right or was used already";
 
@@ -43,7 +44,7 @@ fn is_login_redirect(response: &reqwest::Response) -> bool {
 /// Enrols the signed-in `browser` on its account page; returns the secret and recovery codes.
 /// The fourth value is the code that confirmed the enrolment (its time step is then used up).
 async fn enrol_on_account_page(
-    browser: &Browser,
+    browser: &AdminClient,
     app: &TestApp,
 ) -> (String, String, Vec<String>, String) {
     let page = browser.get("/admin/account").await;
@@ -117,7 +118,7 @@ async fn an_enrolled_member_needs_a_code_after_the_password_and_each_code_works_
     let app = TestApp::spawn().await;
     let email = "ops@northwind.example";
     let (id, password) = add_staff(&app, email, Role::Operator).await;
-    let browser = Browser::new(&app);
+    let browser = AdminClient::new(&app);
     let first = browser.sign_in(email, password.expose_secret(), None).await;
     assert_eq!(
         location(&first),
@@ -197,7 +198,7 @@ async fn wrong_codes_share_the_password_budget_and_lock_the_account_out() {
     let email = "ada@northwind.example";
     let (id, password) = add_staff(&app, email, Role::Admin).await;
     let (secret, _) = enrol_totp(&app, id).await;
-    let browser = Browser::new(&app);
+    let browser = AdminClient::new(&app);
     // One wrong password, then four wrong codes: five failures in the window.
     browser.sign_in(email, "not the password", None).await;
     browser.sign_in(email, password.expose_secret(), None).await;
@@ -228,7 +229,7 @@ async fn a_recovery_code_signs_in_once_and_new_ones_replace_the_old() {
     let email = "ada@northwind.example";
     let (id, password) = add_staff(&app, email, Role::Admin).await;
     let (secret, codes) = enrol_totp(&app, id).await;
-    let browser = Browser::new(&app);
+    let browser = AdminClient::new(&app);
 
     browser.sign_in(email, password.expose_secret(), None).await;
     // Typed in lower case with spaces: still the same code.
@@ -292,7 +293,7 @@ async fn a_half_signed_in_session_reaches_no_admin_page_or_action_and_expires() 
     let email = "ada@northwind.example";
     let (id, password) = add_staff(&app, email, Role::Admin).await;
     let (secret, _) = enrol_totp(&app, id).await;
-    let browser = Browser::new(&app);
+    let browser = AdminClient::new(&app);
     let response = browser.sign_in(email, password.expose_secret(), None).await;
     assert_eq!(location(&response), "/admin/login/verify");
     let html = browser
@@ -380,7 +381,7 @@ async fn an_admin_without_a_second_factor_must_set_one_up_before_anything_else()
     let app = TestApp::spawn().await;
     let email = "ada@northwind.example";
     let (id, password) = add_staff(&app, email, Role::Admin).await;
-    let browser = Browser::new(&app);
+    let browser = AdminClient::new(&app);
     let response = browser
         .sign_in(email, password.expose_secret(), Some("/admin/clients"))
         .await;
@@ -491,7 +492,7 @@ async fn the_totp_secret_and_recovery_codes_are_never_stored_or_logged_in_plaint
     let app = TestApp::spawn().await;
     let email = "viewer@northwind.example";
     let (_, password) = add_staff(&app, email, Role::Viewer).await;
-    let browser = Browser::new(&app);
+    let browser = AdminClient::new(&app);
     browser.sign_in(email, password.expose_secret(), None).await;
     let (secret, uri, codes, _) = enrol_on_account_page(&browser, &app).await;
     let raw = totp_rs::Secret::try_from_base32(&secret)
@@ -533,7 +534,7 @@ async fn the_totp_secret_and_recovery_codes_are_never_stored_or_logged_in_plaint
     let code = totp_code(&secret, &app);
     assert_eq!(location(&second_step(&browser, &code).await), "/admin");
     assert_none_stored(&stored_values(&app).await, &secrets);
-    let other = Browser::new(&app);
+    let other = AdminClient::new(&app);
     assert_eq!(
         other
             .sign_in(email, "wrong password for the log check", None)
@@ -560,26 +561,6 @@ async fn the_totp_secret_and_recovery_codes_are_never_stored_or_logged_in_plaint
     );
 }
 
-/// `samgate staff …` as an operator runs it, against the test database.
-fn samgate_cli(app: &TestApp, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_samgate"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .current_dir(env!("CARGO_TARGET_TMPDIR"))
-        .env("DATABASE_URL", app.db.url())
-        .env("SAMGATE_PUBLIC_URL", format!("{}/", app.address))
-        .env("SAMGATE_AUTHORITY_URL", app.emulator.base_url())
-        .env("SAMGATE_PARTNER_CENTER_URL", app.emulator.base_url())
-        .env("SAMGATE_GRAPH_URL", app.emulator.graph_url())
-        .env("SAMGATE_CLIENT_ID", ms_emulator::DEMO_CLIENT_ID.to_string())
-        .env("SAMGATE_CLIENT_SECRET", ms_emulator::DEMO_CLIENT_SECRET)
-        .env("SAMGATE_KEKS", &app.keks)
-        .env("SAMGATE_CPV_NAME", "Northwind Control Panel")
-        .args(args)
-        .output()
-        .expect("run samgate")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_resets_a_locked_out_admins_second_factor_and_audits_it() {
     let app = TestApp::spawn().await;
@@ -587,7 +568,7 @@ async fn the_cli_resets_a_locked_out_admins_second_factor_and_audits_it() {
     let email = email_of(&app, id).await;
     assert_eq!(browser.get("/admin").await.status(), 200);
 
-    let output = tokio::task::block_in_place(|| samgate_cli(&app, &["staff", "reset-mfa", &email]));
+    let output = tokio::task::block_in_place(|| run_cli(&app, &["staff", "reset-mfa", &email]));
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),
@@ -614,13 +595,12 @@ async fn the_cli_resets_a_locked_out_admins_second_factor_and_audits_it() {
     );
 
     // Nothing left to reset: said so, and not audited again.
-    let output = tokio::task::block_in_place(|| samgate_cli(&app, &["staff", "reset-mfa", &email]));
+    let output = tokio::task::block_in_place(|| run_cli(&app, &["staff", "reset-mfa", &email]));
     assert!(output.status.success());
     assert!(String::from_utf8_lossy(&output.stdout).contains("had no second factor"));
     assert_eq!(audit_count(&app, "staff.mfa_reset", "cli").await, 1);
-    let unknown = tokio::task::block_in_place(|| {
-        samgate_cli(&app, &["staff", "reset-mfa", "nobody@x.example"])
-    });
+    let unknown =
+        tokio::task::block_in_place(|| run_cli(&app, &["staff", "reset-mfa", "nobody@x.example"]));
     assert!(!unknown.status.success());
 }
 
@@ -631,7 +611,7 @@ async fn an_admin_resets_a_members_second_factor_and_ends_their_sessions() {
     let email = "ops@northwind.example";
     let (member, password) = add_staff(&app, email, Role::Operator).await;
     let (secret, _) = enrol_totp(&app, member).await;
-    let browser = Browser::new(&app);
+    let browser = AdminClient::new(&app);
     browser.sign_in(email, password.expose_secret(), None).await;
     assert_eq!(
         location(&second_step(&browser, &totp_code(&secret, &app)).await),
@@ -664,7 +644,7 @@ async fn sign_ins_beyond_the_argon2_bound_get_a_503_and_are_not_counted() {
     for _ in 0..limit.capacity() {
         held.push(limit.hold().await.expect("a free slot"));
     }
-    let browser = Browser::new(&app);
+    let browser = AdminClient::new(&app);
     let started = std::time::Instant::now();
     let busy = browser.sign_in(email, password.expose_secret(), None).await;
     assert_eq!(busy.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -779,8 +759,8 @@ fn app_with_ring(app: &TestApp, keks: &str) -> samgate::app::App {
 #[tokio::test]
 async fn key_rotation_rewraps_totp_secrets_so_the_old_kek_can_be_removed() {
     let app = TestApp::spawn().await;
-    let (id, _) = add_staff(&app, "ada@northwind.example", Role::Admin).await;
-    let (secret, _) = enrol_totp(&app, id).await;
+    let ada = app.staff(Role::Admin).await;
+    let (id, secret) = (ada.id, ada.totp_secret.expect("an admin is enrolled"));
     let new_key = samgate::vault::generate_key();
     let only_new = format!("2:{new_key}");
     let refused = app_with_ring(&app, &only_new)

@@ -10,10 +10,11 @@ use samgate::domain::Actor;
 use samgate::staff::Role;
 use uuid::Uuid;
 
-use crate::admin::{Browser, count, field_value, location, signed_in};
+use crate::admin::{count, field_value, location, signed_in};
 use crate::admin_feedback::{assert_fits, flash};
 use crate::harness::DemoPartner::{Contoso, Fabrikam};
 use crate::harness::TestApp;
+use crate::harness::session::AdminClient;
 use crate::lifecycle::quiet_app;
 use crate::webhooks::{Receiver, deliver, header, verifies};
 
@@ -37,7 +38,7 @@ struct Added {
 }
 
 /// Adds an endpoint through the form as `browser`; the response must be the secret page.
-async fn add_in_ui(browser: &Browser, url: &str, events: &[&str]) -> Added {
+async fn add_in_ui(browser: &AdminClient, url: &str, events: &[&str]) -> Added {
     let mut form = vec![("url", url), ("description", "Billing panel")];
     form.extend(events.iter().map(|e| ("events", *e)));
     let response = browser.submit("/admin/webhooks", &form).await;
@@ -52,7 +53,7 @@ async fn add_in_ui(browser: &Browser, url: &str, events: &[&str]) -> Added {
     Added { id, secret, page }
 }
 
-async fn text(browser: &Browser, path: &str) -> String {
+async fn text(browser: &AdminClient, path: &str) -> String {
     let response = browser.get(path).await;
     assert_eq!(response.status(), StatusCode::OK, "GET {path}");
     response.text().await.expect("page")

@@ -1,7 +1,6 @@
 //! API clients and keys against real PostgreSQL: verification, rejection, caching, revocation
 //! across instances, batched `last_used_at`, and keys never at rest or in logs in clear.
 
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,6 +12,7 @@ use samgate::domain::Actor;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::harness::instance::run_cli;
 use crate::harness::{TestApp, logs};
 
 const CONTOSO: Uuid = Uuid::from_u128(0x1111_1111_1111_4111_8111_1111_1111_1111);
@@ -539,29 +539,9 @@ async fn client_names_are_unique() {
     }
 }
 
-/// `samgate clients …` as an operator runs it, against the test database.
-fn samgate_cli(app: &TestApp, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_samgate"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .current_dir(env!("CARGO_TARGET_TMPDIR"))
-        .env("DATABASE_URL", app.db.url())
-        .env("SAMGATE_PUBLIC_URL", format!("{}/", app.address))
-        .env("SAMGATE_AUTHORITY_URL", app.emulator.base_url())
-        .env("SAMGATE_PARTNER_CENTER_URL", app.emulator.base_url())
-        .env("SAMGATE_GRAPH_URL", app.emulator.graph_url())
-        .env("SAMGATE_CLIENT_ID", ms_emulator::DEMO_CLIENT_ID.to_string())
-        .env("SAMGATE_CLIENT_SECRET", ms_emulator::DEMO_CLIENT_SECRET)
-        .env("SAMGATE_KEKS", &app.keks)
-        .env("SAMGATE_CPV_NAME", "Northwind Control Panel")
-        .args(args)
-        .output()
-        .expect("run samgate")
-}
-
 fn cli(app: &TestApp, args: &[&str]) -> (String, String) {
     // The binary blocks this thread; the runtime's other worker keeps the listener going.
-    let output = tokio::task::block_in_place(|| samgate_cli(app, args));
+    let output = tokio::task::block_in_place(|| run_cli(app, args));
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(output.status.success(), "{args:?}: {stdout} {stderr}");
@@ -575,9 +555,8 @@ async fn the_cli_creates_clients_issues_keys_once_lists_and_revokes_them() {
     let contoso = CONTOSO.to_string();
 
     // A scope must be chosen: forgetting --partner does not silently mean "all partners".
-    let output = tokio::task::block_in_place(|| {
-        samgate_cli(&app, &["clients", "create", "--name", "billing"])
-    });
+    let output =
+        tokio::task::block_in_place(|| run_cli(&app, &["clients", "create", "--name", "billing"]));
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("--all-partners"));
 

@@ -9,6 +9,7 @@ use samgate::jobs::keep_alive::{self, Selection, Summary};
 use uuid::Uuid;
 
 use crate::harness::DemoPartner::{Contoso, Fabrikam};
+use crate::harness::instance::run_cli_async;
 use crate::harness::{TestApp, second_instance};
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -401,23 +402,7 @@ async fn offboarding_removes_app_consents_destroys_the_grant_and_the_proxy_answe
 
 /// Runs `samgate ARGS` against the test's database and emulator; returns (success, stdout).
 async fn samgate_cli(app: &TestApp, args: &[&str]) -> (bool, String) {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_samgate"));
-    command
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("DATABASE_URL", app.db.url())
-        .env("SAMGATE_PUBLIC_URL", app.url("/"))
-        .env("SAMGATE_AUTHORITY_URL", app.emulator.base_url())
-        .env("SAMGATE_PARTNER_CENTER_URL", app.emulator.base_url())
-        .env("SAMGATE_CLIENT_ID", DEMO_CLIENT_ID.to_string())
-        .env("SAMGATE_CLIENT_SECRET", ms_emulator::DEMO_CLIENT_SECRET)
-        .env("SAMGATE_KEKS", &app.keks)
-        .env("SAMGATE_KEEPALIVE_JITTER_MS", "0");
-    let output = tokio::task::spawn_blocking(move || command.output())
-        .await
-        .expect("join")
-        .expect("run samgate");
+    let output = run_cli_async(app, args, &[("SAMGATE_KEEPALIVE_JITTER_MS", "0")]).await;
     (
         output.status.success(),
         String::from_utf8_lossy(&output.stdout).into_owned(),

@@ -468,7 +468,8 @@ async fn seed(
                         &refresh_token,
                         &SealContext::new(REFRESH_TOKEN_PURPOSE, &row),
                     )
-                    .map_err(|e| anyhow::anyhow!("seal: {e}"))?,
+                    .map_err(|e| anyhow::anyhow!("seal: {e}"))?
+                    .bytes,
             );
         }
         let mut tx = pool.begin().await?;

@@ -1,8 +1,8 @@
 //! The `samgate` binary run against a [`TestApp`]'s database, emulator and key ring: one-shot
-//! commands (`samgate_command`) and whole `samgate serve` processes ([`Instance`]) beside the
+//! commands (`samgate_command`, `run_cli`) and whole `samgate serve` processes ([`Instance`]) beside the
 //! in-process app, as several production instances or an operator's CLI would be.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use super::TestApp;
@@ -23,6 +23,26 @@ pub fn samgate_command(app: &TestApp) -> Command {
         .env("SAMGATE_CLIENT_SECRET", ms_emulator::DEMO_CLIENT_SECRET)
         .env("SAMGATE_KEKS", &app.keks);
     command
+}
+
+/// Runs `samgate ARGS` for `app` (see [`samgate_command`]) to completion, as an operator would.
+/// It blocks its thread: a test on the multi-threaded runtime wraps it in
+/// `tokio::task::block_in_place` so the in-process app keeps serving (or uses [`run_cli_async`]).
+pub fn run_cli(app: &TestApp, args: &[&str]) -> Output {
+    samgate_command(app)
+        .args(args)
+        .output()
+        .expect("run samgate")
+}
+
+/// [`run_cli`] with `env` added, on a blocking thread, for a test on any runtime flavour.
+pub async fn run_cli_async(app: &TestApp, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = samgate_command(app);
+    command.args(args).envs(env.iter().copied());
+    tokio::task::spawn_blocking(move || command.output())
+        .await
+        .expect("join")
+        .expect("run samgate")
 }
 
 /// A `samgate serve` process sharing the test app's database, emulator and keys; killed (and

@@ -7,6 +7,7 @@ pub mod instance;
 pub mod logs;
 pub mod microsoft;
 pub mod peers;
+pub mod session;
 pub mod snapshot;
 
 use std::net::SocketAddr;
