@@ -322,14 +322,12 @@ async fn a_successful_refresh_returns_a_refused_partner_to_healthy() {
 #[tokio::test]
 async fn the_directory_of_a_partner_with_thousands_of_customers_syncs_completely_and_pages() {
     let app = TestApp::builder()
-        .with_seed(|seed: Seed| {
-            seed.with_generated_customers(DEMO_CONTOSO, 3000, |index| {
-                let mut options = CustomerOptions::default();
-                if index % 3 == 0 {
-                    options.gdap = None;
-                }
-                options
-            })
+        .with_customers(Contoso, 3000, |index| {
+            let mut options = CustomerOptions::default();
+            if index % 3 == 0 {
+                options.gdap = None;
+            }
+            options
         })
         .with_consented(Contoso)
         .spawn()

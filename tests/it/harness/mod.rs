@@ -49,7 +49,7 @@ pub struct TestApp {
 /// Configuration of a test app before it starts.
 pub struct TestAppBuilder {
     env: Vec<(String, String)>,
-    seed: Option<Box<dyn FnOnce(Seed) -> Seed + Send>>,
+    seed: Vec<Box<dyn FnOnce(Seed) -> Seed + Send>>,
     database: Option<TestDb>,
     microsoft_over_tls: bool,
     consented: Vec<DemoPartner>,
@@ -60,7 +60,7 @@ impl TestApp {
     pub fn builder() -> TestAppBuilder {
         TestAppBuilder {
             env: Vec::new(),
-            seed: None,
+            seed: Vec::new(),
             database: None,
             microsoft_over_tls: false,
             consented: Vec::new(),
@@ -200,10 +200,22 @@ impl TestAppBuilder {
         self
     }
 
-    /// Changes the emulator's world before it starts.
+    /// Changes the emulator's world before it starts (changes apply in the order given).
     pub fn with_seed(mut self, change: impl FnOnce(Seed) -> Seed + Send + 'static) -> Self {
-        self.seed = Some(Box::new(change));
+        self.seed.push(Box::new(change));
         self
+    }
+
+    /// Gives `partner` `n` more customers in the emulator's world, each as `options(index)` says
+    /// (`CustomerOptions::default()`: an active GDAP relationship, the app not consented); their
+    /// ids are `Seed::generated_customer_id(partner.tenant(), index)`.
+    pub fn with_customers(
+        self,
+        partner: DemoPartner,
+        n: usize,
+        options: impl Fn(usize) -> ms_emulator::CustomerOptions + Send + 'static,
+    ) -> Self {
+        self.with_seed(move |seed| seed.with_generated_customers(partner.tenant(), n, options))
     }
 
     /// Runs the app on `database` (e.g. one on the test's own cluster) instead of a fresh one on
@@ -235,7 +247,7 @@ impl TestAppBuilder {
         for app in &mut seed.apps {
             app.display_name = "Northwind Control Panel".to_owned();
         }
-        if let Some(change) = self.seed {
+        for change in self.seed {
             seed = change(seed);
         }
         let ca_file = self.microsoft_over_tls.then(|| {
