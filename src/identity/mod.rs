@@ -1,10 +1,12 @@
 //! Microsoft identity platform client: the authorize URL, code redemption and refresh at the
-//! token endpoint, ID token validation (templated multitenant issuer), and error classification.
+//! token endpoint, ID token validation (templated multitenant issuer), error classification, and
+//! [`AuthCodeFlow`], the one authorization-code sign-in both consent and staff sign-in use.
 //! Only this module knows identity-platform paths and payloads.
 //! Reference: shared/docs/microsoft-protocols.md sections 1–3.
 
 pub mod certificate;
 pub mod errors;
+mod flow;
 mod id_token;
 #[cfg(test)]
 mod recorded_tests;
@@ -18,6 +20,10 @@ use uuid::Uuid;
 
 pub use crate::domain::{MSA_TENANT, TenantId};
 pub use errors::{Classified, ErrorClass};
+pub use flow::{
+    AcceptedCallback, AuthCodeFlow, BeginRequest, Callback, CompletedFlow, FlowError, FlowScopes,
+    Redemption,
+};
 pub use id_token::{IdTokenClaims, IdTokenError, KeySet};
 
 /// The OIDC scopes every consent asks for; `offline_access` is what yields a refresh token.

@@ -4,7 +4,6 @@
 
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
-use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 use url::Url;
 use uuid::Uuid;
@@ -15,8 +14,10 @@ use crate::app::App;
 use crate::db;
 use crate::db::invitations::Invitation;
 use crate::domain::Actor;
-use crate::identity::errors::classify_authorize_error;
-use crate::identity::{AuthorizeRequest, Classified, IdentityError, Prompt, access_token_amr};
+use crate::identity::{
+    AuthCodeFlow, BeginRequest, Callback, Classified, CompletedFlow, FlowError, FlowScopes,
+    IdentityError, Prompt, Redemption, access_token_amr,
+};
 use crate::partner_center::PartnerCenterError;
 use crate::vault::SealContext;
 
@@ -24,32 +25,15 @@ use crate::vault::SealContext;
 const FLOW_MAX_AGE_SECONDS: i64 = 20 * 60;
 
 /// What the session remembers between the redirect to Microsoft and the callback.
-#[derive(Serialize, Deserialize)]
-pub struct ConsentFlow {
+pub type ConsentFlow = AuthCodeFlow<ConsentContext>;
+
+/// What a consent remembers beside the flow's state, nonce and verifier.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ConsentContext {
     /// The invitation being used.
     pub invitation_id: Uuid,
-    state: String,
-    nonce: String,
-    code_verifier: String,
     /// The tenant segment used at authorize; the code is redeemed at the same one.
     authority_tenant: String,
-    started_at: i64,
-}
-
-impl std::fmt::Debug for ConsentFlow {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConsentFlow")
-            .field("invitation_id", &self.invitation_id)
-            .field("authority_tenant", &self.authority_tenant)
-            .finish_non_exhaustive()
-    }
-}
-
-fn random_value() -> String {
-    use base64::Engine;
-    use rand::RngExt;
-    let bytes: [u8; 32] = rand::rng().random();
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// The result of a completed consent, for the success page.
@@ -108,6 +92,21 @@ pub enum ConsentError {
     Internal(String),
 }
 
+impl From<FlowError> for ConsentError {
+    fn from(err: FlowError) -> Self {
+        match err {
+            FlowError::StateMismatch => Self::StateMismatch,
+            FlowError::Expired => Self::FlowExpired,
+            FlowError::Microsoft(classified) => Self::Microsoft(classified),
+            FlowError::MissingCode => Self::MissingCode,
+            FlowError::Redemption(e) | FlowError::IdToken(e) => Self::Identity(e),
+            FlowError::NoIdToken => Self::Identity(IdentityError::Protocol(
+                "no ID token in the token response".into(),
+            )),
+        }
+    }
+}
+
 impl From<sqlx::Error> for ConsentError {
     fn from(err: sqlx::Error) -> Self {
         Self::Internal(format!("database: {err}"))
@@ -138,7 +137,6 @@ pub fn start_consent(
     partner_error_code: Option<&str>,
     now: OffsetDateTime,
 ) -> Result<(ConsentFlow, Url), ConsentError> {
-    let (challenge, verifier) = oauth2::PkceCodeChallenge::new_random_sha256();
     // A tenant-bound invitation authorizes at that tenant: Microsoft itself then refuses accounts
     // of other tenants. Otherwise `organizations` (work accounts only).
     let authority_tenant = invitation
@@ -149,28 +147,23 @@ pub fn start_consent(
         .expected_tenant
         .as_deref()
         .filter(|t| Uuid::parse_str(t).is_err());
-    let flow = ConsentFlow {
-        invitation_id: invitation.id,
-        state: random_value(),
-        nonce: random_value(),
-        code_verifier: verifier.secret().clone(),
-        authority_tenant,
-        started_at: now.unix_timestamp(),
-    };
     let prompt = choose_prompt(invitation, partner_error_code);
     let redirect_uri = app.config.redirect_uri();
     let scopes = consent_scopes(app);
-    let url = app.identity.authorize_url(&AuthorizeRequest {
-        tenant: &flow.authority_tenant,
+    let request = BeginRequest {
+        scopes_base: FlowScopes::Consent,
+        tenant: &authority_tenant,
         redirect_uri: &redirect_uri,
         scopes: &scopes,
-        state: &flow.state,
-        nonce: &flow.nonce,
-        code_challenge: challenge.as_str(),
         prompt,
         login_hint: invitation.login_hint.as_deref(),
         domain_hint,
-    })?;
+    };
+    let context = ConsentContext {
+        invitation_id: invitation.id,
+        authority_tenant: authority_tenant.clone(),
+    };
+    let (flow, url) = AuthCodeFlow::begin(&app.identity, &request, context, now)?;
     Ok((flow, url))
 }
 
@@ -206,48 +199,35 @@ pub async fn complete_consent(
     code: Option<SecretString>,
     error: Option<(&str, Option<&str>)>,
 ) -> Result<ConsentOutcome, ConsentError> {
-    let state_matches =
-        returned_state.is_some_and(|s| bool::from(s.as_bytes().ct_eq(flow.state.as_bytes())));
-    if !state_matches {
-        return Err(ConsentError::StateMismatch);
-    }
     let now = app.clock.now();
-    if now.unix_timestamp() - flow.started_at > FLOW_MAX_AGE_SECONDS {
-        return Err(ConsentError::FlowExpired);
-    }
-    if let Some((error, description)) = error {
-        return Err(ConsentError::Microsoft(classify_authorize_error(
-            error,
-            description,
-        )));
-    }
-    let code = code.ok_or(ConsentError::MissingCode)?;
-    let invitation = db::invitations::find_by_id(&app.pool, flow.invitation_id).await?;
+    let callback = Callback {
+        state: returned_state,
+        code,
+        error,
+    };
+    let accepted = flow.accept(callback, FLOW_MAX_AGE_SECONDS, now)?;
+    let invitation =
+        db::invitations::find_by_id(&app.pool, accepted.context().invitation_id).await?;
     let InvitationState::Usable(invitation) = InvitationState::of(invitation, now) else {
         return Err(ConsentError::InvitationUnusable);
     };
 
-    let verifier = SecretString::from(flow.code_verifier.clone());
-    let tokens = app
-        .identity
-        .redeem_code(
-            &flow.authority_tenant,
-            &code,
-            &verifier,
-            &app.config.redirect_uri(),
-            &format!(
-                "openid profile offline_access {}",
-                partner_center_scope(app)
-            ),
+    let redirect_uri = app.config.redirect_uri();
+    let scope = format!(
+        "openid profile offline_access {}",
+        partner_center_scope(app)
+    );
+    let authority_tenant = accepted.context().authority_tenant.clone();
+    let CompletedFlow { claims, tokens, .. } = accepted
+        .redeem(
+            &app.identity,
+            &Redemption {
+                tenant: &authority_tenant,
+                redirect_uri: &redirect_uri,
+                scope: &scope,
+            },
+            now,
         )
-        .await?;
-    let id_token = tokens
-        .id_token
-        .as_ref()
-        .ok_or_else(|| IdentityError::Protocol("no ID token in the token response".into()))?;
-    let claims = app
-        .identity
-        .validate_id_token(id_token, &flow.nonce, now)
         .await?;
     let tenant_id = claims.tenant();
     if let Some(expected) = invitation.expected_tenant.as_deref()

@@ -24,7 +24,10 @@ use super::view::PageFrame;
 use crate::app::AppState;
 use crate::db;
 use crate::domain::Actor;
-use crate::identity::{AuthorizeRequest, Prompt, access_token_amr};
+use crate::identity::{
+    AuthCodeFlow, BeginRequest, Callback, CompletedFlow, FlowError, FlowScopes, Prompt, Redemption,
+    access_token_amr,
+};
 use crate::staff::mfa::SecondStep;
 use crate::staff::{NextStep, Role, SignIn, StaffEmail, StaffError};
 use crate::web::errors::{PageError, render};
@@ -1030,17 +1033,12 @@ fn sso_user_read_scope(state: &AppState) -> String {
 }
 
 /// What the session remembers between "Sign in with Microsoft" and the callback.
-#[derive(Serialize, Deserialize)]
-struct SsoFlow {
-    state: String,
-    nonce: String,
-    code_verifier: String,
-    return_to: String,
-    started_at: i64,
-}
+type SsoFlow = AuthCodeFlow<SsoContext>;
 
-fn random_value() -> String {
-    CsrfToken::generate().0
+/// What a staff sign-in remembers beside the flow's state, nonce and verifier.
+#[derive(Debug, Serialize, Deserialize)]
+struct SsoContext {
+    return_to: String,
 }
 
 /// The "Sign in with Microsoft" form.
@@ -1068,30 +1066,25 @@ pub async fn start_sso(
         .ok()
         .and_then(|axum::Form(f)| ReturnPath::parse(&f.return_to))
         .unwrap_or_else(ReturnPath::dashboard);
-    let (challenge, verifier) = oauth2::PkceCodeChallenge::new_random_sha256();
-    let flow = SsoFlow {
-        state: random_value(),
-        nonce: random_value(),
-        code_verifier: verifier.secret().clone(),
-        return_to: return_to.as_str().to_owned(),
-        started_at: state.clock.now().unix_timestamp(),
-    };
     let tenant = tenant.to_string();
     let redirect_uri = state.config.staff_sso_redirect_uri();
-    let url = state
-        .identity
-        .sign_in_url(&AuthorizeRequest {
+    let (flow, url) = SsoFlow::begin(
+        &state.identity,
+        &BeginRequest {
+            scopes_base: FlowScopes::SignIn,
             tenant: &tenant,
             redirect_uri: &redirect_uri,
             scopes: &[sso_user_read_scope(&state)],
-            state: &flow.state,
-            nonce: &flow.nonce,
-            code_challenge: challenge.as_str(),
             prompt: Prompt::SelectAccount,
             login_hint: None,
             domain_hint: None,
-        })
-        .map_err(PageError::internal)?;
+        },
+        SsoContext {
+            return_to: return_to.as_str().to_owned(),
+        },
+        state.clock.now(),
+    )
+    .map_err(PageError::internal)?;
     // A new id for the new flow: a session id planted before this point is worthless.
     session.cycle_id().await.map_err(PageError::internal)?;
     session
@@ -1210,55 +1203,44 @@ async fn sso_member(
             "no sign-in in progress in this session",
         )));
     };
-    let state_matches = params
-        .state
-        .as_deref()
-        .is_some_and(|s| bool::from(s.as_bytes().ct_eq(flow.state.as_bytes())));
-    if !state_matches {
-        return Ok(Err(SsoRefusal::new("state missing or mismatched")));
-    }
-    if now.unix_timestamp() - flow.started_at > SSO_FLOW_MAX_AGE_SECONDS {
-        return Ok(Err(SsoRefusal::new("sign-in flow expired")));
-    }
-    if let Some(error) = params.error.as_deref() {
-        return Ok(Err(SsoRefusal::new(format!(
-            "Microsoft returned {}",
-            error.chars().take(64).collect::<String>()
-        ))));
-    }
-    let Some(code) = params.code.map(SecretString::from) else {
-        return Ok(Err(SsoRefusal::new("callback without code")));
-    };
     let tenant_segment = tenant.to_string();
-    let verifier = SecretString::from(flow.code_verifier);
+    let redirect_uri = state.config.staff_sso_redirect_uri();
     let scope = format!(
         "{} {}",
         crate::identity::SIGN_IN_SCOPES.join(" "),
         sso_user_read_scope(state)
     );
-    let tokens = match state
-        .identity
-        .redeem_code(
-            &tenant_segment,
-            &code,
-            &verifier,
-            &state.config.staff_sso_redirect_uri(),
-            &scope,
+    let callback = Callback {
+        state: params.state.as_deref(),
+        code: params.code.map(SecretString::from),
+        error: params.error.as_deref().map(|e| (e, None)),
+    };
+    let redemption = Redemption {
+        tenant: &tenant_segment,
+        redirect_uri: &redirect_uri,
+        scope: &scope,
+    };
+    let signed_in = flow
+        .finish(
+            &state.identity,
+            callback,
+            SSO_FLOW_MAX_AGE_SECONDS,
+            &redemption,
+            now,
         )
-        .await
-    {
-        Ok(tokens) => tokens,
-        Err(e) => return Ok(Err(SsoRefusal::new(format!("code redemption: {e}")))),
-    };
-    let Some(id_token) = tokens.id_token.as_ref() else {
-        return Ok(Err(SsoRefusal::new("no ID token in the token response")));
-    };
-    let claims = match state
-        .identity
-        .validate_id_token(id_token, &flow.nonce, now)
-        .await
-    {
-        Ok(claims) => claims,
+        .await;
+    let CompletedFlow {
+        claims,
+        tokens,
+        context,
+    } = match signed_in {
+        Ok(signed_in) => signed_in,
+        Err(FlowError::Microsoft(classified)) => {
+            return Ok(Err(SsoRefusal::new(format!(
+                "Microsoft returned {}",
+                classified.error.chars().take(64).collect::<String>()
+            ))));
+        }
         Err(e) => return Ok(Err(SsoRefusal::new(e.to_string()))),
     };
     let username = claims.preferred_username.clone().unwrap_or_default();
@@ -1345,7 +1327,7 @@ async fn sso_member(
     db::staff::touch_login(&state.pool, member.id, now)
         .await
         .map_err(PageError::internal)?;
-    let return_to = ReturnPath::parse(&flow.return_to).unwrap_or_else(ReturnPath::dashboard);
+    let return_to = ReturnPath::parse(&context.return_to).unwrap_or_else(ReturnPath::dashboard);
     Ok(Ok((member, return_to)))
 }
 
