@@ -181,15 +181,11 @@ pub struct Proxy {
     partner_center_base: path::Base,
     graph_base: path::Base,
     throttled_until: Cache<(Uuid, Option<Uuid>, Upstream), Instant>,
-    /// The slots of each (client, partner) pair in use: one lookup per call.
-    pair_slots: Cache<(Uuid, Uuid), Arc<PairSlots>>,
-    /// Each client's and each partner's slots, shared by its pairs. Weak: a pair entry or a
-    /// running call keeps them alive, so while any does, every new pair finds the same semaphore
-    /// (a limit is never split in two); once none does, they go.
-    client_slots: Cache<Uuid, std::sync::Weak<Semaphore>>,
-    partner_slots: Cache<Uuid, std::sync::Weak<Semaphore>>,
+    client_slots: Cache<Uuid, Arc<Semaphore>>,
+    partner_slots: Cache<Uuid, Arc<Semaphore>>,
+    /// One client's share of one partner's slots, so a single client cannot starve the others.
+    share_slots: Cache<(Uuid, Uuid), Arc<Semaphore>>,
     recorder: CallRecorder,
-    metrics: Arc<UpstreamMetrics>,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -200,47 +196,11 @@ impl std::fmt::Debug for Proxy {
     }
 }
 
-/// The permits a call holds while it runs (its body included): one slot of the client, of its
-/// share of the partner, and of the partner, given back when this drops.
+/// The permits a call holds while it runs (its body included).
 pub struct CallPermits {
-    slots: Arc<PairSlots>,
-}
-
-impl Drop for CallPermits {
-    fn drop(&mut self) {
-        self.slots.client.add_permits(1);
-        self.slots.share.add_permits(1);
-        self.slots.partner.add_permits(1);
-    }
-}
-
-/// The slots one (client, partner) pair draws on.
-struct PairSlots {
-    client: Arc<Semaphore>,
-    partner: Arc<Semaphore>,
-    /// The client's share of the partner's slots, so a single client cannot starve the others.
-    share: Semaphore,
-}
-
-/// The live semaphore of `id` in `cache`, or a new one of `size` permits; atomic per key.
-async fn shared_slots(
-    cache: &Cache<Uuid, std::sync::Weak<Semaphore>>,
-    id: Uuid,
-    size: usize,
-) -> Arc<Semaphore> {
-    let mut found = None;
-    cache
-        .entry(id)
-        .and_compute_with(|existing| {
-            let live = existing
-                .and_then(|entry| entry.into_value().upgrade())
-                .unwrap_or_else(|| Arc::new(Semaphore::new(size)));
-            let weak = Arc::downgrade(&live);
-            found = Some(live);
-            std::future::ready(moka::ops::compute::Op::Put(weak))
-        })
-        .await;
-    found.unwrap_or_else(|| Arc::new(Semaphore::new(size)))
+    _client: tokio::sync::OwnedSemaphorePermit,
+    _share: tokio::sync::OwnedSemaphorePermit,
+    _partner: tokio::sync::OwnedSemaphorePermit,
 }
 
 impl Proxy {
@@ -265,15 +225,20 @@ impl Proxy {
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(3600))
                 .build(),
-            pair_slots: Cache::builder()
+            client_slots: Cache::builder()
+                .max_capacity(10_000)
+                .time_to_idle(idle)
+                .build(),
+            partner_slots: Cache::builder()
                 .max_capacity(200_000)
                 .time_to_idle(idle)
                 .build(),
-            client_slots: Cache::builder().max_capacity(200_000).build(),
-            partner_slots: Cache::builder().max_capacity(200_000).build(),
+            share_slots: Cache::builder()
+                .max_capacity(200_000)
+                .time_to_idle(idle)
+                .build(),
             settings,
             recorder,
-            metrics: Arc::default(),
         })
     }
 
@@ -296,37 +261,41 @@ impl Proxy {
     /// Takes a concurrency slot for the client, for its share of the partner, and for the
     /// partner, or fails at once.
     pub async fn admit(&self, client: Uuid, partner: Uuid) -> Result<CallPermits, ProxyError> {
-        let slots = match self.pair_slots.get(&(client, partner)).await {
-            Some(slots) => slots,
-            None => {
-                let make = async {
-                    Arc::new(PairSlots {
-                        client: shared_slots(
-                            &self.client_slots,
-                            client,
-                            self.settings.client_concurrency,
-                        )
-                        .await,
-                        partner: shared_slots(
-                            &self.partner_slots,
-                            partner,
-                            self.settings.partner_concurrency,
-                        )
-                        .await,
-                        share: Semaphore::new(self.client_share()),
-                    })
-                };
-                self.pair_slots.get_with((client, partner), make).await
-            }
-        };
-        // All three or none: a permit not forgotten goes back when it drops.
-        let client = slots.client.try_acquire().map_err(|_| ProxyError::Busy)?;
-        let share = slots.share.try_acquire().map_err(|_| ProxyError::Busy)?;
-        let partner = slots.partner.try_acquire().map_err(|_| ProxyError::Busy)?;
-        client.forget();
-        share.forget();
-        partner.forget();
-        Ok(CallPermits { slots })
+        let per_client = self.settings.client_concurrency;
+        let per_partner = self.settings.partner_concurrency;
+        let share = self.client_share();
+        let share_slots = self
+            .share_slots
+            .get_with(
+                (client, partner),
+                async move { Arc::new(Semaphore::new(share)) },
+            )
+            .await;
+        let client_slots = self
+            .client_slots
+            .get_with(client, async move { Arc::new(Semaphore::new(per_client)) })
+            .await;
+        let partner_slots = self
+            .partner_slots
+            .get_with(
+                partner,
+                async move { Arc::new(Semaphore::new(per_partner)) },
+            )
+            .await;
+        let client = client_slots
+            .try_acquire_owned()
+            .map_err(|_| ProxyError::Busy)?;
+        let share = share_slots
+            .try_acquire_owned()
+            .map_err(|_| ProxyError::Busy)?;
+        let partner = partner_slots
+            .try_acquire_owned()
+            .map_err(|_| ProxyError::Busy)?;
+        Ok(CallPermits {
+            _client: client,
+            _share: share,
+            _partner: partner,
+        })
     }
 
     /// Proxies `call`: the path checked (dot segments, API version), slots taken for the client
@@ -373,7 +342,11 @@ impl Proxy {
                 .forget_refusals(partner.tenant_id, customer)
                 .await;
         }
-        self.metrics.record(upstream, status, started.elapsed());
+        let label = crate::telemetry::status_label(status);
+        metrics::histogram!("samgate_proxy_upstream_duration_seconds", "upstream" => upstream.as_str(), "status" => label)
+            .record(started.elapsed().as_secs_f64());
+        metrics::counter!("samgate_proxy_upstream_responses_total", "upstream" => upstream.as_str(), "status" => label)
+            .increment(1);
         Ok(Proxied { response, permits })
     }
 
@@ -571,48 +544,6 @@ fn consented_customer(upstream: Upstream, method: &Method, path: &str) -> Option
         .flatten()
 }
 
-/// Microsoft's answers by upstream and status, each series' handles registered once (looking a
-/// series up in the recorder builds its key every time).
-#[derive(Default)]
-struct UpstreamMetrics {
-    series: std::sync::RwLock<std::collections::HashMap<(Upstream, u16), UpstreamSeries>>,
-}
-
-#[derive(Clone)]
-struct UpstreamSeries {
-    duration: metrics::Histogram,
-    responses: metrics::Counter,
-}
-
-impl UpstreamMetrics {
-    fn record(&self, upstream: Upstream, status: u16, elapsed: Duration) {
-        let seconds = elapsed.as_secs_f64();
-        let found = self
-            .series
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&(upstream, status))
-            .cloned();
-        let series = match found {
-            Some(series) => series,
-            None => {
-                let label = crate::telemetry::status_label(status);
-                let series = UpstreamSeries {
-                    duration: metrics::histogram!("samgate_proxy_upstream_duration_seconds", "upstream" => upstream.as_str(), "status" => label),
-                    responses: metrics::counter!("samgate_proxy_upstream_responses_total", "upstream" => upstream.as_str(), "status" => label),
-                };
-                self.series
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert((upstream, status), series.clone());
-                series
-            }
-        };
-        series.duration.record(seconds);
-        series.responses.increment(1);
-    }
-}
-
 /// samgate's `User-Agent` towards Microsoft (as on its own calls).
 const USER_AGENT: &str = concat!("samgate/", env!("CARGO_PKG_VERSION"));
 
@@ -646,10 +577,6 @@ mod tests {
     use super::*;
 
     fn proxy(partner_concurrency: usize) -> Proxy {
-        proxy_with(256, partner_concurrency)
-    }
-
-    fn proxy_with(client_concurrency: usize, partner_concurrency: usize) -> Proxy {
         let pool = sqlx::postgres::PgPoolOptions::new()
             .connect_lazy("postgres://unused/unused")
             .expect("lazy pool");
@@ -689,7 +616,7 @@ mod tests {
                 first_byte_timeout: Duration::from_secs(1),
                 total_timeout: Duration::from_secs(1),
                 default_budget: Duration::from_secs(1),
-                client_concurrency,
+                client_concurrency: 256,
                 partner_concurrency,
             },
             recorder,
@@ -721,33 +648,5 @@ mod tests {
         );
         drop(held);
         assert!(proxy.admit(greedy, partner).await.is_ok());
-    }
-
-    #[tokio::test]
-    async fn a_client_limit_holds_across_its_partners_even_when_a_pair_is_forgotten() {
-        let proxy = proxy_with(3, 8);
-        let client = Uuid::new_v4();
-        let partners: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
-        let mut held = Vec::new();
-        for partner in &partners {
-            held.push(proxy.admit(client, *partner).await.expect("a slot"));
-        }
-        assert!(
-            proxy.admit(client, Uuid::new_v4()).await.is_err(),
-            "the client's three slots are taken, whichever partner it asks for"
-        );
-        // A pair entry that idles out while its calls still run must not give the client a new,
-        // empty limit.
-        proxy.pair_slots.invalidate_all();
-        proxy.pair_slots.run_pending_tasks().await;
-        assert!(proxy.admit(client, partners[0]).await.is_err());
-        assert!(proxy.admit(client, Uuid::new_v4()).await.is_err());
-        held.pop();
-        let again = proxy.admit(client, partners[2]).await;
-        assert!(again.is_ok(), "a finished call gives its slot back");
-        assert!(
-            proxy.admit(Uuid::new_v4(), partners[0]).await.is_ok(),
-            "other clients are not limited by it"
-        );
     }
 }
