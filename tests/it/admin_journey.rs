@@ -155,7 +155,10 @@ async fn staff_onboard_a_partner_consent_a_customer_and_manage_an_api_key_in_a_r
     staff
         .click(&format!("button[data-grant='{customer}']"))
         .await;
-    staff.find("#action-outcome").await;
+    // The sync's outcome is on the page until the grant's answer replaces it.
+    staff
+        .wait_for_text("#action-outcome", "Grant app consent")
+        .await;
     assert!(
         app.microsoft().app_consented(customer, DEMO_CLIENT_ID),
         "Partner Center consented the CPV app in the customer"

@@ -166,6 +166,25 @@ impl Browser {
         }
     }
 
+    /// Waits until the element `css` matches holds `needle` in its text (an element of the page
+    /// before a navigation, e.g. an earlier action's outcome, does not count) and returns its text.
+    pub async fn wait_for_text(&self, css: &str, needle: &str) -> String {
+        let deadline = Instant::now() + PAGE_WAIT;
+        loop {
+            let text = self.text(css).await;
+            if text.contains(needle) {
+                return text;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{css} never said {needle:?}; last: {text:?}\n{}",
+                    self.describe().await
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Types `text` into the field `css` matches.
     pub async fn fill(&self, css: &str, text: &str) {
         self.find(css)
