@@ -413,14 +413,6 @@ fn not_found(what: &str) -> PageError {
     )
 }
 
-async fn partner_of(state: &AppState, id: &str) -> Result<db::partners::Partner, PageError> {
-    let id = Uuid::parse_str(id).map_err(|_| not_found("Partner"))?;
-    db::partners::find(&state.pool, id)
-        .await
-        .map_err(PageError::internal)?
-        .ok_or_else(|| not_found("Partner"))
-}
-
 async fn client_of(state: &AppState, id: &str) -> Result<db::api_clients::ClientRow, PageError> {
     let id = Uuid::parse_str(id).map_err(|_| not_found("API client"))?;
     db::api_clients::find_client(&state.pool, id)
@@ -461,7 +453,7 @@ pub async fn show_partner_activity(
     Path(id): Path<String>,
     query: Result<Query<ActivityQuery>, QueryRejection>,
 ) -> Result<Response, PageError> {
-    let partner = partner_of(&state, &id).await?;
+    let partner = super::partners::find_partner(&state, &id).await?;
     let subject = Subject {
         scope: Scope::Partner(partner.tenant_id),
         section: "partners",
@@ -761,7 +753,7 @@ pub async fn list_partner_calls(
     Path(id): Path<String>,
     query: Result<Query<CallsQuery>, QueryRejection>,
 ) -> Result<Response, PageError> {
-    let partner = partner_of(&state, &id).await?;
+    let partner = super::partners::find_partner(&state, &id).await?;
     show_calls(
         &state,
         &staff,

@@ -502,20 +502,8 @@ struct CustomersPage {
     export: String,
 }
 
-fn partner_not_found() -> PageError {
-    PageError::new(
-        StatusCode::NOT_FOUND,
-        "Partner not found",
-        "There is no partner at this address. Find it from the partners list.",
-    )
-}
-
 pub(super) async fn partner_info(state: &AppState, id: &str) -> Result<PartnerInfo, PageError> {
-    let id = Uuid::parse_str(id).map_err(|_| partner_not_found())?;
-    let partner = db::partners::find(&state.pool, id)
-        .await
-        .map_err(PageError::internal)?
-        .ok_or_else(partner_not_found)?;
+    let partner = super::partners::find_partner(state, id).await?;
     Ok(PartnerInfo {
         id: partner.id,
         tenant_id: partner.tenant_id,

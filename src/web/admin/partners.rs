@@ -590,11 +590,8 @@ pub async fn show_partner(
     staff: CurrentStaff,
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
-    let id = Uuid::parse_str(&id).map_err(|_| partner_not_found())?;
-    let partner = db::partners::find(&state.pool, id)
-        .await
-        .map_err(PageError::internal)?
-        .ok_or_else(partner_not_found)?;
+    let partner = find_partner(&state, &id).await?;
+    let id = partner.id;
     let grant = db::grants::facts(&state.pool, id)
         .await
         .map_err(PageError::internal)?;
@@ -700,7 +697,12 @@ pub async fn invite_partner_again(
     .into_response())
 }
 
-async fn find_partner(state: &AppState, id: &str) -> Result<db::partners::Partner, PageError> {
+/// The partner a `/admin/partners/{id}/…` address names, or the page's 404 (an id that is not a
+/// UUID is as unknown as one that matches no partner).
+pub(super) async fn find_partner(
+    state: &AppState,
+    id: &str,
+) -> Result<db::partners::Partner, PageError> {
     let id = Uuid::parse_str(id).map_err(|_| partner_not_found())?;
     db::partners::find(&state.pool, id)
         .await
