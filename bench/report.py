@@ -102,6 +102,31 @@ if fast("samgate"):
     ))
 
 
+if fast("samgate-h2"):
+    h2, h1 = fast("samgate-h2"), fast("samgate")
+    hb2, hc2 = max(h2, key=lambda x: x["rps"]), min(x["cpu_us_per_req"]["proxy"] for x in h2)
+    hb1, hc1 = max(h1, key=lambda x: x["rps"]), min(x["cpu_us_per_req"]["proxy"] for x in h1)
+    hh2 = fast("samgate-h2", "fast_half")
+    versions = r.get("fast_h2_upstream_versions") or {}
+    half_h2 = ""
+    if hh2:
+        hx = min(hh2, key=lambda x: x["p99_ms"])
+        half_h2 = f"; at half of samgate's saturation p50/p99 {hx['p50_ms']:.2f}/{hx['p99_ms']:.2f} ms"
+    rows.append((
+        "samgate-h2: the same samgate to the fixed answer over HTTPS, HTTP/2 by ALPN (as to Microsoft), "
+        "same wrk runs (-c32, 2 rounds)",
+        "requests/s (best round); p50 / p99; CPU per request (lower of 2 rounds)",
+        "report (vs samgate over plain HTTP/1.1)",
+        f"samgate-h2 {hb2['rps']:.0f} ({hb2['p50_ms']:.2f} / {hb2['p99_ms']:.2f} ms), **{hc2} µs**/request, "
+        f"TLS upstream {min(x['cpu_us_per_req']['upstream'] for x in h2)} µs; samgate over HTTP/1.1 "
+        f"{hb1['rps']:.0f} req/s, {hc1} µs = {hb2['rps'] / hb1['rps']:.2f}× the requests/s, "
+        f"{hc2 / hc1:.2f}× the CPU; rounds: " + "/".join(f"{x['rps']:.0f}" for x in h2) + " req/s, "
+        + "/".join(str(x["cpu_us_per_req"]["proxy"]) for x in h2) + " µs" + half_h2
+        + "; upstream requests by version: " + (", ".join(f"{k} {v}" for k, v in versions.items()) or "not printed"),
+        "—",
+    ))
+
+
 if fast("baseline"):
     b, a = fast("baseline"), fast("samgate")
     rows.append((

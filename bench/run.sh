@@ -5,7 +5,8 @@
 # nginx (a plain reverse proxy to the same emulator that injects a fixed bearer token), completes
 # one partner consent over HTTP, creates an API key, then measures:
 #   1 proxy small GET: direct vs nginx vs samgate at the same concurrency, and at half saturation
-#  1b the same against a fixed-answer upstream (samgate-bench upstream), with a bare hyper proxy
+#  1b the same against a fixed-answer upstream (samgate-bench upstream), with a bare hyper proxy,
+#     and samgate to a TLS copy of that upstream over HTTP/2 (ALPN h2, as Microsoft's hosts speak)
 #   2 database statements per proxied request (pg_stat_statements / pg_stat_database)
 #   3 1 MiB and 20 MiB responses: throughput and samgate's peak RSS
 #   4 refresh storm: 1,000 concurrent calls right after the token is due
@@ -22,7 +23,8 @@
 # BENCH_SKIP_BUILD=1, BENCH_HOLD=setup|fast|end (keep everything running for profiling; `fast` holds
 # after the fixed-answer-upstream runs), BENCH_ONLY=proxy (stop after the proxy comparisons, 1 and 1b),
 # BENCH_FAST_PORT/BENCH_BARE_PORT/BENCH_SAMGATE_FAST_PORT/BENCH_NGINX_FAST_PORT (18083-18086),
-# BENCH_BASELINE_BIN (an earlier samgate binary measured beside this one in 1b; port BENCH_SAMGATE_BASE_PORT, 18087).
+# BENCH_BASELINE_BIN (an earlier samgate binary measured beside this one in 1b; port BENCH_SAMGATE_BASE_PORT, 18087),
+# BENCH_H2_PORT/BENCH_SAMGATE_H2_PORT (18088/18089: the TLS upstream and the samgate speaking HTTP/2 to it).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -78,12 +80,12 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 # ---------------------------------------------------------------------------------------------
 # Processes we start, and their clean-up (only these pids, never by name)
 # ---------------------------------------------------------------------------------------------
-SG_PID='' EMU_PID='' NGINX_PID='' SG_BASE_PID='' FAST_PID='' BARE_PID='' SG_FAST_PID='' SAMPLER_PID='' SCRAPER_PID='' HOLD_PID=''
+SG_PID='' EMU_PID='' NGINX_PID='' SG_BASE_PID='' FAST_PID='' BARE_PID='' SG_FAST_PID='' H2_PID='' SG_H2_PID='' SAMPLER_PID='' SCRAPER_PID='' HOLD_PID=''
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 pg_stop() { [ -f "$WORK/pg/data/postmaster.pid" ] && as_pg "$PGBIN/pg_ctl" -D "$WORK/pg/data" -m fast -w stop >/dev/null 2>&1 || true; }
 cleanup() {
     set +e
-    for pid in $HOLD_PID $SAMPLER_PID $SCRAPER_PID $SG_BASE_PID $SG_FAST_PID $BARE_PID $FAST_PID $NGINX_PID $SG_PID $EMU_PID; do
+    for pid in $HOLD_PID $SAMPLER_PID $SCRAPER_PID $SG_BASE_PID $SG_H2_PID $H2_PID $SG_FAST_PID $BARE_PID $FAST_PID $NGINX_PID $SG_PID $EMU_PID; do
         kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
     done
     pg_stop
@@ -259,7 +261,7 @@ cpu_ticks() {
 nginx_pids() { echo "$NGINX_PID" $(cat /proc/"$NGINX_PID"/task/*/children 2>/dev/null); }
 TICK_US=$((1000000 / $(getconf CLK_TCK)))
 hold() { # keep everything running for manual profiling (BENCH_HOLD=setup|end)
-    { echo "SG_PID=$SG_PID EMU_PID=$EMU_PID NGINX_PID=$NGINX_PID SG_FAST_PID=$SG_FAST_PID BARE_PID=$BARE_PID FAST_PID=$FAST_PID"; echo "KEY=$KEY"; echo "TOKEN=$TOKEN"; echo "PC=$PC"; echo "CUSTOMER=$CUSTOMER"; } >"$WORK/hold.env"
+    { echo "SG_PID=$SG_PID EMU_PID=$EMU_PID NGINX_PID=$NGINX_PID SG_FAST_PID=$SG_FAST_PID BARE_PID=$BARE_PID FAST_PID=$FAST_PID SG_H2_PID=$SG_H2_PID H2_PID=$H2_PID"; echo "KEY=$KEY"; echo "TOKEN=$TOKEN"; echo "PC=$PC"; echo "CUSTOMER=$CUSTOMER"; } >"$WORK/hold.env"
     log "holding (BENCH_HOLD=$BENCH_HOLD): see $WORK/hold.env; kill $$ to stop"
     sleep infinity &
     HOLD_PID=$!
@@ -359,16 +361,25 @@ done
 # 9b. Scenario 1 against a fixed-answer upstream (samgate-bench upstream), so the proxy, not the
 #     emulator, decides throughput: direct, nginx, the bare hyper proxy (samgate-bench bare-proxy:
 #     the limit of samgate's stack) and a second samgate process whose Partner Center base URL is
-#     that upstream (tokens still from the emulator). Same wrk runs, two rounds, A/B order
-#     alternated; CPU per request of the proxy process(es) and of the upstream.
+#     that upstream (tokens still from the emulator). samgate-h2: a third samgate whose Partner
+#     Center base URL is the same fixed answer over HTTPS (samgate-bench upstream --tls-ca-out,
+#     ALPN h2 then http/1.1, throwaway CA trusted through SAMGATE_EXTRA_CA_FILE), so its upstream
+#     leg is TLS + HTTP/2 as against Microsoft. Same wrk runs, two rounds, A/B order alternated;
+#     CPU per request of the proxy process(es) and of the upstream.
 # ---------------------------------------------------------------------------------------------
 FAST_PORT=${BENCH_FAST_PORT:-18083}
 BARE_PORT=${BENCH_BARE_PORT:-18084}
 SG_FAST_PORT=${BENCH_SAMGATE_FAST_PORT:-18085}
 NGINX_FAST_PORT=${BENCH_NGINX_FAST_PORT:-18086}
+H2_PORT=${BENCH_H2_PORT:-18088}
+SG_H2_PORT=${BENCH_SAMGATE_H2_PORT:-18089}
 FAST=http://127.0.0.1:$FAST_PORT
 "$BIN/samgate-bench" upstream --port "$FAST_PORT" 2>"$WORK/upstream.log" &
 FAST_PID=$!
+# The TLS upstream writes its throwaway CA before it listens; it prints the requests it answered
+# per HTTP version on SIGTERM (upstream-h2.log).
+"$BIN/samgate-bench" upstream --port "$H2_PORT" --tls-ca-out "$WORK/upstream-h2-ca.pem" 2>"$WORK/upstream-h2.log" &
+H2_PID=$!
 BENCH_TOKEN=$TOKEN "$BIN/samgate-bench" bare-proxy --port "$BARE_PORT" --upstream "$FAST" 2>"$WORK/bare.log" &
 BARE_PID=$!
 { grep -Ev '^(SAMGATE_LISTEN|SAMGATE_PUBLIC_URL|SAMGATE_PARTNER_CENTER_URL)=' "$WORK/samgate.env"
@@ -378,26 +389,39 @@ BARE_PID=$!
 } >"$WORK/samgate-fast.env"
 SAMGATE_ENV_FILE=$WORK/samgate-fast.env "$BIN/samgate" serve >"$WORK/samgate-fast.out" 2>"$WORK/samgate-fast.log" &
 SG_FAST_PID=$!
+for _ in $(seq 100); do grep -q '^listening on' "$WORK/upstream-h2.log" 2>/dev/null && break; sleep 0.1; done
+[ -s "$WORK/upstream-h2-ca.pem" ] || die "TLS upstream wrote no CA (see $WORK/upstream-h2.log)"
+{ grep -Ev '^(SAMGATE_LISTEN|SAMGATE_PUBLIC_URL|SAMGATE_PARTNER_CENTER_URL|SAMGATE_EXTRA_CA_FILE)=' "$WORK/samgate.env"
+  echo "SAMGATE_LISTEN='127.0.0.1:$SG_H2_PORT'"
+  echo "SAMGATE_PUBLIC_URL='http://127.0.0.1:$SG_H2_PORT/'"
+  echo "SAMGATE_PARTNER_CENTER_URL='https://127.0.0.1:$H2_PORT/'"
+  echo "SAMGATE_EXTRA_CA_FILE='$WORK/upstream-h2-ca.pem'"
+} >"$WORK/samgate-h2.env"
+SAMGATE_ENV_FILE=$WORK/samgate-h2.env "$BIN/samgate" serve >"$WORK/samgate-h2.out" 2>"$WORK/samgate-h2.log" &
+SG_H2_PID=$!
 # BENCH_BASELINE_BIN: an earlier samgate build, run beside this one against the same upstream
 # (A/B in the same run, order alternated) for before/after rows.
-FAST_TARGETS="direct nginx bare samgate"
+FAST_TARGETS="direct nginx bare samgate samgate-h2"
 if [ -n "${BENCH_BASELINE_BIN:-}" ]; then
     sed -e "s#^SAMGATE_LISTEN=.*#SAMGATE_LISTEN='127.0.0.1:${BENCH_SAMGATE_BASE_PORT:-18087}'#" \
         -e "s#^SAMGATE_PUBLIC_URL=.*#SAMGATE_PUBLIC_URL='http://127.0.0.1:${BENCH_SAMGATE_BASE_PORT:-18087}/'#" \
         "$WORK/samgate-fast.env" >"$WORK/samgate-baseline.env"
     SAMGATE_ENV_FILE=$WORK/samgate-baseline.env "$BENCH_BASELINE_BIN" serve >"$WORK/samgate-baseline.out" 2>"$WORK/samgate-baseline.log" &
     SG_BASE_PID=$!
-    FAST_TARGETS="direct nginx bare samgate baseline"
+    FAST_TARGETS="direct nginx bare samgate samgate-h2 baseline"
     for _ in $(seq 300); do [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:${BENCH_SAMGATE_BASE_PORT:-18087}/readyz")" = 200 ] && break; sleep 0.1; done
 fi
-echo "$FAST_PID $BARE_PID $SG_FAST_PID ${SG_BASE_PID:-}" >"$WORK/fast.pids"
-for _ in $(seq 300); do [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$SG_FAST_PORT/readyz")" = 200 ] && break; sleep 0.1; done
+echo "$FAST_PID $BARE_PID $SG_FAST_PID $H2_PID $SG_H2_PID ${SG_BASE_PID:-}" >"$WORK/fast.pids"
+for port in "$SG_FAST_PORT" "$SG_H2_PORT"; do
+    for _ in $(seq 300); do [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/readyz")" = 200 ] && break; sleep 0.1; done
+done
 fast_url() { # TARGET
     case $1 in
         direct) echo "$FAST/v1/customers?size=1" ;;
         nginx) echo "http://127.0.0.1:$NGINX_FAST_PORT/v1/customers?size=1" ;;
         bare) echo "http://127.0.0.1:$BARE_PORT/v1/customers?size=1" ;;
         samgate) echo "http://127.0.0.1:$SG_FAST_PORT/api/v1/partners/$CONTOSO/partner-center/v1/customers?size=1" ;;
+        samgate-h2) echo "http://127.0.0.1:$SG_H2_PORT/api/v1/partners/$CONTOSO/partner-center/v1/customers?size=1" ;;
         baseline) echo "http://127.0.0.1:${BENCH_SAMGATE_BASE_PORT:-18087}/api/v1/partners/$CONTOSO/partner-center/v1/customers?size=1" ;;
     esac
 }
@@ -407,25 +431,30 @@ fast_pids() { # TARGET: the proxy's processes
         nginx) nginx_pids ;;
         bare) echo "$BARE_PID" ;;
         samgate) echo "$SG_FAST_PID" ;;
+        samgate-h2) echo "$SG_H2_PID" ;;
         baseline) echo "$SG_BASE_PID" ;;
     esac
 }
-is_samgate() { [ "$1" = samgate ] || [ "$1" = baseline ]; }
+fast_upstream_pid() { # TARGET: the upstream it talks to
+    if [ "$1" = samgate-h2 ]; then echo "$H2_PID"; else echo "$FAST_PID"; fi
+}
+is_samgate() { [ "$1" = samgate ] || [ "$1" = samgate-h2 ] || [ "$1" = baseline ]; }
 for target in $FAST_TARGETS; do
     code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: $(auth_for "$(is_samgate "$target" && echo samgate || echo direct)")" "$(fast_url $target)")
     [ "$code" = 200 ] || die "fast upstream via $target answered $code"
 done
 # wrk_fast TARGET CONNECTIONS SECONDS [RATE_PER_THREAD] -> JSON with cpu_us_per_req {proxy, upstream}
 wrk_fast() {
-    local out p0 u0 pids auth
+    local out p0 u0 pids upid auth
     pids=$(fast_pids "$1")
+    upid=$(fast_upstream_pid "$1")
     auth=$(is_samgate "$1" && echo "Bearer $KEY" || echo "Bearer $TOKEN")
-    p0=$(cpu_ticks $pids); u0=$(cpu_ticks "$FAST_PID")
+    p0=$(cpu_ticks $pids); u0=$(cpu_ticks "$upid")
     out=$(BENCH_AUTH=$auth BENCH_RATE_PER_THREAD=${4:-} wrk -t2 -c"$2" -d"$3"s --timeout 10s --latency \
         -s "$BENCH/wrk/report.lua" "$(fast_url "$1")")
     echo "$out" >>"$WORK/wrk.log"
     echo "$out" | sed -n 's/^JSON //p' | jq -c --argjson p "$(($(cpu_ticks $pids) - p0))" \
-        --argjson u "$(($(cpu_ticks "$FAST_PID") - u0))" --argjson t "$TICK_US" \
+        --argjson u "$(($(cpu_ticks "$upid") - u0))" --argjson t "$TICK_US" \
         '. + {cpu_us_per_req: {proxy: ($p * $t / .requests | floor), upstream: ($u * $t / .requests | floor)}}'
 }
 for round in 1 2; do
@@ -451,8 +480,12 @@ for round in 1 2; do
     done
 done
 [ "${BENCH_HOLD:-}" = fast ] && hold
-for pid in ${SG_BASE_PID:-} $SG_FAST_PID $BARE_PID $FAST_PID; do { kill "$pid" && wait "$pid"; } 2>/dev/null || true; done
-SG_BASE_PID='' SG_FAST_PID='' BARE_PID='' FAST_PID=
+for pid in ${SG_BASE_PID:-} $SG_H2_PID $H2_PID $SG_FAST_PID $BARE_PID $FAST_PID; do { kill "$pid" && wait "$pid"; } 2>/dev/null || true; done
+SG_BASE_PID='' SG_H2_PID='' H2_PID='' SG_FAST_PID='' BARE_PID='' FAST_PID=
+# Which protocol samgate-h2 spoke: the TLS upstream's per-version request counts.
+H2_VERSIONS=$(sed -n 's/^requests by version: //p' "$WORK/upstream-h2.log")
+log "TLS upstream (samgate-h2's), requests by version: ${H2_VERSIONS:-none printed}"
+put fast_h2_upstream_versions "$(echo "$H2_VERSIONS" | tr ' ' '\n' | jq -R 'select(length > 0) | split("=") | {(.[0]): (.[1] | tonumber)}' | jq -s 'add // {}')"
 if [ "${BENCH_ONLY:-}" = proxy ]; then
     python3 "$BENCH/report.py" "$RESULTS" proxy >"$WORK/results.md"
     cat "$WORK/results.md"

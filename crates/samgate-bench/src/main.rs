@@ -96,6 +96,9 @@ enum Command {
         /// Port on 127.0.0.1.
         #[arg(long)]
         port: u16,
+        /// Serve HTTPS (ALPN h2, then http/1.1) with a throwaway CA, whose PEM is written here.
+        #[arg(long)]
+        tls_ca_out: Option<std::path::PathBuf>,
     },
     /// A bare reverse proxy to `--upstream` that sets a fixed bearer token and nothing else.
     BareProxy {
@@ -152,7 +155,7 @@ async fn main() -> anyhow::Result<()> {
             )
             .await
         }
-        Command::Upstream { port } => http::upstream(port).await,
+        Command::Upstream { port, tls_ca_out } => http::upstream(port, tls_ca_out.as_deref()).await,
         Command::BareProxy {
             port,
             upstream,
