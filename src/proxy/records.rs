@@ -27,6 +27,11 @@ pub struct CallRecordQueue {
 }
 
 const BATCH: usize = 500;
+/// How long a batch gathers records after its first one.
+const GATHER_WINDOW: Duration = Duration::from_millis(200);
+/// How often the queue is read while a batch gathers: at the queue's default capacity (10,000)
+/// a tick holds up to 200,000 calls a second before anything is dropped.
+const GATHER_TICK: Duration = Duration::from_millis(50);
 /// The first wait before a batch is offered to an unreachable database again; it doubles up to
 /// [`MAX_RETRY_DELAY`].
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(200);
@@ -84,17 +89,17 @@ impl CallRecorder {
             };
             let Some(first) = first else { break };
             batch.push(first);
-            // Gather what arrives within a short window, up to a batch.
-            let deadline = tokio::time::sleep(Duration::from_millis(200));
-            tokio::pin!(deadline);
-            while batch.len() < BATCH {
-                tokio::select! {
-                    next = receiver.recv() => match next {
-                        Some(record) => batch.push(record),
-                        None => break,
-                    },
-                    () = &mut deadline => break,
+            // Gather what arrives within a short window, up to a batch. The queue is read in
+            // bulk every tick rather than record by record: waiting on each record would wake
+            // this task (and often a parked worker thread) once per proxied call.
+            let deadline = tokio::time::Instant::now() + GATHER_WINDOW;
+            loop {
+                let open = drain_into(&mut receiver, &mut batch);
+                let now = tokio::time::Instant::now();
+                if !open || batch.len() >= BATCH || now >= deadline {
+                    break;
                 }
+                tokio::time::sleep_until(deadline.min(now + GATHER_TICK)).await;
             }
             if write_until_stored(&pool, &mut batch, &dropped, shutdown.as_mut()).await {
                 break;
@@ -110,6 +115,19 @@ impl CallRecorder {
         }
         write_once(&pool, &mut batch, &dropped).await;
     }
+}
+
+/// Moves queued records into `batch` without waiting, up to [`BATCH`]; false once the queue is
+/// closed and empty.
+fn drain_into(receiver: &mut mpsc::Receiver<CallRecord>, batch: &mut Vec<CallRecord>) -> bool {
+    while batch.len() < BATCH {
+        match receiver.try_recv() {
+            Ok(record) => batch.push(record),
+            Err(mpsc::error::TryRecvError::Empty) => return true,
+            Err(mpsc::error::TryRecvError::Disconnected) => return false,
+        }
+    }
+    true
 }
 
 fn count_lost(dropped: &AtomicU64, records: usize) {
@@ -188,7 +206,63 @@ fn unreachable(err: &sqlx::Error) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::unreachable;
+    use super::{BATCH, CallRecord, CallRecorder, drain_into, unreachable};
+
+    fn record(status: u16) -> CallRecord {
+        CallRecord {
+            occurred_at: time::OffsetDateTime::UNIX_EPOCH,
+            client_id: None,
+            partner_id: None,
+            partner_tenant_id: uuid::Uuid::nil(),
+            customer_tenant_id: None,
+            upstream: "partner-center",
+            method: http::Method::GET,
+            route: "/v1/customers".into(),
+            status,
+            latency_ms: 1,
+            request_id: None,
+            correlation_id: None,
+            error_code: None,
+        }
+    }
+
+    #[test]
+    fn a_batch_takes_what_is_queued_in_order_up_to_its_size_and_leaves_the_rest_queued() {
+        let (recorder, queue) = CallRecorder::new(BATCH * 2);
+        let mut receiver = queue.receiver;
+        for status in 0..BATCH + 3 {
+            recorder.record(record(u16::try_from(status).expect("a small count")));
+        }
+        let mut batch = Vec::new();
+        assert!(
+            drain_into(&mut receiver, &mut batch),
+            "the queue is still open"
+        );
+        assert_eq!(batch.len(), BATCH);
+        assert!(
+            batch
+                .iter()
+                .enumerate()
+                .all(|(i, r)| usize::from(r.status) == i)
+        );
+        assert_eq!(
+            recorder.queue_depth(),
+            3,
+            "the rest waits for the next batch"
+        );
+
+        batch.clear();
+        drop(recorder);
+        assert!(
+            !drain_into(&mut receiver, &mut batch),
+            "closed once the senders are gone"
+        );
+        assert_eq!(
+            batch.len(),
+            3,
+            "what was queued before the close is still taken"
+        );
+    }
 
     #[test]
     fn an_unreachable_database_is_waited_for_and_a_refusal_is_not() {
