@@ -382,21 +382,22 @@ FAST_PID=$!
 H2_PID=$!
 BENCH_TOKEN=$TOKEN "$BIN/samgate-bench" bare-proxy --port "$BARE_PORT" --upstream "$FAST" 2>"$WORK/bare.log" &
 BARE_PID=$!
-{ grep -Ev '^(SAMGATE_LISTEN|SAMGATE_PUBLIC_URL|SAMGATE_PARTNER_CENTER_URL)=' "$WORK/samgate.env"
-  echo "SAMGATE_LISTEN='127.0.0.1:$SG_FAST_PORT'"
-  echo "SAMGATE_PUBLIC_URL='http://127.0.0.1:$SG_FAST_PORT/'"
-  echo "SAMGATE_PARTNER_CENTER_URL='$FAST'"
-} >"$WORK/samgate-fast.env"
+# proxy_env FILE PORT PARTNER_CENTER_URL [EXTRA_CA_FILE]: samgate.env for another samgate process
+# on PORT whose Partner Center is PARTNER_CENTER_URL (same database, KEK and emulator).
+proxy_env() {
+    { grep -Ev '^(SAMGATE_LISTEN|SAMGATE_PUBLIC_URL|SAMGATE_PARTNER_CENTER_URL|SAMGATE_EXTRA_CA_FILE)=' "$WORK/samgate.env"
+      echo "SAMGATE_LISTEN='127.0.0.1:$2'"
+      echo "SAMGATE_PUBLIC_URL='http://127.0.0.1:$2/'"
+      echo "SAMGATE_PARTNER_CENTER_URL='$3'"
+      [ -z "${4:-}" ] || echo "SAMGATE_EXTRA_CA_FILE='$4'"
+    } >"$1"
+}
+proxy_env "$WORK/samgate-fast.env" "$SG_FAST_PORT" "$FAST"
 SAMGATE_ENV_FILE=$WORK/samgate-fast.env "$BIN/samgate" serve >"$WORK/samgate-fast.out" 2>"$WORK/samgate-fast.log" &
 SG_FAST_PID=$!
 for _ in $(seq 100); do grep -q '^listening on' "$WORK/upstream-h2.log" 2>/dev/null && break; sleep 0.1; done
 [ -s "$WORK/upstream-h2-ca.pem" ] || die "TLS upstream wrote no CA (see $WORK/upstream-h2.log)"
-{ grep -Ev '^(SAMGATE_LISTEN|SAMGATE_PUBLIC_URL|SAMGATE_PARTNER_CENTER_URL|SAMGATE_EXTRA_CA_FILE)=' "$WORK/samgate.env"
-  echo "SAMGATE_LISTEN='127.0.0.1:$SG_H2_PORT'"
-  echo "SAMGATE_PUBLIC_URL='http://127.0.0.1:$SG_H2_PORT/'"
-  echo "SAMGATE_PARTNER_CENTER_URL='https://127.0.0.1:$H2_PORT/'"
-  echo "SAMGATE_EXTRA_CA_FILE='$WORK/upstream-h2-ca.pem'"
-} >"$WORK/samgate-h2.env"
+proxy_env "$WORK/samgate-h2.env" "$SG_H2_PORT" "https://127.0.0.1:$H2_PORT/" "$WORK/upstream-h2-ca.pem"
 SAMGATE_ENV_FILE=$WORK/samgate-h2.env "$BIN/samgate" serve >"$WORK/samgate-h2.out" 2>"$WORK/samgate-h2.log" &
 SG_H2_PID=$!
 # BENCH_BASELINE_BIN: an earlier samgate build, run beside this one against the same upstream
