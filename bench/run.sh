@@ -20,8 +20,9 @@
 # Knobs (environment): BENCH_WORK (/tmp/samgate-bench), BENCH_DURATION (15 s per load run),
 # BENCH_CONCURRENCY (32), BENCH_PARTNERS (100000), BENCH_EMULATED (10000), BENCH_SOAK_SECS (60),
 # BENCH_SOAK_RATE (1000), BENCH_SAMGATE_PORT/BENCH_EMU_PORT/BENCH_NGINX_PORT (18080/18081/18082),
-# BENCH_SKIP_BUILD=1, BENCH_HOLD=setup|fast|end (keep everything running for profiling; `fast` holds
-# after the fixed-answer-upstream runs), BENCH_ONLY=proxy (stop after the proxy comparisons, 1 and 1b),
+# BENCH_SKIP_BUILD=1, BENCH_HOLD=setup|fast-setup|fast|end (keep everything running for profiling;
+# `fast-setup` holds once the fixed-answer upstream and its proxies are up, `fast` after their runs),
+# BENCH_ONLY=proxy (stop after the proxy comparisons, 1 and 1b) or fast (1b only, then stop),
 # BENCH_FAST_PORT/BENCH_BARE_PORT/BENCH_SAMGATE_FAST_PORT/BENCH_NGINX_FAST_PORT (18083-18086),
 # BENCH_BASELINE_BIN (an earlier samgate binary measured beside this one in 1b; port BENCH_SAMGATE_BASE_PORT, 18087),
 # BENCH_H2_PORT/BENCH_SAMGATE_H2_PORT (18088/18089: the TLS upstream and the samgate speaking HTTP/2 to it).
@@ -306,7 +307,9 @@ db_snapshot() {
                                   'tup_fetched', tup_fetched, 'tup_inserted', tup_inserted, 'tup_updated', tup_updated)
          FROM pg_stat_database WHERE datname = 'samgate'"
 }
-for round in 1 2; do
+HALF_SECS=$((DURATION * 2 / 3))
+# BENCH_ONLY=fast: only the fixed-upstream comparisons (scenario 1b), for quick A/B and profiling.
+[ "${BENCH_ONLY:-}" = fast ] || for round in 1 2; do
     for target in direct nginx samgate; do
         if [ "$target" = samgate ] && [ "$round" = 2 ]; then
             sleep 1
@@ -344,11 +347,10 @@ done
 put rss_after_small_kb "$(rss_kb "$SG_PID" VmRSS)"
 
 # Saturation rate = the better samgate round; half of it is the "half saturation" rate.
-SAT=$(jq '[.small_samgate_r1.rps, .small_samgate_r2.rps] | max' "$RESULTS")
+SAT=$(jq '[.small_samgate_r1.rps, .small_samgate_r2.rps] | max // 0' "$RESULTS")
 HALF=$(jq -n --argjson s "$SAT" '($s / 2) | floor')
 PER_THREAD=$(jq -n --argjson h "$HALF" '$h / 2')
-HALF_SECS=$((DURATION * 2 / 3))
-for round in 1 2; do
+[ "${BENCH_ONLY:-}" = fast ] || for round in 1 2; do
     for target in direct nginx samgate; do
         log "small GET at half saturation ($HALF req/s), $target, round $round: wrk -t2 -c16 -d${HALF_SECS}s, paced"
         R=$(wrk_json "$(url_for $target 'v1/customers?size=1')" "$(auth_for $target)" 2 16 "$HALF_SECS" "$PER_THREAD")
@@ -444,6 +446,7 @@ for target in $FAST_TARGETS; do
     code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: $(auth_for "$(is_samgate "$target" && echo samgate || echo direct)")" "$(fast_url $target)")
     [ "$code" = 200 ] || die "fast upstream via $target answered $code"
 done
+[ "${BENCH_HOLD:-}" = fast-setup ] && hold
 # wrk_fast TARGET CONNECTIONS SECONDS [RATE_PER_THREAD] -> JSON with cpu_us_per_req {proxy, upstream}
 wrk_fast() {
     local out p0 u0 pids upid auth
@@ -487,10 +490,10 @@ SG_BASE_PID='' SG_H2_PID='' H2_PID='' SG_FAST_PID='' BARE_PID='' FAST_PID=
 H2_VERSIONS=$(sed -n 's/^requests by version: //p' "$WORK/upstream-h2.log")
 log "TLS upstream (samgate-h2's), requests by version: ${H2_VERSIONS:-none printed}"
 put fast_h2_upstream_versions "$(echo "$H2_VERSIONS" | tr ' ' '\n' | jq -R 'select(length > 0) | split("=") | {(.[0]): (.[1] | tonumber)}' | jq -s 'add // {}')"
-if [ "${BENCH_ONLY:-}" = proxy ]; then
+if [ "${BENCH_ONLY:-}" = proxy ] || [ "${BENCH_ONLY:-}" = fast ]; then
     python3 "$BENCH/report.py" "$RESULTS" proxy >"$WORK/results.md"
     cat "$WORK/results.md"
-    log "done (BENCH_ONLY=proxy) in $(($(date +%s) - STARTED)) s; results in $RESULTS"
+    log "done (BENCH_ONLY=${BENCH_ONLY}) in $(($(date +%s) - STARTED)) s; results in $RESULTS"
     exit 0
 fi
 

@@ -317,7 +317,7 @@ pub fn proxy_headers(data: &[u8]) {
     );
     assert_filtered(
         &input,
-        &headers::response_headers(&input),
+        &headers::response_headers(input.clone()),
         RESPONSE_NEVER_RETURNED,
     );
 }

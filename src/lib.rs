@@ -11,6 +11,8 @@ pub mod app;
 pub mod app_consents;
 /// Access-token cache, single-flight refresh, rotation persistence.
 pub mod broker;
+/// The hasher of the in-memory caches on the proxy's hot path.
+pub mod cache;
 /// Command line: `serve`, `demo`, `migrate`.
 pub mod cli;
 /// Time as a parameter.

@@ -32,7 +32,7 @@ pub struct PartnerInfo {
 #[derive(Clone)]
 pub struct PartnerDirectory {
     pool: PgPool,
-    cache: Cache<Uuid, Option<Arc<PartnerInfo>>>,
+    cache: Cache<Uuid, Option<Arc<PartnerInfo>>, crate::cache::Hasher>,
 }
 
 impl std::fmt::Debug for PartnerDirectory {
@@ -51,7 +51,7 @@ impl PartnerDirectory {
             cache: Cache::builder()
                 .max_capacity(200_000)
                 .time_to_live(Duration::from_secs(5))
-                .build(),
+                .build_with_hasher(crate::cache::Hasher::default()),
         }
     }
 

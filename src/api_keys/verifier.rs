@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -85,7 +85,10 @@ impl Default for VerifierSettings {
 /// A key as loaded, with the principal it stands for.
 #[derive(Debug)]
 struct KnownKey {
-    principal: Principal,
+    principal: Arc<Principal>,
+    /// The whole second (Unix time) of the last use noted for `last_used_at`: later uses in the
+    /// same second take no lock (the stored time is exact to the second).
+    noted_second: AtomicI64,
     expires_at: Option<OffsetDateTime>,
     revoked: bool,
     client_disabled: bool,
@@ -94,13 +97,14 @@ struct KnownKey {
 impl From<VerificationRow> for KnownKey {
     fn from(row: VerificationRow) -> Self {
         Self {
-            principal: Principal {
+            principal: Arc::new(Principal {
                 client_id: row.client_id,
                 client_name: row.client_name,
                 key_id: row.key_id,
                 scope: PartnerScope::from_stored(row.all_partners, row.partners),
                 read_only: row.read_only,
-            },
+            }),
+            noted_second: AtomicI64::new(i64::MIN),
             expires_at: row.expires_at,
             revoked: row.revoked_at.is_some(),
             client_disabled: row.client_disabled_at.is_some(),
@@ -145,7 +149,7 @@ const CHANGE_LOG_LEN: usize = 4096;
 
 struct Inner {
     pool: PgPool,
-    cache: Cache<[u8; 32], Answer>,
+    cache: Cache<[u8; 32], Answer, crate::cache::Hasher>,
     /// Bumped on every change notification and local change.
     generation: AtomicU64,
     /// Which ids changed at which generation.
@@ -184,7 +188,7 @@ impl ApiKeyVerifier {
             .max_capacity(settings.max_entries)
             .expire_after(Lifetimes(settings))
             .support_invalidation_closures()
-            .build();
+            .build_with_hasher(crate::cache::Hasher::default());
         Self {
             inner: Arc::new(Inner {
                 pool,
@@ -203,7 +207,7 @@ impl ApiKeyVerifier {
         &self,
         presented: &str,
         now: OffsetDateTime,
-    ) -> Result<Principal, KeyRejection> {
+    ) -> Result<Arc<Principal>, KeyRejection> {
         let Some(key) = ApiKey::parse(presented) else {
             return Err(rejected(Reason::Malformed, None));
         };
@@ -222,7 +226,13 @@ impl ApiKeyVerifier {
         if let Some(reason) = refusal {
             return Err(rejected(reason, Some(&known.principal)));
         }
-        self.note_use(known.principal.key_id, now);
+        if known
+            .noted_second
+            .swap(now.unix_timestamp(), Ordering::Relaxed)
+            != now.unix_timestamp()
+        {
+            self.note_use(known.principal.key_id, now);
+        }
         Ok(known.principal.clone())
     }
 
@@ -313,6 +323,11 @@ impl ApiKeyVerifier {
 
     /// Whether no change since `answer` was loaded can affect it.
     fn is_current(&self, answer: &Answer) -> bool {
+        // Nothing changed since it was loaded (a change bumps the generation before it is
+        // logged): no lock needed.
+        if answer.generation == self.inner.generation.load(Ordering::SeqCst) {
+            return true;
+        }
         let changes = self.inner.changes.lock().unwrap_or_else(|e| e.into_inner());
         if answer.generation < changes.floor {
             return false;

@@ -211,7 +211,7 @@ async fn partner_center_token(app: &App, partner: &PartnerInfo) -> Result<Secret
     app.broker
         .access_token(token_key(partner))
         .await
-        .map(|t| t.secret)
+        .map(|t| t.secret.clone())
         .map_err(|e| Problem::from_broker(&e))
 }
 

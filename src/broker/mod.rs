@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use moka::future::Cache;
+use moka::sync::Cache;
 use secrecy::SecretString;
 use sqlx::PgPool;
 use time::OffsetDateTime;
@@ -67,13 +67,45 @@ pub struct TokenKey {
     pub resource: Resource,
 }
 
-/// An access token and its expiry. `Debug` shows no token.
-#[derive(Debug, Clone)]
+/// An access token and its expiry. `Debug` shows no token. The broker hands out one shared
+/// [`Arc`] per cached token, so a call costs no copy of it.
+#[derive(Debug)]
 pub struct AccessToken {
     /// The bearer token.
     pub secret: SecretString,
     /// When Microsoft says it expires.
     pub expires_at: OffsetDateTime,
+    /// `Authorization: Bearer …`, built once per token: marked sensitive (HTTP/2's HPACK never
+    /// indexes it, `Debug` shows `Sensitive`), its bytes wiped when the last call using it ends.
+    bearer: axum::http::HeaderValue,
+}
+
+impl AccessToken {
+    /// The token `secret`, valid until `expires_at`.
+    pub fn new(secret: SecretString, expires_at: OffsetDateTime) -> Self {
+        let bearer = bearer_header(secrecy::ExposeSecret::expose_secret(&secret));
+        Self {
+            secret,
+            expires_at,
+            bearer,
+        }
+    }
+
+    /// The `Authorization` header value for this token (a shared, cheap copy).
+    pub fn bearer(&self) -> axum::http::HeaderValue {
+        self.bearer.clone()
+    }
+}
+
+/// `Bearer <token>` in bytes that are zeroed when the last header holding them is dropped.
+fn bearer_header(token: &str) -> axum::http::HeaderValue {
+    let mut text = zeroize::Zeroizing::new(Vec::with_capacity(token.len() + 7));
+    text.extend_from_slice(b"Bearer ");
+    text.extend_from_slice(token.as_bytes());
+    let mut value = axum::http::HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(text))
+        .unwrap_or_else(|_| axum::http::HeaderValue::from_static("Bearer invalid"));
+    value.set_sensitive(true);
+    value
 }
 
 /// Why no token could be had.
@@ -132,7 +164,7 @@ fn code_text(c: &Option<Classified>) -> String {
         .unwrap_or_else(|| "earlier failure".into())
 }
 
-type Slot = Arc<RwLock<Option<AccessToken>>>;
+type Slot = Arc<RwLock<Option<Arc<AccessToken>>>>;
 
 /// The token broker of one samgate process.
 #[derive(Clone)]
@@ -142,8 +174,8 @@ pub struct Broker {
     identity: Arc<IdentityClient>,
     clock: Arc<dyn Clock>,
     partners: PartnerDirectory,
-    slots: Cache<TokenKey, Slot>,
-    refusals: Cache<TokenKey, Remembered>,
+    slots: Cache<TokenKey, Slot, crate::cache::Hasher>,
+    refusals: Cache<TokenKey, Remembered, crate::cache::Hasher>,
     memory: RefusalMemory,
     partner_center_scope: String,
     graph_scope: String,
@@ -207,7 +239,7 @@ impl Broker {
                 .max_capacity(200_000)
                 .support_invalidation_closures()
                 .time_to_live(memory.refusal.max(memory.transient))
-                .build(),
+                .build_with_hasher(crate::cache::Hasher::default()),
             memory,
             partners,
             pool,
@@ -218,7 +250,7 @@ impl Broker {
             slots: Cache::builder()
                 .max_capacity(200_000)
                 .time_to_idle(Duration::from_secs(2 * 3600))
-                .build(),
+                .build_with_hasher(crate::cache::Hasher::default()),
             partner_center_scope: format!(
                 "{}/.default",
                 partner_center_resource.trim_end_matches('/')
@@ -239,11 +271,11 @@ impl Broker {
     }
 
     /// A refusal at a customer authority still remembered for `key`.
-    async fn remembered(&self, key: &TokenKey) -> Option<BrokerError> {
+    fn remembered(&self, key: &TokenKey) -> Option<BrokerError> {
         if key.authority_tenant == key.partner_tenant {
             return None;
         }
-        let remembered = self.refusals.get(key).await?;
+        let remembered = self.refusals.get(key)?;
         let left = remembered
             .until
             .saturating_duration_since(std::time::Instant::now());
@@ -265,14 +297,11 @@ impl Broker {
     }
 
     /// An access token for `key`: from memory, from another instance's refresh, or refreshed now.
-    pub async fn access_token(&self, key: TokenKey) -> Result<AccessToken, BrokerError> {
-        if let Some(refusal) = self.remembered(&key).await {
+    pub async fn access_token(&self, key: TokenKey) -> Result<Arc<AccessToken>, BrokerError> {
+        if let Some(refusal) = self.remembered(&key) {
             return Err(refusal);
         }
-        let slot = self
-            .slots
-            .get_with(key, async { Arc::new(RwLock::new(None)) })
-            .await;
+        let slot = self.slots.get_with(key, || Arc::new(RwLock::new(None)));
         if let Some(token) = slot.read().await.as_ref()
             && self.is_fresh(token)
         {
@@ -287,17 +316,18 @@ impl Broker {
         {
             return Ok(token.clone());
         }
-        if let Some(refusal) = self.remembered(&key).await {
+        if let Some(refusal) = self.remembered(&key) {
             return Err(refusal);
         }
-        let token = self.obtain(key).await?;
+        // Boxed: the refresh (database, Microsoft) is a large future that a cache hit never needs.
+        let token = Arc::new(Box::pin(self.obtain(key)).await?);
         *guard = Some(token.clone());
         Ok(token)
     }
 
     /// Drops a token an upstream refused (`401 invalid_token`), here and for other instances.
     pub async fn forget(&self, key: TokenKey) {
-        if let Some(slot) = self.slots.get(&key).await {
+        if let Some(slot) = self.slots.get(&key) {
             *slot.write().await = None;
         }
         let _ = db::access_tokens::delete(
@@ -361,10 +391,7 @@ impl Broker {
                 &SealContext::new(ACCESS_TOKEN_PURPOSE, &row),
             )
             .ok()?;
-        let token = AccessToken {
-            secret,
-            expires_at: stored.expires_at,
-        };
+        let token = AccessToken::new(secret, stored.expires_at);
         self.is_fresh(&token).then_some(token)
     }
 
@@ -437,10 +464,7 @@ impl Broker {
                 .await
                 .map_err(db_err)?;
                 tx.commit().await.map_err(db_err)?;
-                Ok(AccessToken {
-                    secret: response.access_token,
-                    expires_at,
-                })
+                Ok(AccessToken::new(response.access_token, expires_at))
             }
             Err(error) => {
                 let refusal = match error {
@@ -460,7 +484,7 @@ impl Broker {
                     | IdentityError::Protocol(_)
                     | IdentityError::IdToken(_) => CustomerRefusal {
                         problem: CustomerProblem::Unavailable,
-                        advice: "Microsoft's token service did not answer for this customer's                                  tenant; retry after the time given.",
+                        advice: "Microsoft's token service did not answer for this customer's tenant; retry after the time given.",
                         classified: None,
                         retry_after: 0,
                     },
@@ -486,14 +510,14 @@ impl Broker {
         match self.refresh(partner_key, true).await {
             Ok(_) => Ok(CustomerRefusal {
                 problem: CustomerProblem::AccessDenied,
-                advice: "Microsoft refused the partner's sign-in in this customer's tenant although                          it works in the partner's own tenant: check the partner's GDAP access to                          this customer.",
+                advice: "Microsoft refused the partner's sign-in in this customer's tenant although it works in the partner's own tenant: check the partner's GDAP access to this customer.",
                 classified: Some(classified),
                 retry_after: 0,
             }),
             Err(err @ (BrokerError::ConsentRequired(_) | BrokerError::MfaRequired(_))) => Err(err),
             Err(_) => Ok(CustomerRefusal {
                 problem: CustomerProblem::Unavailable,
-                advice: "Microsoft's token service did not answer for this customer's tenant; retry                          after the time given.",
+                advice: "Microsoft's token service did not answer for this customer's tenant; retry after the time given.",
                 classified: Some(classified),
                 retry_after: 0,
             }),
@@ -509,15 +533,13 @@ impl Broker {
             self.memory.refusal
         };
         refusal.retry_after = memory.as_secs().max(1);
-        self.refusals
-            .insert(
-                key,
-                Remembered {
-                    refusal: refusal.clone(),
-                    until: std::time::Instant::now() + memory,
-                },
-            )
-            .await;
+        self.refusals.insert(
+            key,
+            Remembered {
+                refusal: refusal.clone(),
+                until: std::time::Instant::now() + memory,
+            },
+        );
         if let Some(classified) = &refusal.classified
             && refusal.problem != CustomerProblem::Unavailable
         {
@@ -623,10 +645,7 @@ impl Broker {
                 {
                     self.mark_recovered(key).await;
                 }
-                Ok(AccessToken {
-                    secret: response.access_token,
-                    expires_at,
-                })
+                Ok(AccessToken::new(response.access_token, expires_at))
             }
             Err(error) => {
                 let outcome = self.classify(error);
@@ -678,11 +697,11 @@ impl Broker {
         };
         // Keep-alive refreshes grants nobody is using: update a cached token only if there is one,
         // so a sweep over every partner does not fill memory with tokens (BENCHMARKS.md).
-        match self.slots.get(&key).await {
+        match self.slots.get(&key) {
             Some(slot) => {
                 let mut guard = slot.write().await;
                 let token = self.refresh(key, true).await?;
-                *guard = Some(token);
+                *guard = Some(Arc::new(token));
             }
             None => {
                 self.refresh(key, true).await?;
@@ -772,4 +791,27 @@ pub fn jittered_backoff(attempt: u32) -> Duration {
     let base = 100u64 * 3u64.pow(attempt.saturating_sub(1).min(5));
     let jitter = rand::rng().random_range(base / 2..=base + base / 2);
     Duration::from_millis(jitter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_carries_its_bearer_header_sensitive_and_shows_neither_in_debug() {
+        let token = AccessToken::new(
+            SecretString::from("eyJ0eXAi.payload.signature"),
+            OffsetDateTime::UNIX_EPOCH,
+        );
+        let header = token.bearer();
+        assert_eq!(header, "Bearer eyJ0eXAi.payload.signature");
+        assert!(header.is_sensitive(), "never HPACK-indexed");
+        // Clones share the bytes the token built once.
+        assert_eq!(
+            token.bearer().as_bytes().as_ptr(),
+            header.as_bytes().as_ptr()
+        );
+        let shown = format!("{token:?} {header:?}");
+        assert!(!shown.contains("payload"), "{shown}");
+    }
 }

@@ -78,46 +78,50 @@ fn listed_in_connection(headers: &HeaderMap) -> Vec<String> {
         .collect()
 }
 
-fn filtered(headers: &HeaderMap, deny: &[&str]) -> HeaderMap {
-    let connection = listed_in_connection(headers);
-    let mut out = HeaderMap::new();
-    for (name, value) in headers {
-        let lower = name.as_str();
-        let denied = deny.contains(&lower)
-            || lower.starts_with("x-samgate-")
-            || lower.starts_with("proxy-")
-            || connection.iter().any(|c| c == lower);
-        if !denied {
-            out.append(name.clone(), value.clone());
-        }
-    }
-    out
+/// Whether `name` (lower case, as `HeaderName` keeps it) stays behind under `deny` and the
+/// headers that `Connection` names.
+fn denied(name: &str, deny: &[&str], connection: &[String]) -> bool {
+    deny.contains(&name)
+        || name.starts_with("x-samgate-")
+        || name.starts_with("proxy-")
+        || connection.iter().any(|c| c == name)
 }
 
 /// The caller's headers that may go to Microsoft: the allow-list, minus the deny-list. Dropped
 /// names are logged at debug (names only, never values).
-pub fn request_headers(incoming: &HeaderMap) -> HeaderMap {
-    let mut out = filtered(incoming, REQUEST_DENY);
-    let dropped: Vec<HeaderName> = out
-        .keys()
-        .filter(|name| {
-            let name = name.as_str();
-            !(REQUEST_ALLOW.contains(&name) || name.starts_with("ms-"))
-        })
-        .cloned()
-        .collect();
-    for name in &dropped {
-        out.remove(name);
+pub fn request_headers(headers: &HeaderMap) -> HeaderMap {
+    let connection = listed_in_connection(headers);
+    let mut out = HeaderMap::with_capacity(headers.len());
+    let mut dropped: Vec<&str> = Vec::new();
+    for (name, value) in headers {
+        let lower = name.as_str();
+        if denied(lower, REQUEST_DENY, &connection) {
+            continue;
+        }
+        if REQUEST_ALLOW.contains(&lower) || lower.starts_with("ms-") {
+            out.append(name.clone(), value.clone());
+        } else if !dropped.contains(&lower) {
+            dropped.push(lower);
+        }
     }
     if !dropped.is_empty() {
-        tracing::debug!(proxy.dropped_headers = ?dropped.iter().map(HeaderName::as_str).collect::<Vec<_>>(), "request headers not forwarded");
+        tracing::debug!(proxy.dropped_headers = ?dropped, "request headers not forwarded");
     }
     out
 }
 
-/// Microsoft's headers that may go back to the caller.
-pub fn response_headers(upstream: &HeaderMap) -> HeaderMap {
-    filtered(upstream, RESPONSE_DENY)
+/// Microsoft's headers that may go back to the caller (filtered in place: most of them pass).
+pub fn response_headers(mut upstream: HeaderMap) -> HeaderMap {
+    let connection = listed_in_connection(&upstream);
+    let stay: Vec<HeaderName> = upstream
+        .keys()
+        .filter(|name| denied(name.as_str(), RESPONSE_DENY, &connection))
+        .cloned()
+        .collect();
+    for name in &stay {
+        upstream.remove(name);
+    }
+    upstream
 }
 
 /// `MS-RequestId` (idempotency) and `MS-CorrelationId` (tracing), kept from the caller.
@@ -193,7 +197,7 @@ mod tests {
         headers.append("set-cookie", "x=y".parse().expect("value"));
         headers.append("content-type", "application/json".parse().expect("value"));
         headers.append("ms-requestid", "r1".parse().expect("value"));
-        let out = response_headers(&headers);
+        let out = response_headers(headers);
         assert!(out.get("set-cookie").is_none());
         assert_eq!(out["ms-requestid"], "r1");
     }

@@ -11,6 +11,8 @@
 //! copied verbatim. Links elsewhere (another host, a non-API path) are left as they are; item-level
 //! `links.self` of Partner Center collections stay relative (no iterator follows them).
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 use serde::de::{MapAccess, Visitor};
 use serde_json::value::RawValue;
@@ -30,31 +32,78 @@ pub struct LinkTarget<'a> {
     pub route: &'a str,
 }
 
-/// The top-level members of a JSON object, in order, values unparsed.
-struct TopLevel<'a>(Vec<(String, &'a RawValue)>);
+/// The members of one JSON object, in order: each name (decoded) and its value, unparsed. Values
+/// borrow the body, so where each one sits in it is known without a second pass.
+struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
 
-impl<'de: 'a, 'a> Deserialize<'de> for TopLevel<'a> {
+impl<'de: 'a, 'a> Deserialize<'de> for Members<'a> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Members<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for Members<'a> {
-            type Value = TopLevel<'a>;
+        struct Object<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for Object<'a> {
+            type Value = Members<'a>;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("a JSON object")
             }
-            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<TopLevel<'a>, M::Error> {
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Members<'a>, M::Error> {
                 let mut members = Vec::new();
-                while let Some((key, value)) = map.next_entry::<String, &'de RawValue>()? {
-                    members.push((key, value));
+                while let Some(name) = map.next_key_seed(Name(std::marker::PhantomData))? {
+                    members.push((name, map.next_value::<&'de RawValue>()?));
                 }
-                Ok(TopLevel(members))
+                Ok(Members(members))
             }
         }
-        deserializer.deserialize_map(Members(std::marker::PhantomData))
+        deserializer.deserialize_map(Object(std::marker::PhantomData))
     }
 }
 
+/// A member name or string value: borrowed from the body when it holds no escapes, decoded
+/// otherwise.
+struct Name<'a>(std::marker::PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a> serde::de::DeserializeSeed<'de> for Name<'a> {
+    type Value = Cow<'a, str>;
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de: 'a, 'a> Visitor<'de> for Name<'a> {
+    type Value = Cow<'a, str>;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_borrowed_str<E: serde::de::Error>(self, text: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(text))
+    }
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(text.to_owned()))
+    }
+}
+
+/// The members of the object `raw`, or `None` when it is not an object.
+fn members(raw: &RawValue) -> Option<Members<'_>> {
+    serde_json::from_str(raw.get()).ok()
+}
+
+/// The string `raw` holds, or `None` when it is not a string.
+fn string(raw: &RawValue) -> Option<Cow<'_, str>> {
+    let mut deserializer = serde_json::Deserializer::from_str(raw.get());
+    serde::de::DeserializeSeed::deserialize(Name(std::marker::PhantomData), &mut deserializer).ok()
+}
+
+/// A replacement: the bytes of `raw` (a value inside the body) give way to the JSON string `link`.
+struct Splice<'a> {
+    raw: &'a RawValue,
+    link: String,
+}
+
 /// The body with its paging links pointed at samgate, or `None` when there is nothing to change
-/// (not a JSON object, or no link into the upstream).
+/// (not a JSON object, or no link into the upstream). Only the links' own bytes change: every
+/// other byte of the body, including the rest of Partner Center's `links` object, is kept as
+/// Microsoft sent it.
 pub fn rewrite(body: &[u8], target: &LinkTarget<'_>) -> Option<Vec<u8>> {
     // Most answers carry no paging link: a byte search is far cheaper than parsing them.
     let marker: &[&[u8]] = match target.upstream {
@@ -68,34 +117,38 @@ pub fn rewrite(body: &[u8], target: &LinkTarget<'_>) -> Option<Vec<u8>> {
         return None;
     }
     let text = std::str::from_utf8(body).ok()?;
-    let TopLevel(members) = serde_json::from_str(text).ok()?;
-    let mut changed = false;
-    let mut out = Vec::with_capacity(body.len() + 256);
-    out.push(b'{');
-    for (index, (key, value)) in members.iter().enumerate() {
-        if index > 0 {
-            out.push(b',');
-        }
-        serde_json::to_writer(&mut out, key).ok()?;
-        out.push(b':');
-        let replaced = match target.upstream {
-            Upstream::Graph if is_graph_link(key) => serde_json::from_str::<String>(value.get())
-                .ok()
-                .and_then(|link| graph_link(&link, target))
-                .and_then(|link| serde_json::to_vec(&link).ok()),
-            Upstream::PartnerCenter if key == "links" => partner_center_links(value, target),
-            _ => None,
-        };
-        match replaced {
-            Some(bytes) => {
-                changed = true;
-                out.extend_from_slice(&bytes);
+    let Members(top) = serde_json::from_str(text).ok()?;
+    let mut splices = Vec::new();
+    for (name, value) in &top {
+        match target.upstream {
+            Upstream::Graph if is_graph_link(name) => {
+                if let Some(link) = string(value).and_then(|link| graph_link(&link, target)) {
+                    splices.push(Splice { raw: value, link });
+                }
             }
-            None => out.extend_from_slice(value.get().as_bytes()),
+            Upstream::PartnerCenter if name == "links" => {
+                partner_center_links(value, target, &mut splices);
+            }
+            _ => {}
         }
     }
-    out.push(b'}');
-    changed.then_some(out)
+    if splices.is_empty() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(body.len() + splices.len() * target.route.len());
+    let mut copied = 0;
+    for Splice { raw, link } in splices {
+        // Every value borrows `text`, in order: its offset is where its bytes start.
+        let at = raw.get().as_ptr() as usize - text.as_ptr() as usize;
+        if at < copied {
+            return None;
+        }
+        out.extend_from_slice(&body[copied..at]);
+        serde_json::to_writer(&mut out, &link).ok()?;
+        copied = at + raw.get().len();
+    }
+    out.extend_from_slice(&body[copied..]);
+    Some(out)
 }
 
 fn is_graph_link(key: &str) -> bool {
@@ -120,25 +173,31 @@ fn graph_link(link: &str, target: &LinkTarget<'_>) -> Option<String> {
     Some(join(target.route, rest, url.query()))
 }
 
-/// Partner Center's `links` object with each `*.uri` through samgate.
-fn partner_center_links(value: &RawValue, target: &LinkTarget<'_>) -> Option<Vec<u8>> {
-    let mut links: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(value.get()).ok()?;
-    let mut changed = false;
-    for link in links.values_mut() {
-        let Some(uri) = link.get_mut("uri") else {
+/// Each `*.uri` of Partner Center's `links` object that points into Partner Center, through
+/// samgate.
+fn partner_center_links<'a>(
+    value: &'a RawValue,
+    target: &LinkTarget<'_>,
+    splices: &mut Vec<Splice<'a>>,
+) {
+    let Some(Members(links)) = members(value) else {
+        return;
+    };
+    for (_, link) in links {
+        let Some(Members(fields)) = members(link) else {
             continue;
         };
-        let Some(text) = uri.as_str() else { continue };
-        if let Some(through) = partner_center_link(text, target) {
-            *uri = serde_json::Value::String(through);
-            changed = true;
+        for (name, uri) in fields {
+            if name != "uri" {
+                continue;
+            }
+            if let Some(through) = string(uri).and_then(|text| partner_center_link(&text, target)) {
+                splices.push(Splice {
+                    raw: uri,
+                    link: through,
+                });
+            }
         }
-    }
-    if changed {
-        serde_json::to_vec(&links).ok()
-    } else {
-        None
     }
 }
 
@@ -191,6 +250,14 @@ mod tests {
     fn graph_target<'a>(base: &'a Url, route: &'a str) -> LinkTarget<'a> {
         LinkTarget {
             upstream: Upstream::Graph,
+            upstream_base: base,
+            route,
+        }
+    }
+
+    fn partner_center_target<'a>(base: &'a Url, route: &'a str) -> LinkTarget<'a> {
+        LinkTarget {
+            upstream: Upstream::PartnerCenter,
             upstream_base: base,
             route,
         }
@@ -259,11 +326,7 @@ mod tests {
     fn partner_center_links_with_or_without_v1_or_absolute_become_samgate_links() {
         let base = Url::parse("https://api.partnercenter.microsoft.com").expect("url");
         let route = "https://samgate.example/api/v1/partners/p/partner-center";
-        let target = LinkTarget {
-            upstream: Upstream::PartnerCenter,
-            upstream_base: &base,
-            route,
-        };
+        let target = partner_center_target(&base, route);
         for uri in [
             "/v1/customers?size=500&seekOperation=Next",
             "/customers?size=500&seekOperation=Next",
@@ -298,5 +361,25 @@ mod tests {
         assert!(rewrite(foreign, &target).is_none());
         let network_path = br#"{"links":{"next":{"uri":"//evil.example/v1/customers"}}}"#;
         assert!(rewrite(network_path, &target).is_none());
+    }
+
+    #[test]
+    fn only_the_link_strings_change_and_every_other_byte_stays_as_microsoft_sent_it() {
+        let base = Url::parse("https://api.partnercenter.microsoft.com").expect("url");
+        let route = "https://samgate.example/api/v1/partners/p/partner-center";
+        let target = partner_center_target(&base, route);
+        // Spacing, member order inside `links`, an escaped name and a number beyond f64.
+        let body = br#"{ "totalCount" : 12345678901234567890123,
+  "links" : { "next" : { "headers" : [ {"key":"MS-ContinuationToken","value":"t"} ], "method":"GET", "uri" : "/customers?size=1" },
+              "self" : { "uri":"\/v1\/customers" } },
+  "na\u006de" : "x" }"#;
+        let out = rewrite(body, &target).expect("links changed");
+        let expected = format!(
+            r#"{{ "totalCount" : 12345678901234567890123,
+  "links" : {{ "next" : {{ "headers" : [ {{"key":"MS-ContinuationToken","value":"t"}} ], "method":"GET", "uri" : "{route}/v1/customers?size=1" }},
+              "self" : {{ "uri":"{route}/v1/customers" }} }},
+  "na\u006de" : "x" }}"#
+        );
+        assert_eq!(String::from_utf8(out).expect("utf-8"), expected);
     }
 }

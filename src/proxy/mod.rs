@@ -13,10 +13,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderValue, Method, Response, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Response, header};
 use bytes::Bytes;
-use moka::future::Cache;
-use secrecy::ExposeSecret;
+use moka::sync::Cache;
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
@@ -180,11 +179,11 @@ pub struct Proxy {
     settings: ProxySettings,
     partner_center_base: path::Base,
     graph_base: path::Base,
-    throttled_until: Cache<(Uuid, Option<Uuid>, Upstream), Instant>,
-    client_slots: Cache<Uuid, Arc<Semaphore>>,
-    partner_slots: Cache<Uuid, Arc<Semaphore>>,
+    throttled_until: Cache<(Uuid, Option<Uuid>, Upstream), Instant, crate::cache::Hasher>,
+    client_slots: Cache<Uuid, Arc<Semaphore>, crate::cache::Hasher>,
+    partner_slots: Cache<Uuid, Arc<Semaphore>, crate::cache::Hasher>,
     /// One client's share of one partner's slots, so a single client cannot starve the others.
-    share_slots: Cache<(Uuid, Uuid), Arc<Semaphore>>,
+    share_slots: Cache<(Uuid, Uuid), Arc<Semaphore>, crate::cache::Hasher>,
     recorder: CallRecorder,
 }
 
@@ -224,19 +223,19 @@ impl Proxy {
             throttled_until: Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(3600))
-                .build(),
+                .build_with_hasher(crate::cache::Hasher::default()),
             client_slots: Cache::builder()
                 .max_capacity(10_000)
                 .time_to_idle(idle)
-                .build(),
+                .build_with_hasher(crate::cache::Hasher::default()),
             partner_slots: Cache::builder()
                 .max_capacity(200_000)
                 .time_to_idle(idle)
-                .build(),
+                .build_with_hasher(crate::cache::Hasher::default()),
             share_slots: Cache::builder()
                 .max_capacity(200_000)
                 .time_to_idle(idle)
-                .build(),
+                .build_with_hasher(crate::cache::Hasher::default()),
             settings,
             recorder,
         })
@@ -260,28 +259,19 @@ impl Proxy {
 
     /// Takes a concurrency slot for the client, for its share of the partner, and for the
     /// partner, or fails at once.
-    pub async fn admit(&self, client: Uuid, partner: Uuid) -> Result<CallPermits, ProxyError> {
+    pub fn admit(&self, client: Uuid, partner: Uuid) -> Result<CallPermits, ProxyError> {
         let per_client = self.settings.client_concurrency;
         let per_partner = self.settings.partner_concurrency;
         let share = self.client_share();
         let share_slots = self
             .share_slots
-            .get_with(
-                (client, partner),
-                async move { Arc::new(Semaphore::new(share)) },
-            )
-            .await;
+            .get_with((client, partner), || Arc::new(Semaphore::new(share)));
         let client_slots = self
             .client_slots
-            .get_with(client, async move { Arc::new(Semaphore::new(per_client)) })
-            .await;
+            .get_with(client, || Arc::new(Semaphore::new(per_client)));
         let partner_slots = self
             .partner_slots
-            .get_with(
-                partner,
-                async move { Arc::new(Semaphore::new(per_partner)) },
-            )
-            .await;
+            .get_with(partner, || Arc::new(Semaphore::new(per_partner)));
         let client = client_slots
             .try_acquire_owned()
             .map_err(|_| ProxyError::Busy)?;
@@ -315,7 +305,7 @@ impl Proxy {
         let raw_rest = request.uri().path().get(rest_at..).unwrap_or("");
         let rest = path::normalize(raw_rest)?;
         path::check_api_version(&rest, upstream.api_versions())?;
-        let permits = self.admit(client_id, partner.id).await?;
+        let permits = self.admit(client_id, partner.id)?;
         let uri = path::join(self.base(upstream), &rest, request.uri().query())?;
         let (parts, body) = request.into_parts();
         let consent_for = consented_customer(upstream, &parts.method, &rest);
@@ -402,7 +392,7 @@ impl Proxy {
             request.customer,
             request.upstream,
         );
-        if let Some(until) = self.throttled_until.get(&throttle_key).await {
+        if let Some(until) = self.throttled_until.get(&throttle_key) {
             let wait = until.saturating_duration_since(Instant::now());
             if !wait.is_zero() {
                 if wait > request.budget {
@@ -419,18 +409,27 @@ impl Proxy {
             authority_tenant: request.customer.unwrap_or(request.partner.tenant_id),
             resource: request.upstream.resource(),
         };
-        let mut headers = headers::request_headers(&request.headers);
-        headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
+        let filtered = headers::request_headers(&request.headers);
         // The same MS-RequestId on every attempt lets Partner Center de-duplicate retries.
-        for name in [headers::MS_REQUEST_ID, headers::MS_CORRELATION_ID] {
-            if !headers.contains_key(&name) {
-                let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
-                let id = Uuid::new_v4().hyphenated().encode_lower(&mut text);
-                if let Ok(value) = HeaderValue::from_str(id) {
-                    headers.insert(name, value);
-                }
+        let ids: Vec<(HeaderName, HeaderValue)> =
+            [headers::MS_REQUEST_ID, headers::MS_CORRELATION_ID]
+                .into_iter()
+                .filter(|name| !filtered.contains_key(name))
+                .filter_map(|name| {
+                    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+                    let id = Uuid::new_v4().hyphenated().encode_lower(&mut text);
+                    HeaderValue::from_str(id).ok().map(|value| (name, value))
+                })
+                .collect();
+        let complete = |mut headers: HeaderMap| {
+            headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
+            for (name, value) in &ids {
+                headers.insert(name.clone(), value.clone());
             }
-        }
+            headers
+        };
+        // A retry builds its headers again rather than every attempt copying them.
+        let mut first_headers = Some(complete(filtered));
         let idempotent = matches!(
             request.method,
             Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
@@ -452,9 +451,11 @@ impl Proxy {
             let mut call = axum::http::Request::new(body);
             *call.method_mut() = request.method.clone();
             *call.uri_mut() = uri.clone();
-            *call.headers_mut() = headers.clone();
+            *call.headers_mut() = first_headers
+                .take()
+                .unwrap_or_else(|| complete(headers::request_headers(&request.headers)));
             call.headers_mut()
-                .insert(header::AUTHORIZATION, bearer(token.secret.expose_secret()));
+                .insert(header::AUTHORIZATION, token.bearer());
             let now = tokio::time::Instant::now();
             let deadline = now + self.settings.total_timeout;
             let first_byte = now + self.settings.first_byte_timeout;
@@ -485,7 +486,7 @@ impl Proxy {
             {
                 // Microsoft refused a token we believed valid (clock skew, revocation): drop it
                 // everywhere and try once with a new one.
-                self.broker.forget(key).await;
+                Box::pin(self.broker.forget(key)).await;
                 refreshed_after_401 = true;
                 continue;
             }
@@ -497,8 +498,7 @@ impl Proxy {
                     .max(1);
                 let wait = Duration::from_secs(retry_after);
                 self.throttled_until
-                    .insert(throttle_key, Instant::now() + wait)
-                    .await;
+                    .insert(throttle_key, Instant::now() + wait);
                 if replayable
                     && idempotent
                     && wait <= remaining
@@ -546,16 +546,6 @@ fn consented_customer(upstream: Upstream, method: &Method, path: &str) -> Option
 
 /// samgate's `User-Agent` towards Microsoft (as on its own calls).
 const USER_AGENT: &str = concat!("samgate/", env!("CARGO_PKG_VERSION"));
-
-/// `Authorization: Bearer …`, marked sensitive so HTTP/2's HPACK never indexes it; the text it is
-/// built in is wiped.
-fn bearer(token: &str) -> HeaderValue {
-    let text = zeroize::Zeroizing::new(format!("Bearer {token}"));
-    let mut value =
-        HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("Bearer invalid"));
-    value.set_sensitive(true);
-    value
-}
 
 fn invalid_token(headers: &HeaderMap) -> bool {
     headers
@@ -629,7 +619,7 @@ mod tests {
         let proxy = proxy(8);
         let (greedy, polite, partner) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
         let mut held = Vec::new();
-        while let Ok(permits) = proxy.admit(greedy, partner).await {
+        while let Ok(permits) = proxy.admit(greedy, partner) {
             held.push(permits);
         }
         assert_eq!(held.len(), 4, "the greedy client holds its share only");
@@ -638,15 +628,14 @@ mod tests {
             polite_held.push(
                 proxy
                     .admit(polite, partner)
-                    .await
                     .expect("room for another client"),
             );
         }
         assert!(
-            proxy.admit(Uuid::new_v4(), partner).await.is_err(),
+            proxy.admit(Uuid::new_v4(), partner).is_err(),
             "the partner is full"
         );
         drop(held);
-        assert!(proxy.admit(greedy, partner).await.is_ok());
+        assert!(proxy.admit(greedy, partner).is_ok());
     }
 }

@@ -39,33 +39,39 @@ pub fn normalize(raw: &str) -> Result<String, PathError> {
     {
         return Err(PathError::Escapes);
     }
-    let lowered = raw.to_ascii_lowercase();
     // Encoded '/', '\', '.', '%' (double encoding) and NUL never appear in legitimate Partner
     // Center or Graph paths; refusing them closes every decode-then-escape trick.
-    for encoded in ["%2f", "%5c", "%2e", "%25", "%00"] {
-        if lowered.contains(encoded) {
-            return Err(PathError::Escapes);
+    let bytes = raw.as_bytes();
+    for at in memchr::memchr_iter(b'%', bytes) {
+        if let Some(&[high, low]) = bytes.get(at + 1..at + 3) {
+            let code = [high.to_ascii_lowercase(), low.to_ascii_lowercase()];
+            if matches!(&code, b"2f" | b"5c" | b"2e" | b"25" | b"00") {
+                return Err(PathError::Escapes);
+            }
         }
     }
-    if lowered.contains("://") || lowered.starts_with('/') {
+    if memchr::memmem::find(bytes, b"://").is_some() || raw.starts_with('/') {
         return Err(PathError::Escapes);
     }
     // Empty segments are dropped: Microsoft's Python Graph SDK (kiota-http with an httpx base URL
     // that ends in `/`) asks for `v1.0//users`, which means `v1.0/users`. An empty segment cannot
     // climb, so dropping it changes nothing else.
-    let mut segments = Vec::new();
+    let mut path = String::with_capacity(raw.len());
     for segment in raw.split('/') {
         if segment == "." || segment == ".." {
             return Err(PathError::Escapes);
         }
         if !segment.is_empty() {
-            segments.push(segment);
+            if !path.is_empty() {
+                path.push('/');
+            }
+            path.push_str(segment);
         }
     }
-    if segments.is_empty() {
+    if path.is_empty() {
         return Err(PathError::Empty);
     }
-    Ok(segments.join("/"))
+    Ok(path)
 }
 
 /// Partner Center's REST API lives under `v1/`, Graph's under `v1.0/` and `beta/`: a path
@@ -192,6 +198,10 @@ mod tests {
             "v1/%2E%2e/x",
             "v1%2fcustomers",
             "v1/%5c..",
+            "v1/%5C..",
+            "v1/x%2F",
+            "v1/%25",
+            "v1/a:b://c",
             "v1\\..\\x",
             "v1/%252e%252e/x",
             "https://evil.example/x",

@@ -116,9 +116,7 @@ where
             });
             let headers = response.headers_mut();
             for (name, value) in &edge.headers {
-                if !headers.contains_key(name) {
-                    headers.insert(name.clone(), value.clone());
-                }
+                headers.entry(name.clone()).or_insert_with(|| value.clone());
             }
             if let Some(id) = request_id
                 && !headers.contains_key(&REQUEST_ID)

@@ -22,7 +22,10 @@ pub(super) fn is_plain_request_id(value: &HeaderValue) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
-/// One span per request, named by the route template, never the raw URI.
+/// One span per request, named by the route template, never the raw URI. Its three values are
+/// written as they are (`%`, their `Display`), not escaped as any text would be: a route template, a method
+/// token and a plain request id hold no quote, space or control character (escaping them was a
+/// tenth of the proxy's per-request instructions, BENCHMARKS.md).
 pub fn make_request_span<B>(request: &axum::http::Request<B>) -> Span {
     let route = request
         .extensions()
@@ -31,13 +34,14 @@ pub fn make_request_span<B>(request: &axum::http::Request<B>) -> Span {
     let request_id = request
         .headers()
         .get(REQUEST_ID)
+        .filter(|v| is_plain_request_id(v))
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     tracing::info_span!(
         "http.request",
-        http.method = %request.method(),
-        http.route = route,
-        request.id = request_id,
+        http.method = %request.method().as_str(),
+        http.route = %route,
+        request.id = %request_id,
         http.status = tracing::field::Empty,
     )
 }

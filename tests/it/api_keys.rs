@@ -49,7 +49,7 @@ impl TestApp {
         (record.id, key)
     }
 
-    async fn verify(&self, key: &str) -> Result<Principal, KeyRejection> {
+    async fn verify(&self, key: &str) -> Result<std::sync::Arc<Principal>, KeyRejection> {
         self.app.api_keys.verify(key, self.app.clock.now()).await
     }
 

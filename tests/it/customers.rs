@@ -23,8 +23,14 @@ async fn get(app: &TestApp, key: &str, path: &str) -> reqwest::Response {
         .expect("call")
 }
 
+/// The answer's body; its `message`, when it has one, must read as prose for a person (no run
+/// of spaces left in it by a string broken over lines without a `\` in the source).
 async fn json(response: reqwest::Response) -> serde_json::Value {
-    response.json().await.expect("json body")
+    let body: serde_json::Value = response.json().await.expect("json body");
+    if let Some(message) = body["message"].as_str() {
+        assert!(!message.contains("  "), "a run of spaces in {message:?}");
+    }
+    body
 }
 
 async fn partner_status(app: &TestApp, key: &str) -> String {

@@ -190,7 +190,7 @@ impl ApiRoute {
 
 /// A backend service authenticated by its API key.
 #[derive(Debug, Clone)]
-pub struct ApiCaller(pub Principal);
+pub struct ApiCaller(pub std::sync::Arc<Principal>);
 
 impl FromRequestParts<AppState> for ApiCaller {
     type Rejection = ApiError;
@@ -247,7 +247,7 @@ impl FromRequestParts<AppState> for ApiCaller {
 #[derive(Debug, Clone)]
 pub struct ScopedPartner {
     /// The caller.
-    pub principal: Principal,
+    pub principal: std::sync::Arc<Principal>,
     /// The partner.
     pub partner: std::sync::Arc<crate::partners::PartnerInfo>,
 }

@@ -184,7 +184,7 @@ struct Target {
 
 /// The call, proven: who calls, for which partner and customer, within which budget.
 struct Admitted {
-    principal: crate::api_keys::Principal,
+    principal: std::sync::Arc<crate::api_keys::Principal>,
     partner: std::sync::Arc<PartnerInfo>,
     customer: Option<Uuid>,
     budget: Duration,
@@ -213,16 +213,17 @@ fn matched_route(request: &Request) -> Result<(std::sync::Arc<str>, usize), ApiE
         .get::<MatchedPath>()
         .ok_or_else(missing)?
         .as_str();
-    // Segments before `{*path}` (the empty piece before the leading `/` counts).
-    let skip = route
-        .split('/')
-        .position(|piece| piece.starts_with("{*"))
-        .ok_or_else(missing)?;
+    // The upstream path begins after as many slashes of the request's path as the template has
+    // before `{*path}` (path parameters hold no slash).
+    let wildcard = route.find("/{*").ok_or_else(missing)?;
+    let slashes = route.as_bytes()[..=wildcard]
+        .iter()
+        .filter(|&&b| b == b'/')
+        .count();
     let path = request.uri().path();
-    let rest_at = path
-        .match_indices('/')
-        .nth(skip - 1)
-        .map_or(path.len(), |(at, _)| at + 1);
+    let rest_at = memchr::memchr_iter(b'/', path.as_bytes())
+        .nth(slashes - 1)
+        .map_or(path.len(), |at| at + 1);
     Ok((std::sync::Arc::from(route), rest_at))
 }
 
@@ -443,7 +444,9 @@ async fn check_customer(
             Err(ApiError::new(
                 ApiErrorCode::CustomerAccessDenied,
                 format!(
-                    "{} has no delegated access to this customer: {why}. In Partner Center, the                      partner must give its users an active GDAP relationship with roles for this                      customer; samgate sees it at the next customer sync.",
+                    "{} has no delegated access to this customer: {why}. In Partner Center, the \
+                     partner must give its users an active GDAP relationship with roles for this \
+                     customer; samgate sees it at the next customer sync.",
                     partner.display_name
                 ),
             ))
@@ -451,7 +454,9 @@ async fn check_customer(
         Gate::Unknown => Err(ApiError::new(
             ApiErrorCode::CustomerNotFound,
             format!(
-                "{customer} is not a customer of {} (not in Partner Center's customer list nor in                  its GDAP relationships when samgate last read them). Check the id; a new customer                  appears after the next customer sync (POST /api/v1/partners/{}/customers/sync).",
+                "{customer} is not a customer of {} (not in Partner Center's customer list nor in \
+                 its GDAP relationships when samgate last read them). Check the id; a new customer \
+                 appears after the next customer sync (POST /api/v1/partners/{}/customers/sync).",
                 partner.display_name, partner.tenant_id
             ),
         )),
@@ -584,12 +589,15 @@ async fn stream_back(upstream: Upstream, proxied: Proxied, target: &LinkTarget<'
     let Proxied { response, permits } = proxied;
     let (parts, mut body) = response.into_parts();
     let status = parts.status;
-    let headers = crate::proxy::headers::response_headers(&parts.headers);
     let is_json = parts
         .headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.to_ascii_lowercase().contains("json"));
+        .is_some_and(|v| {
+            v.as_bytes()
+                .windows(4)
+                .any(|w| w.eq_ignore_ascii_case(b"json"))
+        });
     let fits = body
         .size_hint()
         .exact()
@@ -601,6 +609,7 @@ async fn stream_back(upstream: Upstream, proxied: Proxied, target: &LinkTarget<'
         .get(axum::http::header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
         .is_none_or(|v| v.trim().eq_ignore_ascii_case("identity"));
+    let headers = crate::proxy::headers::response_headers(parts.headers);
     if is_json && !identity {
         metrics::counter!("samgate_proxy_links_unrewritten_total", "upstream" => upstream.as_str())
             .increment(1);
