@@ -139,8 +139,8 @@ pub fn rewrite(body: &[u8], target: &LinkTarget<'_>) -> Option<Vec<u8>> {
     let mut copied = 0;
     for Splice { raw, link } in splices {
         // Every value borrows `text`, in order: its offset is where its bytes start.
-        let at = raw.get().as_ptr() as usize - text.as_ptr() as usize;
-        if at < copied {
+        let at = (raw.get().as_ptr() as usize).checked_sub(text.as_ptr() as usize)?;
+        if at < copied || at + raw.get().len() > body.len() {
             return None;
         }
         out.extend_from_slice(&body[copied..at]);
