@@ -16,7 +16,8 @@ use uuid::Uuid;
 use crate::identity::errors::{self, TokenErrorBody};
 use crate::identity::{KeySet, access_token_amr};
 use crate::partner_center::{self, PartnerCenterErrorBody};
-use crate::proxy::{headers, path};
+use crate::proxy::links::{LinkTarget, rewrite};
+use crate::proxy::{Upstream, headers, path};
 use crate::vault::{KeyEncryptionKey, KeyRing, LocalKek, SealContext, Vault};
 use crate::web::consent::CallbackParams;
 
@@ -31,6 +32,7 @@ pub const TARGETS: &[(&str, FuzzTarget)] = &[
     ("oauth_callback", oauth_callback),
     ("id_token", id_token),
     ("error_bodies", error_bodies),
+    ("proxy_links", proxy_links),
 ];
 
 /// Runs `f` to completion on a per-thread current-thread runtime (fuzz targets are synchronous).
@@ -522,4 +524,58 @@ pub fn error_bodies(data: &[u8]) {
         other => panic!("unexpected Partner Center error kind: {other:?}"),
     }
     let _ = partner_center::is_continuation_token(&String::from_utf8_lossy(body));
+}
+
+/// Paging links in a proxied answer (`proxy::links::rewrite`), read by a streaming parser that is
+/// not the one the rest of samgate uses. Input: any body. Invariants: a body is rewritten only
+/// when serde_json accepts it as JSON, the rewrite is JSON, every link it wrote is on the samgate
+/// route, and putting the original link strings back gives the original document.
+pub fn proxy_links(data: &[u8]) {
+    const ROUTE: &str = "https://samgate.example/api/v1/partners/p/x";
+    let partner_center = url::Url::parse("https://api.partnercenter.microsoft.com").expect("fixed");
+    let graph = url::Url::parse("https://graph.microsoft.com").expect("fixed");
+    for (upstream, base) in [
+        (Upstream::PartnerCenter, &partner_center),
+        (Upstream::Graph, &graph),
+    ] {
+        let target = LinkTarget {
+            upstream,
+            upstream_base: base,
+            route: ROUTE,
+        };
+        let Some(out) = rewrite(data, &target) else {
+            continue;
+        };
+        let before: serde_json::Value =
+            serde_json::from_slice(data).expect("rewrote a body serde_json rejects");
+        let mut after: serde_json::Value =
+            serde_json::from_slice(&out).expect("the rewrite is not JSON");
+        let restore = |link: &mut serde_json::Value, original: &serde_json::Value| {
+            if link != original {
+                let text = link.as_str().expect("a link became a non-string");
+                assert!(text.starts_with(ROUTE), "a link left the route: {text}");
+                *link = original.clone();
+            }
+        };
+        let object = after.as_object_mut().expect("rewrote a non-object");
+        match upstream {
+            Upstream::PartnerCenter => {
+                if let Some(links) = object.get_mut("links").and_then(|l| l.as_object_mut()) {
+                    for (name, link) in links {
+                        if let Some(uri) = link.get_mut("uri") {
+                            restore(uri, &before["links"][name.as_str()]["uri"]);
+                        }
+                    }
+                }
+            }
+            Upstream::Graph => {
+                for (name, link) in object.iter_mut() {
+                    if name.ends_with("@odata.nextLink") || name.ends_with("@odata.deltaLink") {
+                        restore(link, &before[name.as_str()]);
+                    }
+                }
+            }
+        }
+        assert_eq!(before, after, "a rewrite changed more than links");
+    }
 }

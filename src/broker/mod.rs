@@ -179,6 +179,26 @@ pub struct Broker {
     memory: RefusalMemory,
     partner_center_scope: String,
     graph_scope: String,
+    cache_counters: Arc<CacheCounters>,
+}
+
+/// `samgate_token_cache_total` by result, registered once (the recorder is installed before the
+/// broker is built, `App::build`).
+struct CacheCounters {
+    hit: metrics::Counter,
+    miss: metrics::Counter,
+    remembered_refusal: metrics::Counter,
+}
+
+impl CacheCounters {
+    fn register() -> Self {
+        let counter = |result: &'static str| metrics::counter!("samgate_token_cache_total", "result" => result);
+        Self {
+            hit: counter("hit"),
+            miss: counter("miss"),
+            remembered_refusal: counter("remembered_refusal"),
+        }
+    }
 }
 
 /// What the broker asks Microsoft for, and how long it remembers refusals.
@@ -256,6 +276,7 @@ impl Broker {
                 partner_center_resource.trim_end_matches('/')
             ),
             graph_scope: format!("{}/.default", graph_resource.trim_end_matches('/')),
+            cache_counters: Arc::new(CacheCounters::register()),
         }
     }
 
@@ -282,8 +303,7 @@ impl Broker {
         if left.is_zero() {
             return None;
         }
-        metrics::counter!("samgate_token_cache_total", "result" => "remembered_refusal")
-            .increment(1);
+        self.cache_counters.remembered_refusal.increment(1);
         let mut refusal = remembered.refusal;
         refusal.retry_after = left.as_secs().max(1);
         Some(BrokerError::Customer(Box::new(refusal)))
@@ -305,10 +325,10 @@ impl Broker {
         if let Some(token) = slot.read().await.as_ref()
             && self.is_fresh(token)
         {
-            metrics::counter!("samgate_token_cache_total", "result" => "hit").increment(1);
+            self.cache_counters.hit.increment(1);
             return Ok(token.clone());
         }
-        metrics::counter!("samgate_token_cache_total", "result" => "miss").increment(1);
+        self.cache_counters.miss.increment(1);
         let mut guard = slot.write().await;
         // Whoever held the lock before us may have refreshed already, or been refused.
         if let Some(token) = guard.as_ref()

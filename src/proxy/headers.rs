@@ -110,8 +110,16 @@ pub fn request_headers(headers: &HeaderMap) -> HeaderMap {
     out
 }
 
+/// How many headers samgate may add to a proxied answer: the edge's security headers (seven with
+/// HSTS, `web::router`), `x-request-id`, `content-length`, and one to spare.
+const ADDED_ON_THE_WAY_BACK: usize = 10;
+
 /// Microsoft's headers that may go back to the caller (filtered in place: most of them pass).
+///
+/// Room is made once for what samgate adds on the way back (the edge's security headers, the
+/// request id, a content length), instead of the map growing, and rehashing, as they arrive.
 pub fn response_headers(mut upstream: HeaderMap) -> HeaderMap {
+    upstream.reserve(ADDED_ON_THE_WAY_BACK);
     let connection = listed_in_connection(&upstream);
     let stay: Vec<HeaderName> = upstream
         .keys()

@@ -185,7 +185,12 @@ pub struct Proxy {
     /// One client's share of one partner's slots, so a single client cannot starve the others.
     share_slots: Cache<(Uuid, Uuid), Arc<Semaphore>, crate::cache::Hasher>,
     recorder: CallRecorder,
+    /// `samgate_proxy_upstream_duration_seconds` and `samgate_proxy_upstream_responses_total`.
+    upstream_series: Arc<UpstreamSeries>,
 }
+
+type UpstreamSeries =
+    crate::telemetry::Series<(Upstream, u16), (metrics::Histogram, metrics::Counter)>;
 
 impl std::fmt::Debug for Proxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -238,6 +243,7 @@ impl Proxy {
                 .build_with_hasher(crate::cache::Hasher::default()),
             settings,
             recorder,
+            upstream_series: Arc::default(),
         })
     }
 
@@ -332,11 +338,20 @@ impl Proxy {
                 .forget_refusals(partner.tenant_id, customer)
                 .await;
         }
-        let label = crate::telemetry::status_label(status);
-        metrics::histogram!("samgate_proxy_upstream_duration_seconds", "upstream" => upstream.as_str(), "status" => label)
-            .record(started.elapsed().as_secs_f64());
-        metrics::counter!("samgate_proxy_upstream_responses_total", "upstream" => upstream.as_str(), "status" => label)
-            .increment(1);
+        self.upstream_series.with(
+            (upstream, status),
+            || {
+                let label = crate::telemetry::status_label(status);
+                (
+                    metrics::histogram!("samgate_proxy_upstream_duration_seconds", "upstream" => upstream.as_str(), "status" => label),
+                    metrics::counter!("samgate_proxy_upstream_responses_total", "upstream" => upstream.as_str(), "status" => label),
+                )
+            },
+            |(duration, responses)| {
+                duration.record(started.elapsed().as_secs_f64());
+                responses.increment(1);
+            },
+        );
         Ok(Proxied { response, permits })
     }
 

@@ -14,6 +14,7 @@ use axum::routing::get;
 use metrics::{Counter, Histogram};
 
 use crate::app::AppState;
+use crate::cache::Hasher;
 use crate::telemetry;
 
 /// `GET /metrics`.
@@ -27,13 +28,13 @@ pub fn router() -> Router<AppState> {
 /// The sets are bounded: route templates, seven methods and `other`, statuses 100 to 999.
 #[derive(Default)]
 pub struct HttpMetrics {
-    routes: RwLock<HashMap<String, RouteSeries>>,
+    routes: RwLock<HashMap<String, RouteSeries, Hasher>>,
 }
 
 #[derive(Default)]
 struct RouteSeries {
-    requests: HashMap<(&'static str, u16), Counter>,
-    durations: HashMap<&'static str, Histogram>,
+    requests: HashMap<(&'static str, u16), Counter, Hasher>,
+    durations: HashMap<&'static str, Histogram, Hasher>,
 }
 
 impl HttpMetrics {
