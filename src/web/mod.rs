@@ -74,8 +74,10 @@ pub fn router(state: AppState) -> Router {
     // The proxy streams large bodies for minutes: its own limit, its own timeouts (in `proxy`).
     let api = api::router()
         .layer(RequestBodyLimitLayer::new(proxy_max_body))
-        .layer(axum::middleware::map_response(
-            move |response: Response| async move { json_body_limit(response, proxy_max_body) },
+        // tower's `MapResponse`, not axum's `middleware::map_response`: the latter clones the
+        // inner service and boxes a future on every request, for a check that needs neither.
+        .layer(tower::util::MapResponseLayer::new(
+            move |response: Response| json_body_limit(response, proxy_max_body),
         ));
 
     let mut headers = security_headers(&authority_origin);
