@@ -220,7 +220,12 @@ impl<'de> Visitor<'de> for Links<'_, '_, '_> {
     }
     fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<(), M::Error> {
         while map.next_key::<IgnoredAny>()?.is_some() {
-            map.next_value_seed(Link(&mut *self.0))?;
+            // Each link is read on its own, so a member that is no link — not an object, or a
+            // number serde_json can skip but not hold (`1e400`) — cannot keep the others from
+            // being rewritten.
+            let raw: &'de RawValue = map.next_value()?;
+            let mut link = serde_json::Deserializer::from_str(raw.get());
+            let _ = serde::Deserializer::deserialize_any(&mut link, Link(&mut *self.0));
         }
         Ok(())
     }
@@ -229,13 +234,6 @@ impl<'de> Visitor<'de> for Links<'_, '_, '_> {
 
 /// One Partner Center link: its `uri` is read, everything else skipped.
 struct Link<'f, 't, 'a>(&'f mut Found<'t, 'a>);
-
-impl<'de> DeserializeSeed<'de> for Link<'_, '_, '_> {
-    type Value = ();
-    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
 
 impl<'de> Visitor<'de> for Link<'_, '_, '_> {
     type Value = ();
@@ -555,6 +553,19 @@ mod tests {
         assert_eq!(value["links"]["c"]["uri"], 5);
         assert_eq!(value["links"]["d"]["uri"]["uri"], "/z");
         assert_eq!(value["links2"]["next"]["uri"], "/w");
+    }
+
+    #[test]
+    fn a_number_serde_json_cannot_hold_beside_a_link_does_not_stop_the_rewrite() {
+        let base = Url::parse("https://api.partnercenter.microsoft.com").expect("url");
+        let route = "https://samgate.example/api/v1/partners/p/partner-center";
+        let target = partner_center_target(&base, route);
+        let body = br#"{"n":1e400,"links":{"e":1e400,"f":{"x":1e400,"uri":"/v"},"next":{"uri":"/customers"}}}"#;
+        let out = rewrite(body, &target).expect("links changed");
+        let expected = format!(
+            r#"{{"n":1e400,"links":{{"e":1e400,"f":{{"x":1e400,"uri":"{route}/v1/v"}},"next":{{"uri":"{route}/v1/customers"}}}}}}"#
+        );
+        assert_eq!(String::from_utf8(out).expect("utf-8"), expected);
     }
 
     proptest::proptest! {
