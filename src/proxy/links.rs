@@ -104,11 +104,25 @@ impl Member {
 }
 
 /// Every link of the top-level object `text` that points into the upstream, with where it sits.
+///
+/// A link's members are read as values (`deserialize_any`), so a number serde_json can skip but
+/// not hold (`1e400`) beside or inside one fails the pass. Such a body, or one that is not JSON,
+/// is read a second time with each link parsed on its own, so a member that is no link cannot keep
+/// the real ones pointing at Microsoft; the common body pays for one pass only.
 fn find_links(text: &str, target: &LinkTarget<'_>) -> serde_json::Result<Vec<Splice>> {
+    find_links_once(text, target, false).or_else(|_| find_links_once(text, target, true))
+}
+
+fn find_links_once(
+    text: &str,
+    target: &LinkTarget<'_>,
+    each_link_alone: bool,
+) -> serde_json::Result<Vec<Splice>> {
     let mut deserializer = serde_json::Deserializer::from_str(text);
     let mut found = Found {
         text,
         target,
+        each_link_alone,
         splices: Vec::new(),
     };
     serde::Deserializer::deserialize_map(&mut deserializer, TopLevel(&mut found))?;
@@ -120,6 +134,8 @@ fn find_links(text: &str, target: &LinkTarget<'_>) -> serde_json::Result<Vec<Spl
 struct Found<'t, 'a> {
     text: &'t str,
     target: &'a LinkTarget<'a>,
+    /// Whether each Partner Center link is parsed on its own (see [`find_links`]).
+    each_link_alone: bool,
     splices: Vec<Splice>,
 }
 
@@ -220,12 +236,13 @@ impl<'de> Visitor<'de> for Links<'_, '_, '_> {
     }
     fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<(), M::Error> {
         while map.next_key::<IgnoredAny>()?.is_some() {
-            // Each link is read on its own, so a member that is no link — not an object, or a
-            // number serde_json can skip but not hold (`1e400`) — cannot keep the others from
-            // being rewritten.
-            let raw: &'de RawValue = map.next_value()?;
-            let mut link = serde_json::Deserializer::from_str(raw.get());
-            let _ = serde::Deserializer::deserialize_any(&mut link, Link(&mut *self.0));
+            if self.0.each_link_alone {
+                let raw: &'de RawValue = map.next_value()?;
+                let mut link = serde_json::Deserializer::from_str(raw.get());
+                let _ = serde::Deserializer::deserialize_any(&mut link, Link(&mut *self.0));
+            } else {
+                map.next_value_seed(Link(&mut *self.0))?;
+            }
         }
         Ok(())
     }
@@ -234,6 +251,13 @@ impl<'de> Visitor<'de> for Links<'_, '_, '_> {
 
 /// One Partner Center link: its `uri` is read, everything else skipped.
 struct Link<'f, 't, 'a>(&'f mut Found<'t, 'a>);
+
+impl<'de> DeserializeSeed<'de> for Link<'_, '_, '_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
 
 impl<'de> Visitor<'de> for Link<'_, '_, '_> {
     type Value = ();
