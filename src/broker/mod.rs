@@ -179,11 +179,12 @@ pub struct Broker {
     memory: RefusalMemory,
     partner_center_scope: String,
     graph_scope: String,
-    cache_counters: Arc<CacheCounters>,
+    cache_counters: CacheCounters,
 }
 
 /// `samgate_token_cache_total` by result, registered once (the recorder is installed before the
-/// broker is built, `App::build`).
+/// broker is built, `App::build`). Handles share their series: a clone counts into the same one.
+#[derive(Clone)]
 struct CacheCounters {
     hit: metrics::Counter,
     miss: metrics::Counter,
@@ -276,7 +277,7 @@ impl Broker {
                 partner_center_resource.trim_end_matches('/')
             ),
             graph_scope: format!("{}/.default", graph_resource.trim_end_matches('/')),
-            cache_counters: Arc::new(CacheCounters::register()),
+            cache_counters: CacheCounters::register(),
         }
     }
 

@@ -121,12 +121,12 @@ const ADDED_ON_THE_WAY_BACK: usize = 10;
 pub fn response_headers(mut upstream: HeaderMap) -> HeaderMap {
     upstream.reserve(ADDED_ON_THE_WAY_BACK);
     let connection = listed_in_connection(&upstream);
-    let stay: Vec<HeaderName> = upstream
+    let dropped: Vec<HeaderName> = upstream
         .keys()
         .filter(|name| denied(name.as_str(), RESPONSE_DENY, &connection))
         .cloned()
         .collect();
-    for name in &stay {
+    for name in &dropped {
         upstream.remove(name);
     }
     upstream

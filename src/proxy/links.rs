@@ -193,6 +193,16 @@ macro_rules! any_other_value_is_skipped {
     };
 }
 
+/// The next value, whatever its type, read by the visitor `V` (which skips what is no link).
+struct AnyValue<V>(V);
+
+impl<'de, V: Visitor<'de, Value = ()>> DeserializeSeed<'de> for AnyValue<V> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self.0)
+    }
+}
+
 /// The top-level object: links are read, every other member skipped without being built.
 struct TopLevel<'f, 't, 'a>(&'f mut Found<'t, 'a>);
 
@@ -209,7 +219,7 @@ impl<'de> Visitor<'de> for TopLevel<'_, '_, '_> {
                     let raw: &'de RawValue = map.next_value()?;
                     self.0.link(raw, graph_link);
                 }
-                Member::PartnerCenterLinks => map.next_value_seed(Links(&mut *self.0))?,
+                Member::PartnerCenterLinks => map.next_value_seed(AnyValue(Links(&mut *self.0)))?,
                 Member::Other => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -221,13 +231,6 @@ impl<'de> Visitor<'de> for TopLevel<'_, '_, '_> {
 
 /// Partner Center's `links` object: each member that is an object is a link.
 struct Links<'f, 't, 'a>(&'f mut Found<'t, 'a>);
-
-impl<'de> DeserializeSeed<'de> for Links<'_, '_, '_> {
-    type Value = ();
-    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
 
 impl<'de> Visitor<'de> for Links<'_, '_, '_> {
     type Value = ();
@@ -241,7 +244,7 @@ impl<'de> Visitor<'de> for Links<'_, '_, '_> {
                 let mut link = serde_json::Deserializer::from_str(raw.get());
                 let _ = serde::Deserializer::deserialize_any(&mut link, Link(&mut *self.0));
             } else {
-                map.next_value_seed(Link(&mut *self.0))?;
+                map.next_value_seed(AnyValue(Link(&mut *self.0)))?;
             }
         }
         Ok(())
@@ -251,13 +254,6 @@ impl<'de> Visitor<'de> for Links<'_, '_, '_> {
 
 /// One Partner Center link: its `uri` is read, everything else skipped.
 struct Link<'f, 't, 'a>(&'f mut Found<'t, 'a>);
-
-impl<'de> DeserializeSeed<'de> for Link<'_, '_, '_> {
-    type Value = ();
-    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
 
 impl<'de> Visitor<'de> for Link<'_, '_, '_> {
     type Value = ();
